@@ -1,0 +1,197 @@
+//! Builds the application in dependency order and runs it until stopped.
+//!
+//! store → hashing pool → shards → token keys/signer/cache/gate → rate
+//! limits → metrics → HTTP. Binding happens here, so tests ask for port 0 and
+//! read the real port back. Shutdown (SIGINT/SIGTERM, or a handle's `stop`)
+//! lets in-flight requests finish, stops the shards, then flushes the store.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::auth::{AuthPolicy, AuthService};
+use crate::clock::SharedClock;
+use crate::hashing::HashingPool;
+use crate::http::{self, ApiError, AppState};
+use crate::ratelimit::RateLimits;
+use crate::settings::{Settings, StoreSetting};
+use crate::shards::{ShardPolicy, ShardRouter};
+use crate::store::Store;
+use crate::store::embedded::EmbeddedStore;
+use crate::telemetry;
+use crate::token::{AccessGate, KeyRing, TokenCache, TokenSigner};
+
+/// How often expired cache entries, idle rate-limit keys and expired
+/// sessions are swept, and the key directory re-read.
+const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(30);
+const STORE_SWEEP_EVERY: Duration = Duration::from_secs(600);
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Application {
+    port: u16,
+    public_url: String,
+    server: Server,
+    shards: Arc<ShardRouter>,
+    store: Arc<dyn Store>,
+    tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+}
+
+fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    match &settings.store {
+        StoreSetting::Embedded => {
+            let store = EmbeddedStore::open(&settings.data_dir)
+                .with_context(|| format!("opening the embedded store in {}", settings.data_dir.display()))?;
+            Ok(Arc::new(store))
+        }
+        StoreSetting::Cql { .. } => anyhow::bail!("PORTCULLIS_STORE: the cql backend is not part of this build yet"),
+    }
+}
+
+impl Application {
+    /// Builds everything and binds the listener. Must run inside an actix `System`.
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let store = open_store(&settings)?;
+        let hashing =
+            HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost)
+                .context("starting the hashing pool")?;
+        let shard_policy = ShardPolicy {
+            refresh_ttl: settings.refresh_ttl,
+            lockout_threshold: settings.lockout_threshold,
+            lockout_base: settings.lockout_base,
+        };
+        let shards = Arc::new(ShardRouter::start(
+            settings.shards,
+            settings.shard_mailbox,
+            settings.request_timeout,
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            shard_policy,
+        ));
+
+        let listener = TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
+        let issuer = settings.issuer.clone().unwrap_or_else(|| public_url.clone());
+
+        let keys = Arc::new(KeyRing::open(&settings.data_dir, clock.now()).context("loading signing keys")?);
+        let signer = Arc::new(TokenSigner::new(Arc::clone(&keys), issuer, settings.access_ttl));
+        let cache = Arc::new(TokenCache::new(settings.token_cache_capacity));
+        let gate =
+            Arc::new(AccessGate::new(Arc::clone(&signer), Arc::clone(&cache), Arc::clone(&store), Arc::clone(&clock)));
+        let auth_policy =
+            AuthPolicy { refresh_ttl: settings.refresh_ttl, refresh_reuse_grace: settings.refresh_reuse_grace };
+        let auth = Arc::new(AuthService::new(
+            Arc::clone(&store),
+            hashing,
+            Arc::clone(&shards),
+            Arc::clone(&signer),
+            gate,
+            Arc::clone(&clock),
+            auth_policy,
+        ));
+        let limits = Arc::new(RateLimits::new(&settings));
+        let metrics = telemetry::prometheus();
+
+        let state = web::Data::new(AppState {
+            auth,
+            limits: Arc::clone(&limits),
+            signer,
+            store: Arc::clone(&store),
+            metrics,
+            clock: Arc::clone(&clock),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            password_min_chars: crate::account::PASSWORD_MIN_CHARS,
+            request_timeout: settings.request_timeout,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(http::middleware::observe))
+                .configure(http::configure)
+                .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
+        })
+        .workers(settings.workers)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .client_request_timeout(settings.request_timeout)
+        .listen(listener)?
+        .run();
+
+        let tasks = vec![
+            every(CACHE_SWEEP_EVERY, {
+                let (cache, limits, clock) = (Arc::clone(&cache), Arc::clone(&limits), Arc::clone(&clock));
+                move || {
+                    cache.sweep(clock.now());
+                    limits.sweep();
+                    async {}
+                }
+            }),
+            every(KEY_RELOAD_EVERY, move || {
+                if let Err(e) = keys.reload() {
+                    tracing::error!(error = %e, "reloading signing keys failed; keeping the loaded ones");
+                }
+                async {}
+            }),
+            every(STORE_SWEEP_EVERY, {
+                let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+                move || {
+                    let (store, now) = (Arc::clone(&store), clock.now());
+                    async move {
+                        match store.sweep_expired(now).await {
+                            Ok(removed) => tracing::debug!(removed, "expired sessions swept"),
+                            Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+                        }
+                    }
+                }
+            }),
+        ];
+        tracing::info!(port, public_url = %public_url, store = store.backend(), "portcullis listening");
+        Ok(Application { port, public_url, server, shards, store, tasks })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until a signal or `handle().stop()`, then shuts down in order.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { server, shards, store, tasks, .. } = self;
+        let served = server.await;
+        for task in tasks {
+            task.abort();
+        }
+        shards.stop();
+        store.flush().await.context("flushing the store")?;
+        tracing::info!("portcullis stopped");
+        Ok(served?)
+    }
+}
+
+/// Runs `tick` every `period` on the current arbiter until aborted.
+fn every<F, Fut>(period: Duration, mut tick: F) -> actix_web::rt::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    actix_web::rt::spawn(async move {
+        let mut interval = actix_web::rt::time::interval(period);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            tick().await;
+        }
+    })
+}

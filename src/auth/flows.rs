@@ -1,0 +1,265 @@
+//! The flows themselves, one method each.
+
+use crate::account::{ProjectId, RefreshRecord, Role, Session, SessionId, User, UserId};
+use crate::hashing::Password;
+use crate::shards::{Command, LockKey, UserChange};
+use crate::telemetry::names;
+use crate::token::VerifiedAccess;
+use crate::token::refresh::RefreshSecret;
+
+use super::{AuthError, AuthService, ClientInfo, TokenGrant};
+
+/// A validated registration.
+#[derive(Debug)]
+pub struct Registration {
+    pub project: ProjectId,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: String,
+    pub company: Option<String>,
+    pub password: Password,
+}
+
+/// How the account is named at login.
+#[derive(Debug, Clone)]
+pub enum LoginIdentifier {
+    Email(String),
+    Username(String),
+}
+
+#[derive(Debug)]
+pub struct LoginRequest {
+    pub project: ProjectId,
+    pub identifier: LoginIdentifier,
+    pub password: Password,
+}
+
+/// A validated profile change (`None`: leave as is).
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub username: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+}
+
+fn login_outcome(outcome: &'static str) {
+    metrics::counter!(names::LOGINS, "outcome" => outcome).increment(1);
+}
+
+impl AuthService {
+    /// Whether the default project has its first user.
+    pub async fn setup_complete(&self) -> Result<bool, AuthError> {
+        Ok(self.store.has_users(&ProjectId::default_project()).await?)
+    }
+
+    pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<TokenGrant, AuthError> {
+        let Registration { project, email, username, name, company, password } = registration;
+        // Spare the hashing pool for addresses that are plainly taken; the
+        // shard and the store still decide races.
+        if self.store.find_user_by_email(&project, &email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        if let Some(username) = &username
+            && self.store.find_user_by_username(&project, username).await?.is_some()
+        {
+            return Err(AuthError::UsernameTaken);
+        }
+        let password_hash = self.hashing.hash(password).await?;
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(),
+            project: project.clone(),
+            email: email.clone(),
+            username,
+            name,
+            company,
+            role: Role::User,
+            password_hash: Some(password_hash),
+            email_verified_at: None,
+            two_factor_enabled: false,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let user = self.shards.ask(&(project, email), |reply| Command::CreateUser { user, reply }).await?;
+        tracing::info!(target: "security", event = "user_registered", user_id = %user.id, role = user.role.as_str(), "user registered");
+        self.start_session(user, client).await
+    }
+
+    pub async fn login(&self, request: LoginRequest, client: ClientInfo) -> Result<TokenGrant, AuthError> {
+        let LoginRequest { project, identifier, password } = request;
+        let (user, lock_name) = match &identifier {
+            LoginIdentifier::Email(email) => (self.store.find_user_by_email(&project, email).await?, email),
+            LoginIdentifier::Username(name) => (self.store.find_user_by_username(&project, name).await?, name),
+        };
+        // Failures of an existing account count against it however it is
+        // named; unknown names are counted (and locked) the same way.
+        let lock = match &user {
+            Some(user) => LockKey::Account(user.id),
+            None => LockKey::Unknown(project.clone(), lock_name.clone()),
+        };
+        if let Err(e) = self.ask_lock(&lock, |key, reply| Command::CheckLock { key, reply }).await {
+            login_outcome("locked");
+            return Err(e);
+        }
+        let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verified = self.hashing.verify(password, stored_hash).await?;
+        let Some(user) = user.filter(|_| verified) else {
+            login_outcome("failure");
+            tracing::info!(target: "security", event = "login_failed", "login failed");
+            self.ask_lock(&lock, |key, reply| Command::RecordFailure { key, reply }).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        if user.disabled {
+            login_outcome("disabled");
+            return Err(AuthError::AccountDisabled);
+        }
+        login_outcome("success");
+        tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, "login succeeded");
+        self.start_session(user, client).await
+    }
+
+    /// Sends a lockout command to the shard owning `key`.
+    async fn ask_lock(
+        &self,
+        key: &LockKey,
+        make: impl FnOnce(LockKey, crate::shards::Reply<()>) -> Command,
+    ) -> Result<(), AuthError> {
+        let owned = key.clone();
+        let result = match key {
+            LockKey::Account(id) => self.shards.ask(id, |reply| make(owned, reply)).await,
+            LockKey::Unknown(project, name) => self.shards.ask(&(project, name), |reply| make(owned, reply)).await,
+        };
+        Ok(result?)
+    }
+
+    /// Creates a session with its first refresh token and mints the access token.
+    async fn start_session(&self, user: User, client: ClientInfo) -> Result<TokenGrant, AuthError> {
+        let now = self.clock.now();
+        let session = Session {
+            id: SessionId::generate(),
+            project: user.project.clone(),
+            user_id: user.id,
+            user_agent: client.user_agent,
+            ip: client.ip.map(|ip| ip.to_string()),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus(self.policy.refresh_ttl),
+        };
+        let secret = RefreshSecret::generate();
+        let refresh = RefreshRecord {
+            digest: secret.digest(),
+            session_id: session.id,
+            user_id: user.id,
+            project: user.project.clone(),
+            created_at: now,
+            expires_at: session.expires_at,
+            rotated: None,
+        };
+        let key = LockKey::Account(user.id);
+        let stored = session.clone();
+        self.shards.ask(&user.id, |reply| Command::StartSession { key, session: stored, refresh, reply }).await?;
+        let access_token = self.signer.mint(&user, &session, now)?;
+        Ok(TokenGrant { access_token, expires_in: self.signer.ttl(), refresh_token: secret.token(), user, session })
+    }
+
+    /// Exchanges a refresh token per API.md's rotation and grace rules.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenGrant, AuthError> {
+        let secret = RefreshSecret::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+        let record = self.store.find_refresh_token(&secret.digest()).await?.ok_or(AuthError::InvalidRefreshToken)?;
+        let grace = self.policy.refresh_reuse_grace;
+        let exchanged = self.shards.ask(&record.user_id, |reply| Command::RotateRefresh { secret, grace, reply }).await;
+        let exchange = match exchanged {
+            Ok(exchange) => exchange,
+            Err(crate::shards::ShardError::RefreshReused(session)) => {
+                self.gate.invalidate_session(session, self.clock.now());
+                tracing::warn!(target: "security", event = "refresh_token_reused", user_id = %record.user_id, session_id = %session, "refresh token reused; session revoked");
+                return Err(AuthError::RefreshTokenReused);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let user = self.store.find_user(record.user_id).await?.ok_or(AuthError::InvalidRefreshToken)?;
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        let access_token = self.signer.mint(&user, &exchange.session, self.clock.now())?;
+        Ok(TokenGrant {
+            access_token,
+            expires_in: self.signer.ttl(),
+            refresh_token: exchange.successor.token(),
+            user,
+            session: exchange.session,
+        })
+    }
+
+    /// Revokes the caller's session: its refresh token and access tokens.
+    pub async fn logout(&self, access: &VerifiedAccess) -> Result<(), AuthError> {
+        self.revoke_session(access, access.session_id).await.map(|_| ())
+    }
+
+    /// Revokes one of the caller's sessions; `NotFound` if it is not theirs.
+    pub async fn revoke_session(&self, access: &VerifiedAccess, session: SessionId) -> Result<(), AuthError> {
+        let user = access.user_id;
+        let revoked = self.shards.ask(&user, |reply| Command::RevokeSession { user, session, reply }).await?;
+        if !revoked {
+            return Err(AuthError::NotFound);
+        }
+        self.gate.invalidate_session(session, self.clock.now());
+        tracing::info!(target: "security", event = "session_revoked", user_id = %user, session_id = %session, "session revoked");
+        Ok(())
+    }
+
+    /// Revokes every session of the caller but the current one; returns how many.
+    pub async fn revoke_other_sessions(&self, access: &VerifiedAccess) -> Result<usize, AuthError> {
+        let user = access.user_id;
+        let keep = Some(access.session_id);
+        let revoked = self.shards.ask(&user, |reply| Command::RevokeSessions { user, keep, reply }).await?;
+        let now = self.clock.now();
+        for session in &revoked {
+            self.gate.invalidate_session(*session, now);
+        }
+        Ok(revoked.len())
+    }
+
+    pub async fn me(&self, access: &VerifiedAccess) -> Result<User, AuthError> {
+        let user = self.store.find_user(access.user_id).await?.ok_or(AuthError::NotFound)?;
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        Ok(user)
+    }
+
+    pub async fn update_profile(&self, access: &VerifiedAccess, change: ProfileChange) -> Result<User, AuthError> {
+        let user = access.user_id;
+        let change =
+            UserChange { name: change.name, username: change.username, company: change.company, password_hash: None };
+        Ok(self.shards.ask(&user, |reply| Command::UpdateUser { user, change, reply }).await?)
+    }
+
+    /// Checks the current password, stores the new one, and revokes every
+    /// other session.
+    pub async fn change_password(
+        &self,
+        access: &VerifiedAccess,
+        current: Password,
+        new: Password,
+    ) -> Result<(), AuthError> {
+        let user = self.me(access).await?;
+        if !self.hashing.verify(current, user.password_hash.clone()).await? {
+            tracing::info!(target: "security", event = "password_change_refused", user_id = %user.id, "wrong current password");
+            return Err(AuthError::InvalidCredentials);
+        }
+        let password_hash = self.hashing.hash(new).await?;
+        let id = user.id;
+        let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
+        self.shards.ask(&id, |reply| Command::UpdateUser { user: id, change, reply }).await?;
+        let revoked = self.revoke_other_sessions(access).await?;
+        tracing::info!(target: "security", event = "password_changed", user_id = %id, revoked_sessions = revoked, "password changed");
+        Ok(())
+    }
+
+    /// The caller's live sessions, oldest first.
+    pub async fn list_sessions(&self, access: &VerifiedAccess) -> Result<Vec<Session>, AuthError> {
+        Ok(self.store.list_sessions(access.user_id, self.clock.now()).await?)
+    }
+}

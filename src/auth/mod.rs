@@ -1,0 +1,154 @@
+//! Sign-in flows: register, login, refresh, logout, profile, password and
+//! sessions.
+//!
+//! Owns the order of steps in each flow: password work in the hashing pool,
+//! state changes through the user's shard, tokens from the signer, and
+//! revocations into the token gate. Knows nothing about HTTP; handlers call
+//! one method here and map its result.
+//!
+//! Never: answers differently (in body or in work done) for an unknown
+//! account and a wrong password, or hashes a password inside a shard.
+
+mod flows;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use flows::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
+
+use crate::account::{Session, User};
+use crate::clock::SharedClock;
+use crate::hashing::{HashError, HashingPool};
+use crate::shards::{ShardError, ShardRouter};
+use crate::store::{Store, StoreError, UniqueField};
+use crate::token::{AccessGate, TokenError, TokenSigner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong credentials")]
+    InvalidCredentials,
+    #[error("locked out for {0:?}")]
+    Locked(Duration),
+    #[error("email taken")]
+    EmailTaken,
+    #[error("username taken")]
+    UsernameTaken,
+    /// A refresh token that is unknown, expired or revoked.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    #[error("refresh token reused")]
+    RefreshTokenReused,
+    #[error("account disabled")]
+    AccountDisabled,
+    #[error("not found")]
+    NotFound,
+    /// Password work or a shard is saturated; retry after the duration.
+    #[error("overloaded")]
+    Overloaded(Duration),
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// How long a client refused for load should wait.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl From<HashError> for AuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Overloaded | HashError::DeadlineExceeded => AuthError::Overloaded(crate::hashing::RETRY_AFTER),
+            HashError::Stopped | HashError::Argon2(_) => AuthError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists(UniqueField::Email) => AuthError::EmailTaken,
+            StoreError::AlreadyExists(UniqueField::Username) => AuthError::UsernameTaken,
+            StoreError::NotFound => AuthError::NotFound,
+            StoreError::Unavailable(why) => AuthError::StoreUnavailable(why),
+            StoreError::Conflict | StoreError::Corrupt(_) => AuthError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ShardError> for AuthError {
+    fn from(e: ShardError) -> Self {
+        match e {
+            ShardError::Overloaded | ShardError::Timeout => AuthError::Overloaded(RETRY_AFTER),
+            ShardError::Locked(wait) => AuthError::Locked(wait),
+            ShardError::InvalidRefresh => AuthError::InvalidRefreshToken,
+            ShardError::RefreshReused(_) => AuthError::RefreshTokenReused,
+            ShardError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for AuthError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Store(e) => e.into(),
+            other => AuthError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Who is asking, as far as the request tells.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// What a successful sign-in or refresh hands out.
+#[derive(Debug)]
+pub struct TokenGrant {
+    pub access_token: String,
+    pub expires_in: Duration,
+    pub refresh_token: String,
+    pub user: User,
+    pub session: Session,
+}
+
+/// Per-flow knobs (per project once projects land).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthPolicy {
+    pub refresh_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
+}
+
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    hashing: HashingPool,
+    shards: Arc<ShardRouter>,
+    signer: Arc<TokenSigner>,
+    gate: Arc<AccessGate>,
+    clock: SharedClock,
+    policy: AuthPolicy,
+}
+
+impl AuthService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hashing: HashingPool,
+        shards: Arc<ShardRouter>,
+        signer: Arc<TokenSigner>,
+        gate: Arc<AccessGate>,
+        clock: SharedClock,
+        policy: AuthPolicy,
+    ) -> Self {
+        AuthService { store, hashing, shards, signer, gate, clock, policy }
+    }
+
+    pub fn gate(&self) -> &AccessGate {
+        &self.gate
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

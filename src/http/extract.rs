@@ -1,0 +1,147 @@
+//! Extractors: JSON body limits and errors, the authenticated caller, and
+//! the client's address and user agent.
+
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use ipnet::IpNet;
+
+use super::{ApiError, AppState};
+use crate::account::ProjectId;
+use crate::auth::ClientInfo;
+use crate::token::VerifiedAccess;
+
+/// The largest request body accepted anywhere.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest bearer token considered; anything longer is not ours.
+const MAX_TOKEN_BYTES: usize = 4096;
+/// User agents are stored for the sessions list; longer ones are cut.
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+fn payload_error(e: &PayloadError) -> ApiError {
+    match e {
+        PayloadError::Overflow => ApiError::PayloadTooLarge,
+        other => ApiError::InvalidJson(other.to_string()),
+    }
+}
+
+/// JSON bodies: at most 64 KiB, `application/json` required, and every
+/// failure in API.md's shape.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(|err, _req| {
+        let api = match &err {
+            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+                ApiError::PayloadTooLarge
+            }
+            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+            JsonPayloadError::Deserialize(e) if e.is_data() => {
+                ApiError::Validation { message: e.to_string(), fields: Default::default() }
+            }
+            JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(e.to_string()),
+            JsonPayloadError::Payload(e) => payload_error(e),
+            other => ApiError::InvalidJson(other.to_string()),
+        };
+        api.into()
+    })
+}
+
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(MAX_BODY_BYTES)
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted
+/// proxy; then the rightmost `X-Forwarded-For` entry that is not itself a
+/// trusted proxy (entries further left are client-controlled).
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    Some(forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+}
+
+fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::Internal("app state missing".into()))
+}
+
+/// Who sent the request: address and user agent.
+pub struct Client(pub ClientInfo);
+
+impl FromRequest for Client {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let info = state(req).map(|state| ClientInfo {
+            ip: client_ip(req, &state.trusted_proxies),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        });
+        ready(info.map(Client))
+    }
+}
+
+impl Client {
+    /// The address rate limits are keyed by (unspecified if unknown).
+    pub fn ip(&self) -> IpAddr {
+        self.0.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized)?
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized);
+    }
+    let token = token.trim();
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(token)
+}
+
+/// A caller holding a valid access token for the default project.
+pub struct Authenticated(pub Arc<VerifiedAccess>);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req).map(str::to_owned);
+        let state = state(req).cloned();
+        Box::pin(async move {
+            let (token, state) = (token?, state?);
+            let access = state.auth.gate().check(&token).await?;
+            // Tokens are bound to their project; these routes serve `default`.
+            if access.project.as_str() != ProjectId::DEFAULT {
+                return Err(ApiError::InvalidToken);
+            }
+            Ok(Authenticated(access))
+        })
+    }
+}

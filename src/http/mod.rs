@@ -1,0 +1,48 @@
+//! The HTTP edge: routes, extractors, middleware and the error mapping.
+//!
+//! Owns turning requests into calls on one subsystem and results into
+//! API.md's responses. Holds no logic of its own beyond input validation;
+//! never touches the store for writes or hashes a password.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::AuthService;
+use crate::clock::SharedClock;
+use crate::ratelimit::RateLimits;
+use crate::store::Store;
+use crate::token::TokenSigner;
+
+pub use error::ApiError;
+
+/// What handlers share; built once by `Application::build`.
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+    pub limits: Arc<RateLimits>,
+    pub signer: Arc<TokenSigner>,
+    pub store: Arc<dyn Store>,
+    pub metrics: PrometheusHandle,
+    pub clock: SharedClock,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Minimum password length in characters (per project once projects land).
+    pub password_min_chars: usize,
+    pub request_timeout: Duration,
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(extract::json_config())
+        .app_data(extract::payload_config())
+        .configure(routes::health::configure)
+        .service(web::scope("/api/v1/auth").configure(routes::auth::configure).configure(routes::sessions::configure));
+}

@@ -1,0 +1,243 @@
+//! `/auth`: setup status, register, login, refresh, logout, me, password.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Deserializer};
+
+use crate::account::{
+    Fields, ProjectId, normalize_email, normalize_username, validate_company, validate_name, validate_password,
+};
+use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
+use crate::hashing::Password;
+use crate::http::extract::{Authenticated, Client};
+use crate::http::view::{UserView, message, token_response};
+use crate::http::{ApiError, AppState};
+use crate::ratelimit::LimitedRoute;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/setup-status", web::get().to(setup_status))
+        .route("/register", web::post().to(register))
+        .route("/login", web::post().to(login))
+        .route("/refresh", web::post().to(refresh))
+        .route("/logout", web::post().to(logout))
+        .service(web::resource("/me").route(web::get().to(me)).route(web::put().to(update_me)))
+        .route("/me/password", web::put().to(change_password));
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Collects field problems; `finish` turns any into one `validation_error`.
+#[derive(Default)]
+struct Check(Fields);
+
+impl Check {
+    fn required<'a>(&mut self, field: &str, value: &'a Option<String>) -> Option<&'a str> {
+        match value.as_deref() {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => {
+                self.0.insert(field.to_owned(), "is required".to_owned());
+                None
+            }
+        }
+    }
+
+    fn rule<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
+        result.map_err(|problem| self.0.insert(field.to_owned(), problem.to_owned())).ok()
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::fields(self.0)) }
+    }
+}
+
+fn rate_limit(state: &AppState, route: LimitedRoute, client: &Client) -> Result<(), ApiError> {
+    state.limits.check(route, client.ip()).map_err(ApiError::RateLimited)
+}
+
+async fn setup_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let complete = state.auth.setup_complete().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "setup_complete": complete })))
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    email: Option<String>,
+    password: Option<String>,
+    #[serde(alias = "displayName")]
+    name: Option<String>,
+    username: Option<String>,
+    company: Option<String>,
+}
+
+async fn register(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Register, &client)?;
+    let body = body.into_inner();
+    let mut check = Check::default();
+    let email = check.required("email", &body.email).and_then(|e| check.rule("email", normalize_email(e)));
+    let password = check
+        .required("password", &body.password)
+        .and_then(|p| check.rule("password", validate_password(p, state.password_min_chars)).map(|()| p.to_owned()));
+    let name = check.required("name", &body.name).and_then(|n| check.rule("name", validate_name(n)));
+    let username = match body.username.as_deref().filter(|u| !u.is_empty()) {
+        Some(u) => check.rule("username", normalize_username(u)),
+        None => None,
+    };
+    let company = match body.company.as_deref() {
+        Some(c) => check.rule("company", validate_company(c)).flatten(),
+        None => None,
+    };
+    check.finish()?;
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+    let registration = Registration {
+        project: ProjectId::default_project(),
+        email,
+        username,
+        name,
+        company,
+        password: Password::new(password),
+    };
+    let grant = state.auth.register(registration, client.0).await?;
+    Ok(token_response(StatusCode::CREATED, &grant, true))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Login, &client)?;
+    let body = body.into_inner();
+    let mut check = Check::default();
+    let identifier =
+        match (body.email.as_deref().filter(|e| !e.is_empty()), body.username.as_deref().filter(|u| !u.is_empty())) {
+            (Some(email), _) => check.rule("email", normalize_email(email)).map(LoginIdentifier::Email),
+            (None, Some(username)) => {
+                check.rule("username", normalize_username(username)).map(LoginIdentifier::Username)
+            }
+            (None, None) => {
+                check.0.insert("email".into(), "email or username is required".into());
+                None
+            }
+        };
+    let password = check.required("password", &body.password).map(str::to_owned);
+    // Only the upper bound here: a too-short password is simply wrong.
+    if password.as_ref().is_some_and(|p| p.len() > crate::account::PASSWORD_MAX_BYTES) {
+        check.0.insert("password".into(), "must be at most 1024 bytes".into());
+    }
+    check.finish()?;
+    let (Some(identifier), Some(password)) = (identifier, password) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+    let request = LoginRequest { project: ProjectId::default_project(), identifier, password: Password::new(password) };
+    let grant = state.auth.login(request, client.0).await?;
+    Ok(token_response(StatusCode::OK, &grant, true))
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    #[serde(alias = "refreshToken")]
+    refresh_token: Option<String>,
+}
+
+async fn refresh(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Refresh, &client)?;
+    let mut check = Check::default();
+    let token = check.required("refresh_token", &body.refresh_token).map(str::to_owned);
+    check.finish()?;
+    let grant = state.auth.refresh(token.as_deref().unwrap_or_default()).await?;
+    Ok(token_response(StatusCode::OK, &grant, false))
+}
+
+async fn logout(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    state.auth.logout(&caller.0).await?;
+    Ok(message("logged_out"))
+}
+
+async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let user = state.auth.me(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+}
+
+#[derive(Deserialize)]
+struct UpdateMeBody {
+    #[serde(default, alias = "displayName", deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    company: Option<Option<String>>,
+}
+
+async fn update_me(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    body: web::Json<UpdateMeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut check = Check::default();
+    let mut change = ProfileChange::default();
+    match body.name {
+        Some(Some(name)) => change.name = check.rule("name", validate_name(&name)),
+        Some(None) => {
+            check.0.insert("name".into(), "cannot be null".into());
+        }
+        None => {}
+    }
+    change.username = match body.username {
+        Some(Some(u)) if !u.is_empty() => check.rule("username", normalize_username(&u)).map(Some),
+        Some(_) => Some(None),
+        None => None,
+    };
+    change.company = match body.company {
+        Some(Some(c)) => check.rule("company", validate_company(&c)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    check.finish()?;
+    let user = state.auth.update_profile(&caller.0, change).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+async fn change_password(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    body: web::Json<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut check = Check::default();
+    let current = check.required("current_password", &body.current_password).map(str::to_owned);
+    let new = check.required("new_password", &body.new_password).and_then(|p| {
+        check.rule("new_password", validate_password(p, state.password_min_chars)).map(|()| p.to_owned())
+    });
+    check.finish()?;
+    let (Some(current), Some(new)) = (current, new) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+    state.auth.change_password(&caller.0, Password::new(current), Password::new(new)).await?;
+    Ok(message("password_changed"))
+}

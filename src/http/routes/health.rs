@@ -1,0 +1,36 @@
+//! Root routes: liveness, readiness, JWKS and metrics.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, web};
+
+use crate::http::{ApiError, AppState};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/.well-known/jwks.json", web::get().to(jwks))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the store answers.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.store.ping().await.map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "store": state.store.backend() })))
+}
+
+async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let keys = state.signer.keys().snapshot();
+    let body = keys.jwks(state.clock.now(), state.signer.ttl());
+    HttpResponse::Ok()
+        // Short enough that a rotation reaches verifiers before its tokens do.
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")))
+        .json(body)
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+}

@@ -1,0 +1,37 @@
+//! `/auth/sessions`: list, revoke one, revoke all others.
+
+use actix_web::{HttpResponse, web};
+
+use crate::account::SessionId;
+use crate::http::extract::Authenticated;
+use crate::http::view::{SessionView, message};
+use crate::http::{ApiError, AppState};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/sessions").route(web::get().to(list_sessions)).route(web::delete().to(revoke_other_sessions)),
+    )
+    .service(web::resource("/sessions/{id}").route(web::delete().to(revoke_session)));
+}
+
+async fn list_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let sessions = state.auth.list_sessions(&caller.0).await?;
+    let views: Vec<_> = sessions.iter().map(|s| SessionView::new(s, caller.0.session_id)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": views })))
+}
+
+async fn revoke_session(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // An id that cannot exist is answered like another user's: not found.
+    let session = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
+    state.auth.revoke_session(&caller.0, session).await?;
+    Ok(message("session_revoked"))
+}
+
+async fn revoke_other_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let revoked = state.auth.revoke_other_sessions(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "message_code": "sessions_revoked", "revoked": revoked })))
+}

@@ -1,0 +1,101 @@
+//! Response bodies: how records look to clients (API.md's objects).
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use serde::Serialize;
+
+use crate::account::{Session, SessionId, User};
+use crate::auth::TokenGrant;
+
+/// API.md's user object: every field present, `null` where empty.
+#[derive(Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: String,
+    pub company: Option<String>,
+    pub role: &'static str,
+    pub email_verified_at: Option<String>,
+    pub two_factor_enabled: bool,
+    pub has_password: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            username: u.username.clone(),
+            name: u.name.clone(),
+            company: u.company.clone(),
+            role: u.role.as_str(),
+            email_verified_at: u.email_verified_at.map(|t| t.to_rfc3339()),
+            two_factor_enabled: u.two_factor_enabled,
+            has_password: u.password_hash.is_some(),
+            created_at: u.created_at.to_rfc3339(),
+            updated_at: u.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserView>,
+}
+
+/// A response that carries tokens: never cached by anyone.
+fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+    response
+}
+
+/// The token response; `with_user` adds the user object (sign-in, not refresh).
+pub fn token_response(status: StatusCode, grant: &TokenGrant, with_user: bool) -> HttpResponse {
+    no_store(status).json(TokenBody {
+        token: &grant.access_token,
+        token_type: "Bearer",
+        expires_in: grant.expires_in.as_secs(),
+        refresh_token: &grant.refresh_token,
+        user: with_user.then(|| UserView::from(&grant.user)),
+    })
+}
+
+/// `200 {"message_code": code}`.
+pub fn message(code: &str) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "message_code": code }))
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn new(session: &Session, current: SessionId) -> Self {
+        SessionView {
+            id: session.id.to_string(),
+            user_agent: session.user_agent.clone(),
+            ip: session.ip.clone(),
+            created_at: session.created_at.to_rfc3339(),
+            last_seen_at: session.last_seen_at.to_rfc3339(),
+            current: session.id == current,
+        }
+    }
+}

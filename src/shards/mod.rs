@@ -1,0 +1,151 @@
+//! Sharded actors: the one owner, per node, of each user's mutable state.
+//!
+//! Owns the [`ShardRouter`] (hash of the owning key → shard) and the
+//! [`UserShard`] actors. A shard runs one command at a time, to completion,
+//! including its store calls: that is what serializes a user's refresh
+//! rotation, session revocation, profile change and failed-login counting
+//! without locks. Password hashing never runs inside a shard (it would stall
+//! every user of the shard); callers hash first, then send the result.
+//!
+//! Every mailbox is bounded: a command to a shard with `capacity` commands
+//! already waiting is refused at once with [`ShardError::Overloaded`].
+
+mod lockout;
+mod user_shard;
+
+pub use lockout::{LockKey, Lockout};
+pub use user_shard::{Command, RefreshExchange, UserChange, UserShard};
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::{Actor, Addr, Arbiter};
+use tokio::sync::oneshot;
+
+use crate::clock::SharedClock;
+use crate::store::{Store, StoreError};
+use crate::telemetry::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The shard's mailbox is full.
+    #[error("shard mailbox full")]
+    Overloaded,
+    /// The shard did not answer within the deadline, or has stopped.
+    #[error("shard did not answer")]
+    Timeout,
+    /// Too many failed logins; try again after the duration.
+    #[error("locked for {0:?}")]
+    Locked(Duration),
+    /// The refresh token is unknown, expired, or its session is gone.
+    #[error("refresh token invalid")]
+    InvalidRefresh,
+    /// A rotated refresh token was presented after the grace window; its
+    /// session has been revoked.
+    #[error("refresh token reused")]
+    RefreshReused(crate::account::SessionId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a command's answer goes.
+pub type Reply<T> = oneshot::Sender<Result<T, ShardError>>;
+
+/// Settings the shards act on.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardPolicy {
+    pub refresh_ttl: Duration,
+    pub lockout_threshold: u32,
+    pub lockout_base: Duration,
+}
+
+struct ShardHandle {
+    addr: Addr<UserShard>,
+    /// Commands sent and not yet finished: the mailbox depth we bound.
+    depth: Arc<AtomicUsize>,
+    label: String,
+}
+
+/// Picks the shard for a key and delivers commands to it.
+pub struct ShardRouter {
+    shards: Vec<ShardHandle>,
+    capacity: usize,
+    deadline: Duration,
+    /// Each shard runs on an arbiter (thread) of its own; kept to stop them.
+    arbiters: Vec<Arbiter>,
+}
+
+impl ShardRouter {
+    /// Starts `count` shards, each on its own arbiter. Must run inside an
+    /// actix `System`.
+    pub fn start(
+        count: usize,
+        capacity: usize,
+        deadline: Duration,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        policy: ShardPolicy,
+    ) -> Self {
+        let mut shards = Vec::with_capacity(count);
+        let mut arbiters = Vec::with_capacity(count);
+        for index in 0..count {
+            let arbiter = Arbiter::new();
+            let depth = Arc::new(AtomicUsize::new(0));
+            let shard = UserShard::new(index, Arc::clone(&store), Arc::clone(&clock), policy, Arc::clone(&depth));
+            // Slack over our own bound so actix's parking never refuses first.
+            let mailbox = capacity + 16;
+            let addr = UserShard::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                ctx.set_mailbox_capacity(mailbox);
+                shard
+            });
+            shards.push(ShardHandle { addr, depth, label: index.to_string() });
+            arbiters.push(arbiter);
+        }
+        ShardRouter { shards, capacity, deadline, arbiters }
+    }
+
+    /// The shard index that owns `key`.
+    pub fn shard_for(&self, key: &impl Hash) -> usize {
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        (hasher.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// Sends the command made by `make` to the shard owning `key` and waits
+    /// for its answer.
+    pub async fn ask<T>(&self, key: &impl Hash, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ShardError> {
+        let shard = &self.shards[self.shard_for(key)];
+        if shard.depth.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            shard.depth.fetch_sub(1, Ordering::AcqRel);
+            return Err(ShardError::Overloaded);
+        }
+        metrics::gauge!(names::ACTOR_MAILBOX_DEPTH, "shard" => shard.label.clone())
+            .set(shard.depth.load(Ordering::Relaxed) as f64);
+        let (reply, answer) = oneshot::channel();
+        if shard.addr.try_send(make(reply)).is_err() {
+            shard.depth.fetch_sub(1, Ordering::AcqRel);
+            return Err(ShardError::Overloaded);
+        }
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Err(ShardError::Timeout),
+        }
+    }
+
+    /// Stops every shard's arbiter after the commands already queued.
+    pub fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+}

@@ -1,0 +1,240 @@
+//! The user shard: serializes every state change of the users it owns.
+//!
+//! Invariant: a shard's state (its lockout table) is touched only by its own
+//! handler, and a command's store calls finish before the next command
+//! starts (`AtomicResponse`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, WrapFuture};
+
+use super::lockout::{LockKey, Lockout};
+use super::{Reply, ShardError, ShardPolicy};
+use crate::account::{RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::clock::{SharedClock, Timestamp};
+use crate::store::{RotateOutcome, Store};
+use crate::token::refresh::RefreshSecret;
+
+/// Failed-login keys one shard remembers at most.
+const LOCKOUT_ENTRIES_PER_SHARD: usize = 100_000;
+
+/// A command for a shard. Each carries the channel its answer goes to.
+pub enum Command {
+    /// Store a new user. Routed by normalized email, so racing
+    /// registrations of one address meet in one shard.
+    CreateUser { user: User, reply: Reply<User> },
+    /// Answer `Locked` at once if `key` is locked out.
+    CheckLock { key: LockKey, reply: Reply<()> },
+    /// Count a failed login for `key` (it may lock the key).
+    RecordFailure { key: LockKey, reply: Reply<()> },
+    /// A login succeeded: clear `key`'s failures, then store the session
+    /// and its first refresh token.
+    StartSession { key: LockKey, session: Session, refresh: RefreshRecord, reply: Reply<()> },
+    /// Exchange a refresh token (see [`RefreshExchange`]).
+    RotateRefresh { secret: RefreshSecret, grace: Duration, reply: Reply<RefreshExchange> },
+    /// Revoke one session of `user`; `false` if it is not theirs or gone.
+    RevokeSession { user: UserId, session: SessionId, reply: Reply<bool> },
+    /// Revoke every session of `user` except `keep`.
+    RevokeSessions { user: UserId, keep: Option<SessionId>, reply: Reply<Vec<SessionId>> },
+    /// Apply `change` to the stored user and write it back.
+    UpdateUser { user: UserId, change: UserChange, reply: Reply<User> },
+}
+
+/// A change to a user record, applied to its latest stored version.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub name: Option<String>,
+    /// `Some(None)` clears the username.
+    pub username: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub password_hash: Option<String>,
+}
+
+impl Message for Command {
+    type Result = ();
+}
+
+/// A refresh token exchanged: the session it belongs to and the successor
+/// to hand out (new, or the one already minted within the grace window).
+pub struct RefreshExchange {
+    pub session: Session,
+    pub successor: RefreshSecret,
+}
+
+pub struct UserShard {
+    index: usize,
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    policy: ShardPolicy,
+    lockout: Lockout,
+    depth: Arc<AtomicUsize>,
+}
+
+impl UserShard {
+    pub(super) fn new(
+        index: usize,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        policy: ShardPolicy,
+        depth: Arc<AtomicUsize>,
+    ) -> Self {
+        let lockout = Lockout::new(policy.lockout_threshold, policy.lockout_base, LOCKOUT_ENTRIES_PER_SHARD);
+        UserShard { index, store, clock, policy, lockout, depth }
+    }
+}
+
+impl Actor for UserShard {
+    type Context = Context<Self>;
+}
+
+/// Lowers the shard's depth when a command is finished, however it ends.
+struct DepthGuard(Arc<AtomicUsize>);
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+type Work = Pin<Box<dyn Future<Output = ()>>>;
+
+fn answer<T>(reply: Reply<T>, result: Result<T, ShardError>) -> Work {
+    // A caller that timed out dropped its receiver; nothing to tell.
+    let _ = reply.send(result);
+    Box::pin(std::future::ready(()))
+}
+
+impl Handler<Command> for UserShard {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, command: Command, _ctx: &mut Context<Self>) -> Self::Result {
+        let guard = DepthGuard(Arc::clone(&self.depth));
+        let now = self.clock.now();
+        let store = Arc::clone(&self.store);
+        let work: Work = match command {
+            Command::CheckLock { key, reply } => {
+                let result = self.lockout.locked_for(&key, now).map_or(Ok(()), |wait| Err(ShardError::Locked(wait)));
+                answer(reply, result)
+            }
+            Command::RecordFailure { key, reply } => {
+                if let Some(lock) = self.lockout.record_failure(key, now) {
+                    tracing::warn!(target: "security", event = "login_locked", shard = self.index, seconds = lock.as_secs(), "login locked after repeated failures");
+                }
+                answer(reply, Ok(()))
+            }
+            Command::StartSession { key, session, refresh, reply } => {
+                self.lockout.record_success(&key);
+                Box::pin(async move {
+                    let _ = reply.send(store.create_session(session, refresh).await.map_err(ShardError::from));
+                })
+            }
+            Command::CreateUser { user, reply } => Box::pin(async move {
+                let _ = reply.send(store.create_user(user).await.map_err(ShardError::from));
+            }),
+            Command::RotateRefresh { secret, grace, reply } => {
+                let refresh_ttl = self.policy.refresh_ttl;
+                Box::pin(async move {
+                    let _ = reply.send(rotate_refresh(&*store, secret, grace, refresh_ttl, now).await);
+                })
+            }
+            Command::RevokeSession { user, session, reply } => Box::pin(async move {
+                let result = async {
+                    match store.find_session(session).await? {
+                        Some(found) if found.user_id == user => Ok(store.delete_session(session).await?),
+                        _ => Ok(false),
+                    }
+                };
+                let _ = reply.send(result.await);
+            }),
+            Command::RevokeSessions { user, keep, reply } => Box::pin(async move {
+                let _ = reply.send(store.delete_user_sessions(user, keep).await.map_err(ShardError::from));
+            }),
+            Command::UpdateUser { user, change, reply } => Box::pin(async move {
+                let _ = reply.send(update_user(&*store, user, change, now).await);
+            }),
+        };
+        AtomicResponse::new(Box::pin(
+            async move {
+                work.await;
+                drop(guard);
+            }
+            .into_actor(self)
+            .map(|(), _, _| ()),
+        ))
+    }
+}
+
+/// The refresh rule of API.md: first use rotates; a repeat within the grace
+/// window gets the same successor; a repeat after it revokes the session.
+async fn rotate_refresh(
+    store: &dyn Store,
+    secret: RefreshSecret,
+    grace: Duration,
+    refresh_ttl: Duration,
+    now: Timestamp,
+) -> Result<RefreshExchange, ShardError> {
+    let digest = secret.digest();
+    let record = store.find_refresh_token(&digest).await?.ok_or(ShardError::InvalidRefresh)?;
+    if record.expires_at <= now {
+        return Err(ShardError::InvalidRefresh);
+    }
+    let session = store.find_session(record.session_id).await?.ok_or(ShardError::InvalidRefresh)?;
+    if session.expires_at <= now {
+        return Err(ShardError::InvalidRefresh);
+    }
+    let rotation = match record.rotated {
+        Some(rotation) => rotation,
+        None => {
+            let successor = RefreshSecret::generate();
+            let rotation = Rotation { at: now, sealed_successor: secret.seal(&successor) };
+            let successor_record = RefreshRecord {
+                digest: successor.digest(),
+                session_id: session.id,
+                user_id: session.user_id,
+                project: session.project.clone(),
+                created_at: now,
+                expires_at: now.plus(refresh_ttl),
+                rotated: None,
+            };
+            let touch = (now, now.plus(refresh_ttl));
+            match store.rotate_refresh_token(&digest, rotation, successor_record, touch).await {
+                Ok(RotateOutcome::Rotated) => {
+                    let session = Session { last_seen_at: touch.0, expires_at: touch.1, ..session };
+                    return Ok(RefreshExchange { session, successor });
+                }
+                // Another node rotated it first: treat as a repeat.
+                Ok(RotateOutcome::AlreadyRotated(rotation)) => rotation,
+                Err(crate::store::StoreError::NotFound) => return Err(ShardError::InvalidRefresh),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if now.0.saturating_sub(rotation.at.0) <= i64::try_from(grace.as_millis()).unwrap_or(i64::MAX) {
+        let successor = secret.unseal(&rotation.sealed_successor).ok_or(ShardError::InvalidRefresh)?;
+        return Ok(RefreshExchange { session, successor });
+    }
+    store.delete_session(session.id).await?;
+    Err(ShardError::RefreshReused(session.id))
+}
+
+async fn update_user(store: &dyn Store, id: UserId, change: UserChange, now: Timestamp) -> Result<User, ShardError> {
+    let mut user = store.find_user(id).await?.ok_or(crate::store::StoreError::NotFound)?;
+    if let Some(name) = change.name {
+        user.name = name;
+    }
+    if let Some(username) = change.username {
+        user.username = username;
+    }
+    if let Some(company) = change.company {
+        user.company = company;
+    }
+    if let Some(hash) = change.password_hash {
+        user.password_hash = Some(hash);
+    }
+    user.updated_at = now;
+    Ok(store.update_user(user).await?)
+}

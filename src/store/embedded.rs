@@ -1,0 +1,565 @@
+//! The embedded store: a single redb file under the data directory.
+//!
+//! Why redb: it is pure Rust, ACID with MVCC (readers never block the
+//! writer), and its copy-on-write B-trees commit with a checksummed root, so
+//! a commit with `Durability::Immediate` has been fsynced before it returns and
+//! survives `kill -9` or power loss. Its file format is stable since 1.0.
+//! fjall (an LSM tree) would write faster at sizes far beyond one gateway
+//! node's accounts, at the cost of compaction and more tuning; we need
+//! point reads and small transactions, where a B-tree is the simpler fit.
+//!
+//! Owns: the database file and its one writer thread. Every write is a job
+//! sent to that thread, which runs the jobs waiting in its queue in one
+//! transaction and commits once (group commit: one fsync serves a batch).
+//! Reads run on the caller's thread in their own read transaction; they take
+//! microseconds and never wait on the writer.
+//!
+//! Invariant: a write job that fails (a conflict, a missing record) fails
+//! before its first write, so the batch it shares is never half-applied. A
+//! failed commit fails every job of the batch, and nothing of it is kept.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{RotateOutcome, Store, StoreError, StoreResult, UniqueField};
+use crate::account::{ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::clock::Timestamp;
+
+/// user id → User (JSON).
+const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
+/// "project\0email" → user id.
+const USERS_BY_EMAIL: TableDefinition<&str, u128> = TableDefinition::new("users_by_email");
+/// "project\0username" → user id.
+const USERS_BY_USERNAME: TableDefinition<&str, u128> = TableDefinition::new("users_by_username");
+/// project → the id of its first user (the setup claim).
+const SETUP: TableDefinition<&str, u128> = TableDefinition::new("setup");
+/// session id → Session (JSON).
+const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
+/// user id (16 bytes BE) ++ session id (16 bytes BE) → ().
+const USER_SESSIONS: TableDefinition<&[u8], ()> = TableDefinition::new("user_sessions");
+/// BLAKE3 digest of a refresh token → RefreshRecord (JSON).
+const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("refresh_tokens");
+/// session id (16 bytes BE) ++ digest (32 bytes) → ().
+const SESSION_REFRESH: TableDefinition<&[u8], ()> = TableDefinition::new("session_refresh");
+
+/// How many writes may wait for the writer thread; past it, callers wait up
+/// to `ENQUEUE_TIMEOUT` and then get `Unavailable`, so a stalled disk turns
+/// into 503s instead of unbounded memory.
+const QUEUE_CAPACITY: usize = 4096;
+const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most jobs one transaction carries, so one commit's latency stays bounded.
+const MAX_BATCH: usize = 256;
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn unique_key(project: &ProjectId, value: &str) -> String {
+    format!("{}\0{value}", project.as_str())
+}
+
+fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + b.len());
+    key.extend_from_slice(&a.to_be_bytes());
+    key.extend_from_slice(b);
+    key
+}
+
+/// The `[start, end]` key range of every composite key beginning with `a`.
+fn prefix_range(a: u128, rest_len: usize) -> (Vec<u8>, Vec<u8>) {
+    (pair_key(a, &vec![0; rest_len]), pair_key(a, &vec![0xff; rest_len]))
+}
+
+/// A write job as the writer thread sees it.
+trait WriteJob: Send {
+    /// Runs the job inside `txn`; the returned completion is called with the
+    /// commit's outcome.
+    fn run(self: Box<Self>, txn: &WriteTransaction) -> Box<dyn FnOnce(StoreResult<()>) + Send>;
+    /// The transaction could not even start.
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+struct Job<T, F> {
+    op: F,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send,
+{
+    fn run(self: Box<Self>, txn: &WriteTransaction) -> Box<dyn FnOnce(StoreResult<()>) + Send> {
+        let Job { op, reply } = *self;
+        let outcome = op(txn);
+        Box::new(move |committed| {
+            // A caller that gave up waiting dropped its receiver; nothing to tell.
+            let _ = reply.send(committed.and(outcome));
+        })
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writes: mpsc::Sender<Box<dyn WriteJob>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `portcullis.redb` in `dir` and starts its writer thread.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let db = Database::create(dir.join("portcullis.redb")).map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        {
+            txn.open_table(USERS).map_err(unavailable)?;
+            txn.open_table(USERS_BY_EMAIL).map_err(unavailable)?;
+            txn.open_table(USERS_BY_USERNAME).map_err(unavailable)?;
+            txn.open_table(SETUP).map_err(unavailable)?;
+            txn.open_table(SESSIONS).map_err(unavailable)?;
+            txn.open_table(USER_SESSIONS).map_err(unavailable)?;
+            txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+            txn.open_table(SESSION_REFRESH).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        let db = Arc::new(db);
+        let (writes, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let writer_db = Arc::clone(&db);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run_writer(&writer_db, queue))
+            .map_err(unavailable)?;
+        Ok(EmbeddedStore { db, writes })
+    }
+
+    async fn write<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job { op, reply });
+        self.writes
+            .send_timeout(job, ENQUEUE_TIMEOUT)
+            .await
+            .map_err(|_| StoreError::Unavailable("write queue full or writer stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    fn read<T>(&self, op: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T>) -> StoreResult<T> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        op(&txn)
+    }
+
+    fn read_user_by_index(
+        &self,
+        index: TableDefinition<'static, &'static str, u128>,
+        key: String,
+    ) -> StoreResult<Option<User>> {
+        self.read(|txn| {
+            let ids = txn.open_table(index).map_err(unavailable)?;
+            let Some(id) = ids.get(key.as_str()).map_err(unavailable)?.map(|g| g.value()) else {
+                return Ok(None);
+            };
+            let users = txn.open_table(USERS).map_err(unavailable)?;
+            let user = users.get(id).map_err(unavailable)?;
+            user.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+}
+
+/// The writer thread: batches queued jobs into one transaction each.
+fn run_writer(db: &Database, mut queue: mpsc::Receiver<Box<dyn WriteJob>>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                for job in jobs {
+                    job.fail(unavailable(&e));
+                }
+                continue;
+            }
+        };
+        txn.set_durability(redb::Durability::Immediate);
+        let completions: Vec<_> = jobs.into_iter().map(|job| job.run(&txn)).collect();
+        let committed = txn.commit().map_err(unavailable);
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, "embedded store commit failed");
+        }
+        for complete in completions {
+            complete(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Unavailable(e.to_string())));
+        }
+    }
+}
+
+/// Deletes a session, its user index entry and all its refresh tokens.
+/// Returns whether the session existed.
+fn delete_session_in(txn: &WriteTransaction, id: SessionId) -> StoreResult<bool> {
+    let mut sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+    let Some(session) = sessions.remove(id.as_u128()).map_err(unavailable)?.map(|g| decode::<Session>(g.value()))
+    else {
+        return Ok(false);
+    };
+    let session = session?;
+    let mut user_sessions = txn.open_table(USER_SESSIONS).map_err(unavailable)?;
+    user_sessions
+        .remove(pair_key(session.user_id.as_u128(), &id.as_u128().to_be_bytes()).as_slice())
+        .map_err(unavailable)?;
+    let mut index = txn.open_table(SESSION_REFRESH).map_err(unavailable)?;
+    let (start, end) = prefix_range(id.as_u128(), 32);
+    let keys: Vec<Vec<u8>> = index
+        .range(start.as_slice()..=end.as_slice())
+        .map_err(unavailable)?
+        .map(|entry| entry.map(|(k, _)| k.value().to_vec()).map_err(unavailable))
+        .collect::<StoreResult<_>>()?;
+    let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+    for key in keys {
+        tokens.remove(&key[16..]).map_err(unavailable)?;
+        index.remove(key.as_slice()).map_err(unavailable)?;
+    }
+    Ok(true)
+}
+
+fn insert_refresh_in(txn: &WriteTransaction, record: &RefreshRecord) -> StoreResult<()> {
+    let bytes = encode(record)?;
+    txn.open_table(REFRESH_TOKENS)
+        .map_err(unavailable)?
+        .insert(record.digest.as_slice(), bytes.as_slice())
+        .map_err(unavailable)?;
+    txn.open_table(SESSION_REFRESH)
+        .map_err(unavailable)?
+        .insert(pair_key(record.session_id.as_u128(), &record.digest).as_slice(), ())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Checks that `value` is free in `index` (or already `owner`'s).
+fn check_free(
+    txn: &WriteTransaction,
+    index: TableDefinition<'static, &'static str, u128>,
+    key: &str,
+    owner: UserId,
+    field: UniqueField,
+) -> StoreResult<()> {
+    let table = txn.open_table(index).map_err(unavailable)?;
+    match table.get(key).map_err(unavailable)?.map(|g| g.value()) {
+        Some(id) if id != owner.as_u128() => Err(StoreError::AlreadyExists(field)),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|txn| txn.open_table(USERS).map(|_| ()).map_err(unavailable))?;
+        if self.writes.is_closed() {
+            return Err(StoreError::Unavailable("writer stopped".into()));
+        }
+        Ok(())
+    }
+
+    async fn has_users(&self, project: &ProjectId) -> StoreResult<bool> {
+        let prefix = unique_key(project, "");
+        self.read(|txn| {
+            let emails = txn.open_table(USERS_BY_EMAIL).map_err(unavailable)?;
+            let mut range = emails.range(prefix.as_str()..).map_err(unavailable)?;
+            match range.next() {
+                Some(entry) => Ok(entry.map_err(unavailable)?.0.value().starts_with(&prefix)),
+                None => Ok(false),
+            }
+        })
+    }
+
+    async fn create_user(&self, mut user: User) -> StoreResult<User> {
+        self.write(move |txn| {
+            let email_key = unique_key(&user.project, &user.email);
+            check_free(txn, USERS_BY_EMAIL, &email_key, user.id, UniqueField::Email)?;
+            let username_key = user.username.as_ref().map(|u| unique_key(&user.project, u));
+            if let Some(key) = &username_key {
+                check_free(txn, USERS_BY_USERNAME, key, user.id, UniqueField::Username)?;
+            }
+            let mut setup = txn.open_table(SETUP).map_err(unavailable)?;
+            if user.project.as_str() == ProjectId::DEFAULT
+                && setup.get(ProjectId::DEFAULT).map_err(unavailable)?.is_none()
+            {
+                setup.insert(ProjectId::DEFAULT, user.id.as_u128()).map_err(unavailable)?;
+                user.role = crate::account::Role::Superadmin;
+            }
+            let bytes = encode(&user)?;
+            txn.open_table(USERS)
+                .map_err(unavailable)?
+                .insert(user.id.as_u128(), bytes.as_slice())
+                .map_err(unavailable)?;
+            txn.open_table(USERS_BY_EMAIL)
+                .map_err(unavailable)?
+                .insert(email_key.as_str(), user.id.as_u128())
+                .map_err(unavailable)?;
+            if let Some(key) = username_key {
+                txn.open_table(USERS_BY_USERNAME)
+                    .map_err(unavailable)?
+                    .insert(key.as_str(), user.id.as_u128())
+                    .map_err(unavailable)?;
+            }
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn find_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(|txn| {
+            let users = txn.open_table(USERS).map_err(unavailable)?;
+            let user = users.get(id.as_u128()).map_err(unavailable)?;
+            user.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn find_user_by_email(&self, project: &ProjectId, email: &str) -> StoreResult<Option<User>> {
+        self.read_user_by_index(USERS_BY_EMAIL, unique_key(project, email))
+    }
+
+    async fn find_user_by_username(&self, project: &ProjectId, username: &str) -> StoreResult<Option<User>> {
+        self.read_user_by_index(USERS_BY_USERNAME, unique_key(project, username))
+    }
+
+    async fn update_user(&self, user: User) -> StoreResult<User> {
+        self.write(move |txn| {
+            let old: User = {
+                let users = txn.open_table(USERS).map_err(unavailable)?;
+                let bytes = users.get(user.id.as_u128()).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+                decode(bytes.value())?
+            };
+            let new_email = unique_key(&user.project, &user.email);
+            check_free(txn, USERS_BY_EMAIL, &new_email, user.id, UniqueField::Email)?;
+            let new_username = user.username.as_ref().map(|u| unique_key(&user.project, u));
+            if let Some(key) = &new_username {
+                check_free(txn, USERS_BY_USERNAME, key, user.id, UniqueField::Username)?;
+            }
+            if old.email != user.email {
+                let mut emails = txn.open_table(USERS_BY_EMAIL).map_err(unavailable)?;
+                emails.remove(unique_key(&old.project, &old.email).as_str()).map_err(unavailable)?;
+                emails.insert(new_email.as_str(), user.id.as_u128()).map_err(unavailable)?;
+            }
+            if old.username != user.username {
+                let mut usernames = txn.open_table(USERS_BY_USERNAME).map_err(unavailable)?;
+                if let Some(old_name) = &old.username {
+                    usernames.remove(unique_key(&old.project, old_name).as_str()).map_err(unavailable)?;
+                }
+                if let Some(key) = &new_username {
+                    usernames.insert(key.as_str(), user.id.as_u128()).map_err(unavailable)?;
+                }
+            }
+            let bytes = encode(&user)?;
+            txn.open_table(USERS)
+                .map_err(unavailable)?
+                .insert(user.id.as_u128(), bytes.as_slice())
+                .map_err(unavailable)?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: Session, refresh: RefreshRecord) -> StoreResult<()> {
+        self.write(move |txn| {
+            let bytes = encode(&session)?;
+            txn.open_table(SESSIONS)
+                .map_err(unavailable)?
+                .insert(session.id.as_u128(), bytes.as_slice())
+                .map_err(unavailable)?;
+            txn.open_table(USER_SESSIONS)
+                .map_err(unavailable)?
+                .insert(pair_key(session.user_id.as_u128(), &session.id.as_u128().to_be_bytes()).as_slice(), ())
+                .map_err(unavailable)?;
+            insert_refresh_in(txn, &refresh)
+        })
+        .await
+    }
+
+    async fn find_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        self.read(|txn| {
+            let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+            let session = sessions.get(id.as_u128()).map_err(unavailable)?;
+            session.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
+        self.read(|txn| {
+            let index = txn.open_table(USER_SESSIONS).map_err(unavailable)?;
+            let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+            let (start, end) = prefix_range(user.as_u128(), 16);
+            let mut found = Vec::new();
+            for entry in index.range(start.as_slice()..=end.as_slice()).map_err(unavailable)? {
+                let (key, _) = entry.map_err(unavailable)?;
+                let sid_bytes: [u8; 16] =
+                    key.value()[16..].try_into().map_err(|_| StoreError::Corrupt("session index key".into()))?;
+                if let Some(bytes) = sessions.get(u128::from_be_bytes(sid_bytes)).map_err(unavailable)? {
+                    let session: Session = decode(bytes.value())?;
+                    if session.expires_at > now {
+                        found.push(session);
+                    }
+                }
+            }
+            found.sort_by_key(|s| s.created_at);
+            Ok(found)
+        })
+    }
+
+    async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
+        self.write(move |txn| delete_session_in(txn, id)).await
+    }
+
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<SessionId>) -> StoreResult<Vec<SessionId>> {
+        self.write(move |txn| {
+            let (start, end) = prefix_range(user.as_u128(), 16);
+            let ids: Vec<SessionId> = txn
+                .open_table(USER_SESSIONS)
+                .map_err(unavailable)?
+                .range(start.as_slice()..=end.as_slice())
+                .map_err(unavailable)?
+                .map(|entry| {
+                    let (key, _) = entry.map_err(unavailable)?;
+                    let bytes: [u8; 16] =
+                        key.value()[16..].try_into().map_err(|_| StoreError::Corrupt("session index key".into()))?;
+                    Ok(SessionId(uuid::Uuid::from_u128(u128::from_be_bytes(bytes))))
+                })
+                .collect::<StoreResult<_>>()?;
+            let mut deleted = Vec::new();
+            for id in ids.into_iter().filter(|id| Some(*id) != keep) {
+                if delete_session_in(txn, id)? {
+                    deleted.push(id);
+                }
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn find_refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshRecord>> {
+        self.read(|txn| {
+            let tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+            let record = tokens.get(digest.as_slice()).map_err(unavailable)?;
+            record.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &[u8; 32],
+        rotation: Rotation,
+        successor: RefreshRecord,
+        session_touch: (Timestamp, Timestamp),
+    ) -> StoreResult<RotateOutcome> {
+        let old = *old;
+        self.write(move |txn| {
+            let mut record: RefreshRecord = {
+                let tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+                let bytes = tokens.get(old.as_slice()).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+                decode(bytes.value())?
+            };
+            if let Some(done) = record.rotated {
+                return Ok(RotateOutcome::AlreadyRotated(done));
+            }
+            let mut session: Session = {
+                let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+                let bytes =
+                    sessions.get(record.session_id.as_u128()).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+                decode(bytes.value())?
+            };
+            (session.last_seen_at, session.expires_at) = session_touch;
+            record.rotated = Some(rotation);
+            let session_bytes = encode(&session)?;
+            txn.open_table(SESSIONS)
+                .map_err(unavailable)?
+                .insert(session.id.as_u128(), session_bytes.as_slice())
+                .map_err(unavailable)?;
+            insert_refresh_in(txn, &record)?;
+            insert_refresh_in(txn, &successor)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
+        self.write(move |txn| {
+            let expired_sessions: Vec<SessionId> = {
+                let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+                let mut ids = Vec::new();
+                for entry in sessions.iter().map_err(unavailable)? {
+                    let (_, bytes) = entry.map_err(unavailable)?;
+                    let session: Session = decode(bytes.value())?;
+                    if session.expires_at <= now {
+                        ids.push(session.id);
+                    }
+                }
+                ids
+            };
+            let mut removed = 0;
+            for id in expired_sessions {
+                removed += usize::from(delete_session_in(txn, id)?);
+            }
+            let expired_tokens: Vec<RefreshRecord> = {
+                let tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+                let mut found = Vec::new();
+                for entry in tokens.iter().map_err(unavailable)? {
+                    let (_, bytes) = entry.map_err(unavailable)?;
+                    let record: RefreshRecord = decode(bytes.value())?;
+                    if record.expires_at <= now {
+                        found.push(record);
+                    }
+                }
+                found
+            };
+            let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+            let mut index = txn.open_table(SESSION_REFRESH).map_err(unavailable)?;
+            for record in expired_tokens {
+                tokens.remove(record.digest.as_slice()).map_err(unavailable)?;
+                index.remove(pair_key(record.session_id.as_u128(), &record.digest).as_slice()).map_err(unavailable)?;
+                removed += 1;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        // Every write is durable when acknowledged; an empty job returns once
+        // everything queued before it has committed.
+        self.write(|_| Ok(())).await
+    }
+}
+
+impl EmbeddedStore {
+    /// Rows in the users table; for tests and diagnostics.
+    pub fn count_users(&self) -> StoreResult<u64> {
+        self.read(|txn| txn.open_table(USERS).map_err(unavailable)?.len().map_err(unavailable))
+    }
+}

@@ -1,0 +1,113 @@
+//! Persistence: the [`Store`] trait every backend implements, and its errors.
+//!
+//! Owns the durable truth about users, sessions and refresh tokens. Shards
+//! call it; nothing else writes through it. A backend converts its driver's
+//! errors into [`StoreError`] at its boundary and nowhere else. Every
+//! conditional write (unique email, single-use refresh token) is decided by
+//! the backend atomically, never by the caller's reading first.
+
+#[cfg(test)]
+mod contract;
+pub mod embedded;
+
+use async_trait::async_trait;
+
+use crate::account::{ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::clock::Timestamp;
+
+/// Which unique field a conflicting write collided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    Email,
+    Username,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique field is taken by another record.
+    #[error("{0:?} already exists")]
+    AlreadyExists(UniqueField),
+    /// A conditional write found the record changed since it was read.
+    #[error("the record changed concurrently")]
+    Conflict,
+    /// The record to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The backend cannot take requests now (down, full, timed out).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend returned something it should never return.
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The outcome of trying to exchange a refresh token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotateOutcome {
+    /// This call rotated it; the successor record was written.
+    Rotated,
+    /// Another call rotated it first; here is what it recorded.
+    AlreadyRotated(Rotation),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's label in metrics (`embedded`, `cql`).
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the store can serve reads and writes.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Whether any user exists in `project`.
+    async fn has_users(&self, project: &ProjectId) -> StoreResult<bool>;
+
+    /// Creates `user` if its email and username are free in its project.
+    /// The first user ever created in the `default` project is stored as
+    /// `superadmin`, decided atomically with the creation; the stored user is
+    /// returned.
+    async fn create_user(&self, user: User) -> StoreResult<User>;
+
+    async fn find_user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn find_user_by_email(&self, project: &ProjectId, email: &str) -> StoreResult<Option<User>>;
+    async fn find_user_by_username(&self, project: &ProjectId, username: &str) -> StoreResult<Option<User>>;
+
+    /// Replaces the stored user with `user` (same id). A changed username
+    /// must be free in the project.
+    async fn update_user(&self, user: User) -> StoreResult<User>;
+
+    /// Creates a session and its first refresh token together.
+    async fn create_session(&self, session: Session, refresh: RefreshRecord) -> StoreResult<()>;
+
+    async fn find_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+
+    /// Sessions of a user, oldest first; expired ones are left out.
+    async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>>;
+
+    /// Deletes a session and every refresh token of it. `false` when it did not exist.
+    async fn delete_session(&self, id: SessionId) -> StoreResult<bool>;
+
+    /// Deletes every session of `user` but `keep`; returns the deleted ids.
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<SessionId>) -> StoreResult<Vec<SessionId>>;
+
+    async fn find_refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshRecord>>;
+
+    /// Marks `old` rotated with `rotation` and stores `successor`, only if
+    /// `old` is not rotated yet; moves the session's `last_seen_at` and
+    /// `expires_at` to `session_touch`. Otherwise nothing is written and the
+    /// recorded rotation is returned.
+    async fn rotate_refresh_token(
+        &self,
+        old: &[u8; 32],
+        rotation: Rotation,
+        successor: RefreshRecord,
+        session_touch: (Timestamp, Timestamp),
+    ) -> StoreResult<RotateOutcome>;
+
+    /// Removes expired sessions and refresh tokens; returns how many rows went.
+    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize>;
+
+    /// Makes every acknowledged write durable before shutdown.
+    async fn flush(&self) -> StoreResult<()>;
+}

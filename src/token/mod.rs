@@ -1,0 +1,63 @@
+//! Tokens: signing keys, access JWTs, refresh tokens, and the verified-token
+//! cache that makes a token check cost microseconds.
+//!
+//! Owns: the Ed25519 key ring on disk (`keys`), minting and verifying access
+//! tokens (`access`), refresh-token secrets and their sealed successors
+//! (`refresh`), the bounded cache of verified tokens (`cache`), and the gate
+//! every authenticated request passes (`gate`).
+//! Never: stores a token or key in the clear, accepts any `alg` but EdDSA,
+//! or lets a cache entry outlive its token's `exp` or its session.
+
+pub mod access;
+pub mod cache;
+pub mod gate;
+pub mod keys;
+pub mod refresh;
+
+use crate::store::StoreError;
+
+pub use access::{AccessClaims, TokenSigner};
+pub use cache::TokenCache;
+pub use gate::{AccessGate, VerifiedAccess};
+pub use keys::KeyRing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// No credential was presented.
+    #[error("no token presented")]
+    Missing,
+    /// Not a token we issued, badly formed, wrongly signed, or revoked.
+    #[error("invalid token")]
+    Invalid,
+    /// A token we issued whose `exp` has passed.
+    #[error("token expired")]
+    Expired,
+    /// The session behind the token could not be checked.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Signing failed (a broken key).
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Base64url without padding, the encoding of every opaque token we hand out.
+pub(crate) fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// `n` bytes from the operating system's CSPRNG.
+#[expect(clippy::panic, reason = "without OS randomness no secret can be minted safely; stopping beats weak secrets")]
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    if let Err(e) = getrandom::getrandom(&mut bytes) {
+        // Without randomness no secret can be made safely; stop rather than mint weak ones.
+        panic!("operating system randomness unavailable: {e}");
+    }
+    bytes
+}
