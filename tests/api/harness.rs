@@ -1,0 +1,168 @@
+//! `spawn_app()` and typed helpers for talking to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use portcullis::app::Application;
+use portcullis::clock::ManualClock;
+use portcullis::settings::Settings;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    handle: ServerHandle,
+    _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command now; the server winds down on its own.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// An app with the test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// An app with the test settings changed by `tweak`.
+pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::for_tests(dir.path());
+    tweak(&mut settings);
+    let clock = ManualClock::starting_now();
+    let app = Application::build(settings, clock.clone()).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
+    TestApp { base, client, clock, handle, _dir: dir }
+}
+
+/// A response reduced to what tests look at.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error answer: status, code and the JSON error shape.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert!(self.body["error"].is_string(), "no error text: {}", self.body);
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    Answer { status, headers, body }
+}
+
+/// A signed-in user as a test sees it.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl Tokens {
+    pub fn from(answer: &Answer) -> Self {
+        Tokens {
+            access: answer.body["token"].as_str().expect("token").to_owned(),
+            refresh: answer.body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            user_id: answer.body["user"]["id"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, bearer: Option<&str>, body: &Value) -> Answer {
+        let mut request = self.client.request(method, self.url(path)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send_json(reqwest::Method::POST, path, None, body).await
+    }
+
+    pub async fn post_auth(&self, path: &str, bearer: &str, body: &Value) -> Answer {
+        self.send_json(reqwest::Method::POST, path, Some(bearer), body).await
+    }
+
+    pub async fn put_auth(&self, path: &str, bearer: &str, body: &Value) -> Answer {
+        self.send_json(reqwest::Method::PUT, path, Some(bearer), body).await
+    }
+
+    pub async fn delete_auth(&self, path: &str, bearer: &str) -> Answer {
+        answer(self.client.delete(self.url(path)).bearer_auth(bearer).send().await.unwrap()).await
+    }
+
+    pub async fn register(&self, email: &str) -> Answer {
+        self.post("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD, "name": "Test User"})).await
+    }
+
+    /// Registers `email` and returns its tokens (asserting 201).
+    pub async fn signed_up(&self, email: &str) -> Tokens {
+        let answer = self.register(email).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        Tokens::from(&answer)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Answer {
+        self.post("/api/v1/auth/login", &json!({"email": email, "password": password})).await
+    }
+
+    /// Logs `email` in with the standard password (asserting 200).
+    pub async fn logged_in(&self, email: &str) -> Tokens {
+        let answer = self.login(email, PASSWORD).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        Tokens::from(&answer)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.post("/api/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await
+    }
+
+    pub async fn me(&self, access: &str) -> Answer {
+        self.get("/api/v1/auth/me", Some(access)).await
+    }
+}

@@ -1,0 +1,13 @@
+//! Black-box HTTP tests: each test starts a fresh app (port 0, its own data
+//! directory) and uses it over HTTP as a client would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod auth;
+mod health;
+mod process;
+mod profile;
+mod refresh;
+mod sessions;

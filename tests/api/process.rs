@@ -1,0 +1,175 @@
+//! The real binary as an operator runs it: settings errors, SIGTERM, SIGKILL
+//! durability, and key rotation across restarts.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::harness::{PASSWORD, Tokens, answer};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_portcullis");
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A gateway process on a free loopback port; killed when dropped.
+struct Gateway {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(data_dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("PORTCULLIS_DATA_DIR", data_dir)
+        .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
+        // Fixed, as in production: the issuer must not change across restarts.
+        .env("PORTCULLIS_PUBLIC_URL", "http://auth.test")
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .env("PORTCULLIS_HASH_MEMORY_KIB", "1024")
+        .env("PORTCULLIS_HASH_ITERATIONS", "1")
+        .env("PORTCULLIS_RATE_LIMIT", "off");
+    command
+}
+
+/// Starts `serve` and waits for its "listening" log line to learn the port.
+fn start(data_dir: &Path) -> Gateway {
+    let mut child = command(data_dir).arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (found, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && line.contains("portcullis listening") {
+                let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                let _ = found.send(json["port"].as_u64());
+                sent = true;
+            }
+        }
+    });
+    let port = port.recv_timeout(START_DEADLINE).expect("gateway did not start").expect("port in log line");
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
+    Gateway { child, base: format!("http://127.0.0.1:{port}"), client }
+}
+
+impl Gateway {
+    async fn post(&self, path: &str, body: serde_json::Value) -> crate::harness::Answer {
+        answer(self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()).await
+    }
+
+    async fn get(&self, path: &str, bearer: Option<&str>) -> crate::harness::Answer {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    async fn login(&self, email: &str) -> crate::harness::Answer {
+        self.post("/api/v1/auth/login", serde_json::json!({"email": email, "password": PASSWORD})).await
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + START_DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        panic!("gateway did not exit");
+    }
+}
+
+#[test]
+fn invalid_setting_stops_the_start_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(dir.path()).env("PORTCULLIS_SHARDS", "lots").arg("serve").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("PORTCULLIS_SHARDS"), "{stderr}");
+    let unknown = command(dir.path()).env("PORTCULLIS_SHARDZ", "4").arg("serve").output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[actix_web::test]
+async fn acknowledged_registration_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start(dir.path());
+    let registered = gateway
+        .post(
+            "/api/v1/auth/register",
+            serde_json::json!({"email": "durable@example.com", "password": PASSWORD, "name": "D"}),
+        )
+        .await;
+    assert_eq!(registered.status, StatusCode::CREATED);
+    gateway.signal("KILL");
+    drop(gateway);
+    let restarted = start(dir.path());
+    let login = restarted.login("durable@example.com").await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    // The refresh token issued before the crash still works too.
+    let refreshed = restarted
+        .post("/api/v1/auth/refresh", serde_json::json!({"refresh_token": registered.body["refresh_token"]}))
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+}
+
+#[actix_web::test]
+async fn sigterm_shuts_down_cleanly_with_exit_code_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = start(dir.path());
+    assert_eq!(gateway.get("/healthz", None).await.status, StatusCode::OK);
+    gateway.signal("TERM");
+    assert_eq!(gateway.wait_exit(), Some(0));
+}
+
+#[actix_web::test]
+async fn key_rotation_keeps_old_tokens_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start(dir.path());
+    let old = Tokens::from(
+        &gateway
+            .post(
+                "/api/v1/auth/register",
+                serde_json::json!({"email": "k@example.com", "password": PASSWORD, "name": "K"}),
+            )
+            .await,
+    );
+    let old_kid = jsonwebtoken::decode_header(&old.access).unwrap().kid.unwrap();
+    drop(gateway);
+
+    let rotated = command(dir.path()).args(["keys", "rotate"]).output().unwrap();
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+
+    let gateway = start(dir.path());
+    let jwks = gateway.get("/.well-known/jwks.json", None).await;
+    let kids: Vec<_> =
+        jwks.body["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(kids.contains(&old_kid));
+    // The old token still verifies; new tokens are signed by the new key.
+    assert_eq!(gateway.get("/api/v1/auth/me", Some(&old.access)).await.status, StatusCode::OK);
+    let fresh = Tokens::from(&gateway.login("k@example.com").await);
+    let new_kid = jsonwebtoken::decode_header(&fresh.access).unwrap().kid.unwrap();
+    assert_ne!(new_kid, old_kid);
+    assert!(kids.contains(&new_kid));
+    assert_eq!(gateway.get("/api/v1/auth/me", Some(&fresh.access)).await.status, StatusCode::OK);
+}
