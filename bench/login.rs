@@ -27,7 +27,8 @@ fn seconds() -> Duration {
 /// Verifications per second with `clients` callers keeping the pool busy.
 async fn raw_rate(settings: &Settings, clients: usize) -> f64 {
     let pool =
-        HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost).unwrap();
+        HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost)
+            .unwrap();
     let stored = pool.hash(Password::new(PASSWORD.into())).await.unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + seconds();
