@@ -1,1 +1,246 @@
+//! The store contract: behaviour every backend must show, as test cases
+//! that take a fresh, empty store. `contract_tests!` instantiates them all for
+//! one backend.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::{RotateOutcome, Store, StoreError, UniqueField};
+use crate::account::{ProjectId, RefreshRecord, Role, Rotation, Session, SessionId, User, UserId};
+use crate::clock::Timestamp;
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+const DAY: Duration = Duration::from_secs(86_400);
+
+pub fn user(email: &str, username: Option<&str>) -> User {
+    User {
+        id: UserId::generate(),
+        project: ProjectId::default_project(),
+        email: email.to_owned(),
+        username: username.map(str::to_owned),
+        name: "Contract".into(),
+        company: None,
+        role: Role::User,
+        password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
+        email_verified_at: None,
+        two_factor_enabled: false,
+        disabled: false,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn session_for(user: &User, expires_at: Timestamp) -> (Session, RefreshRecord) {
+    let session = Session {
+        id: SessionId::generate(),
+        project: user.project.clone(),
+        user_id: user.id,
+        user_agent: Some("contract".into()),
+        ip: Some("127.0.0.1".into()),
+        created_at: T0,
+        last_seen_at: T0,
+        expires_at,
+    };
+    let refresh = refresh_for(&session, T0, expires_at);
+    (session, refresh)
+}
+
+fn refresh_for(session: &Session, at: Timestamp, expires_at: Timestamp) -> RefreshRecord {
+    RefreshRecord {
+        digest: *blake3::hash(SessionId::generate().to_string().as_bytes()).as_bytes(),
+        session_id: session.id,
+        user_id: session.user_id,
+        project: session.project.clone(),
+        created_at: at,
+        expires_at,
+        rotated: None,
+    }
+}
+
+pub async fn first_user_of_default_project_is_superadmin(store: Arc<dyn Store>) {
+    let project = ProjectId::default_project();
+    assert!(!store.has_users(&project).await.unwrap());
+    let first = store.create_user(user("a@x.io", None)).await.unwrap();
+    assert_eq!(first.role, Role::Superadmin);
+    let second = store.create_user(user("b@x.io", None)).await.unwrap();
+    assert_eq!(second.role, Role::User);
+    assert!(store.has_users(&project).await.unwrap());
+    assert!(!store.has_users(&ProjectId("other".into())).await.unwrap());
+}
+
+pub async fn email_and_username_are_unique_per_project(store: Arc<dyn Store>) {
+    store.create_user(user("a@x.io", Some("ada"))).await.unwrap();
+    let email = store.create_user(user("a@x.io", None)).await.unwrap_err();
+    assert!(matches!(email, StoreError::AlreadyExists(UniqueField::Email)), "{email:?}");
+    let name = store.create_user(user("b@x.io", Some("ada"))).await.unwrap_err();
+    assert!(matches!(name, StoreError::AlreadyExists(UniqueField::Username)), "{name:?}");
+    // The refused writes left nothing behind: the email of the second is still free.
+    store.create_user(user("b@x.io", Some("bob"))).await.unwrap();
+    // Another project has its own namespace.
+    let mut other = user("a@x.io", Some("ada"));
+    other.project = ProjectId("other".into());
+    store.create_user(other).await.unwrap();
+}
+
+pub async fn racing_creates_of_one_email_make_one_user(store: Arc<dyn Store>) {
+    let attempts = (0..32).map(|_| {
+        let store = Arc::clone(&store);
+        async move { store.create_user(user("race@x.io", None)).await }
+    });
+    let results = join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, StoreError::AlreadyExists(_))));
+}
+
+pub async fn users_are_found_by_id_email_and_username(store: Arc<dyn Store>) {
+    let created = store.create_user(user("a@x.io", Some("ada"))).await.unwrap();
+    let project = ProjectId::default_project();
+    assert_eq!(store.find_user(created.id).await.unwrap().unwrap(), created);
+    assert_eq!(store.find_user_by_email(&project, "a@x.io").await.unwrap().unwrap().id, created.id);
+    assert_eq!(store.find_user_by_username(&project, "ada").await.unwrap().unwrap().id, created.id);
+    assert!(store.find_user_by_email(&project, "nobody@x.io").await.unwrap().is_none());
+    assert!(store.find_user(UserId::generate()).await.unwrap().is_none());
+}
+
+pub async fn update_moves_the_username_claim(store: Arc<dyn Store>) {
+    let project = ProjectId::default_project();
+    let mut ada = store.create_user(user("a@x.io", Some("ada"))).await.unwrap();
+    store.create_user(user("b@x.io", Some("bob"))).await.unwrap();
+    ada.username = Some("bob".into());
+    assert!(matches!(store.update_user(ada.clone()).await, Err(StoreError::AlreadyExists(UniqueField::Username))));
+    ada.username = Some("lovelace".into());
+    ada.name = "Ada Lovelace".into();
+    store.update_user(ada.clone()).await.unwrap();
+    assert!(store.find_user_by_username(&project, "ada").await.unwrap().is_none());
+    assert_eq!(store.find_user_by_username(&project, "lovelace").await.unwrap().unwrap().name, "Ada Lovelace");
+    // The released name can be taken by someone else.
+    store.create_user(user("c@x.io", Some("ada"))).await.unwrap();
+    let missing = user("z@x.io", None);
+    assert!(matches!(store.update_user(missing).await, Err(StoreError::NotFound)));
+}
+
+pub async fn sessions_are_listed_and_deleted_with_their_tokens(store: Arc<dyn Store>) {
+    let ada = store.create_user(user("a@x.io", None)).await.unwrap();
+    let (s1, r1) = session_for(&ada, T0.plus(DAY));
+    let (s2, r2) = session_for(&ada, T0.plus(DAY));
+    let (old, r_old) = session_for(&ada, T0.plus(Duration::from_secs(1)));
+    for (s, r) in [(s1.clone(), r1.clone()), (s2.clone(), r2.clone()), (old, r_old)] {
+        store.create_session(s, r).await.unwrap();
+    }
+    let listed = store.list_sessions(ada.id, T0.plus(Duration::from_secs(2))).await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>().len(), 2, "expired session listed");
+    assert_eq!(store.find_session(s1.id).await.unwrap().unwrap(), s1);
+    assert_eq!(store.find_refresh_token(&r1.digest).await.unwrap().unwrap(), r1);
+    assert!(store.delete_session(s1.id).await.unwrap());
+    assert!(!store.delete_session(s1.id).await.unwrap());
+    assert!(store.find_session(s1.id).await.unwrap().is_none());
+    assert!(store.find_refresh_token(&r1.digest).await.unwrap().is_none());
+    assert!(store.find_refresh_token(&r2.digest).await.unwrap().is_some());
+}
+
+pub async fn deleting_user_sessions_keeps_the_named_one(store: Arc<dyn Store>) {
+    let ada = store.create_user(user("a@x.io", None)).await.unwrap();
+    let bob = store.create_user(user("b@x.io", None)).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, r) = session_for(&ada, T0.plus(DAY));
+        ids.push(s.id);
+        store.create_session(s, r).await.unwrap();
+    }
+    let (bobs, bob_refresh) = session_for(&bob, T0.plus(DAY));
+    store.create_session(bobs.clone(), bob_refresh).await.unwrap();
+    let mut deleted = store.delete_user_sessions(ada.id, Some(ids[0])).await.unwrap();
+    deleted.sort();
+    let mut expected = ids[1..].to_vec();
+    expected.sort();
+    assert_eq!(deleted, expected);
+    assert_eq!(store.list_sessions(ada.id, T0).await.unwrap().len(), 1);
+    assert!(store.find_session(bobs.id).await.unwrap().is_some());
+}
+
+pub async fn a_refresh_token_rotates_once(store: Arc<dyn Store>) {
+    let ada = store.create_user(user("a@x.io", None)).await.unwrap();
+    let (session, first) = session_for(&ada, T0.plus(DAY));
+    store.create_session(session.clone(), first.clone()).await.unwrap();
+    let at = T0.plus(Duration::from_secs(5));
+    let rotation = Rotation { at, sealed_successor: vec![1, 2, 3] };
+    let successor = refresh_for(&session, at, at.plus(DAY));
+    let touch = (at, at.plus(DAY));
+    let outcome = store.rotate_refresh_token(&first.digest, rotation.clone(), successor.clone(), touch).await.unwrap();
+    assert_eq!(outcome, RotateOutcome::Rotated);
+    // A second rotation, even with another successor, is refused and told the first.
+    let rival = refresh_for(&session, at, at.plus(DAY));
+    let again = store
+        .rotate_refresh_token(&first.digest, Rotation { at, sealed_successor: vec![9] }, rival.clone(), touch)
+        .await
+        .unwrap();
+    assert_eq!(again, RotateOutcome::AlreadyRotated(rotation));
+    assert!(store.find_refresh_token(&rival.digest).await.unwrap().is_none());
+    assert_eq!(store.find_refresh_token(&successor.digest).await.unwrap().unwrap(), successor);
+    let touched = store.find_session(session.id).await.unwrap().unwrap();
+    assert_eq!((touched.last_seen_at, touched.expires_at), touch);
+    let unknown = store.rotate_refresh_token(&[7; 32], Rotation { at, sealed_successor: vec![] }, rival, touch).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)));
+}
+
+pub async fn racing_rotations_have_one_winner(store: Arc<dyn Store>) {
+    let ada = store.create_user(user("a@x.io", None)).await.unwrap();
+    let (session, first) = session_for(&ada, T0.plus(DAY));
+    store.create_session(session.clone(), first.clone()).await.unwrap();
+    let attempts = (0..16u8).map(|i| {
+        let (store, session) = (Arc::clone(&store), session.clone());
+        async move {
+            let rotation = Rotation { at: T0, sealed_successor: vec![i] };
+            let successor = refresh_for(&session, T0, T0.plus(DAY));
+            store.rotate_refresh_token(&first.digest, rotation, successor, (T0, T0.plus(DAY))).await.unwrap()
+        }
+    });
+    let outcomes = join_all(attempts).await;
+    assert_eq!(outcomes.iter().filter(|o| **o == RotateOutcome::Rotated).count(), 1);
+}
+
+pub async fn sweep_removes_only_what_expired(store: Arc<dyn Store>) {
+    let ada = store.create_user(user("a@x.io", None)).await.unwrap();
+    let (live, live_refresh) = session_for(&ada, T0.plus(DAY));
+    let (dead, dead_refresh) = session_for(&ada, T0.plus(Duration::from_secs(1)));
+    store.create_session(live.clone(), live_refresh.clone()).await.unwrap();
+    store.create_session(dead.clone(), dead_refresh.clone()).await.unwrap();
+    let removed = store.sweep_expired(T0.plus(Duration::from_secs(2))).await.unwrap();
+    assert!(removed >= 1);
+    assert!(store.find_session(dead.id).await.unwrap().is_none());
+    assert!(store.find_refresh_token(&dead_refresh.digest).await.unwrap().is_none());
+    assert!(store.find_session(live.id).await.unwrap().is_some());
+    assert!(store.find_refresh_token(&live_refresh.digest).await.unwrap().is_some());
+    store.flush().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+/// Instantiates every contract case as a test, each on a store from `$make`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::contract_tests!(@cases $make;
+            first_user_of_default_project_is_superadmin,
+            email_and_username_are_unique_per_project,
+            racing_creates_of_one_email_make_one_user,
+            users_are_found_by_id_email_and_username,
+            update_moves_the_username_claim,
+            sessions_are_listed_and_deleted_with_their_tokens,
+            deleting_user_sessions_keeps_the_named_one,
+            a_refresh_token_rotates_once,
+            racing_rotations_have_one_winner,
+            sweep_removes_only_what_expired,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _guard) = $make().await;
+                $crate::store::contract::$case(store).await;
+            }
+        )*
+    };
+}

@@ -563,3 +563,42 @@ impl EmbeddedStore {
         self.read(|txn| txn.open_table(USERS).map_err(unavailable)?.len().map_err(unavailable))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::EmbeddedStore;
+    use crate::store::Store;
+
+    async fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        (Arc::new(store), dir)
+    }
+
+    crate::contract_tests!(fresh);
+
+    #[tokio::test]
+    async fn writes_are_durable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            store.create_user(crate::store::contract::user("a@x.io", None)).await.unwrap()
+        };
+        // The writer thread lets go of the file once its queue closes.
+        let mut reopened = None;
+        for _ in 0..200 {
+            match EmbeddedStore::open(dir.path()) {
+                Ok(store) => {
+                    reopened = Some(store);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+        let store = reopened.expect("store reopens");
+        assert_eq!(store.find_user(created.id).await.unwrap().unwrap(), created);
+        assert_eq!(store.count_users().unwrap(), 1);
+    }
+}

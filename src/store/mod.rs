@@ -7,7 +7,7 @@
 //! the backend atomically, never by the caller's reading first.
 
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
 pub mod embedded;
 
 use async_trait::async_trait;

@@ -261,3 +261,16 @@ async fn tokens_identify_the_user() {
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["id"], tokens.user_id.as_str());
 }
+
+#[actix_web::test]
+async fn request_past_its_deadline_answers_503_overloaded() {
+    let app = spawn_with(|s| {
+        s.request_timeout = Duration::from_millis(100);
+        s.hash_threads = 1;
+        s.hash_cost = HashCost { memory_kib: 131_072, iterations: 4, parallelism: 1 };
+    })
+    .await;
+    let answer = app.login("slow@example.com", "some password").await;
+    answer.assert_error(503, "overloaded");
+    assert!(answer.header("retry-after").is_some());
+}

@@ -44,7 +44,17 @@ fn command(data_dir: &Path) -> Command {
 
 /// Starts `serve` and waits for its "listening" log line to learn the port.
 fn start(data_dir: &Path) -> Gateway {
-    let mut child = command(data_dir).arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Gateway {
+    let mut child = command(data_dir)
+        .envs(env.iter().copied())
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (found, port) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -138,6 +148,25 @@ async fn sigterm_shuts_down_cleanly_with_exit_code_0() {
     let mut gateway = start(dir.path());
     assert_eq!(gateway.get("/healthz", None).await.status, StatusCode::OK);
     gateway.signal("TERM");
+    assert_eq!(gateway.wait_exit(), Some(0));
+}
+
+#[actix_web::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    // A costly hash keeps the login in flight while the signal arrives.
+    let mut gateway =
+        start_with(dir.path(), &[("PORTCULLIS_HASH_MEMORY_KIB", "65536"), ("PORTCULLIS_HASH_ITERATIONS", "3")]);
+    let request = gateway
+        .client
+        .post(format!("{}/api/v1/auth/login", gateway.base))
+        .json(&serde_json::json!({"email": "nobody@example.com", "password": "in flight"}))
+        .send();
+    let in_flight = actix_web::rt::spawn(request);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gateway.signal("TERM");
+    let response = in_flight.await.unwrap().expect("the in-flight request was answered");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(gateway.wait_exit(), Some(0));
 }
 
