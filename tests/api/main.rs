@@ -6,6 +6,7 @@
 mod harness;
 
 mod auth;
+mod contract;
 mod health;
 mod process;
 mod profile;
