@@ -53,9 +53,15 @@ fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 impl Application {
-    /// Builds everything and binds the listener. Must run inside an actix `System`.
+    /// Builds everything on the store `settings` names and binds the
+    /// listener. Must run inside an actix `System`.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let store = open_store(&settings)?;
+        Self::build_on(settings, clock, store).await
+    }
+
+    /// Builds everything on `store` (already open) and binds the listener.
+    pub async fn build_on(settings: Settings, clock: SharedClock, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let hashing =
             HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost)
                 .context("starting the hashing pool")?;

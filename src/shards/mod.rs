@@ -155,82 +155,11 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use async_trait::async_trait;
-    use tokio::sync::Semaphore;
-
     use super::*;
-    use crate::account::{ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
-    use crate::clock::{ManualClock, Timestamp};
+    use crate::account::UserId;
+    use crate::clock::ManualClock;
     use crate::store::embedded::EmbeddedStore;
-    use crate::store::{RotateOutcome, StoreResult};
-
-    /// The embedded store, except that `create_user` waits for a permit.
-    struct StalledStore {
-        inner: EmbeddedStore,
-        permits: Arc<Semaphore>,
-    }
-
-    #[async_trait]
-    impl Store for StalledStore {
-        fn backend(&self) -> &'static str {
-            "stalled"
-        }
-        async fn ping(&self) -> StoreResult<()> {
-            self.inner.ping().await
-        }
-        async fn has_users(&self, project: &ProjectId) -> StoreResult<bool> {
-            self.inner.has_users(project).await
-        }
-        async fn create_user(&self, user: User) -> StoreResult<User> {
-            let _permit = self.permits.acquire().await.map_err(|_| StoreError::Unavailable("closed".into()))?;
-            self.inner.create_user(user).await
-        }
-        async fn find_user(&self, id: UserId) -> StoreResult<Option<User>> {
-            self.inner.find_user(id).await
-        }
-        async fn find_user_by_email(&self, project: &ProjectId, email: &str) -> StoreResult<Option<User>> {
-            self.inner.find_user_by_email(project, email).await
-        }
-        async fn find_user_by_username(&self, project: &ProjectId, username: &str) -> StoreResult<Option<User>> {
-            self.inner.find_user_by_username(project, username).await
-        }
-        async fn update_user(&self, user: User) -> StoreResult<User> {
-            self.inner.update_user(user).await
-        }
-        async fn create_session(&self, session: Session, refresh: RefreshRecord) -> StoreResult<()> {
-            self.inner.create_session(session, refresh).await
-        }
-        async fn find_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
-            self.inner.find_session(id).await
-        }
-        async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
-            self.inner.list_sessions(user, now).await
-        }
-        async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
-            self.inner.delete_session(id).await
-        }
-        async fn delete_user_sessions(&self, user: UserId, keep: Option<SessionId>) -> StoreResult<Vec<SessionId>> {
-            self.inner.delete_user_sessions(user, keep).await
-        }
-        async fn find_refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshRecord>> {
-            self.inner.find_refresh_token(digest).await
-        }
-        async fn rotate_refresh_token(
-            &self,
-            old: &[u8; 32],
-            rotation: Rotation,
-            successor: RefreshRecord,
-            session_touch: (Timestamp, Timestamp),
-        ) -> StoreResult<RotateOutcome> {
-            self.inner.rotate_refresh_token(old, rotation, successor, session_touch).await
-        }
-        async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
-            self.inner.sweep_expired(now).await
-        }
-        async fn flush(&self) -> StoreResult<()> {
-            self.inner.flush().await
-        }
-    }
+    use crate::store::fault::FaultyStore;
 
     const POLICY: ShardPolicy = ShardPolicy {
         refresh_ttl: Duration::from_secs(60),
@@ -241,11 +170,16 @@ mod tests {
     #[actix_rt::test]
     async fn full_mailbox_is_refused_at_once_and_drains_after() {
         let dir = tempfile::tempdir().unwrap();
-        let permits = Arc::new(Semaphore::new(0));
-        let store =
-            Arc::new(StalledStore { inner: EmbeddedStore::open(dir.path()).unwrap(), permits: permits.clone() });
-        let router =
-            Arc::new(ShardRouter::start(1, 2, Duration::from_secs(10), store, ManualClock::starting_now(), POLICY));
+        let store = FaultyStore::new(Arc::new(EmbeddedStore::open(dir.path()).unwrap()));
+        store.pause();
+        let router = Arc::new(ShardRouter::start(
+            1,
+            2,
+            Duration::from_secs(10),
+            store.clone(),
+            ManualClock::starting_now(),
+            POLICY,
+        ));
         let create = |email: &'static str| {
             let router = Arc::clone(&router);
             actix_rt::spawn(async move {
@@ -264,7 +198,7 @@ mod tests {
         let user = crate::store::contract::user("c@x.io", None);
         let third = router.ask(&"c@x.io", |reply| Command::CreateUser { user, reply }).await;
         assert!(matches!(third, Err(ShardError::Overloaded)), "{third:?}");
-        permits.add_permits(10);
+        store.resume();
         assert!(first.await.unwrap().is_ok());
         assert!(second.await.unwrap().is_ok());
         assert_eq!(router.shards[0].depth.load(Ordering::Acquire), 0);

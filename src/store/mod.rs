@@ -9,6 +9,7 @@
 #[cfg(test)]
 pub(crate) mod contract;
 pub mod embedded;
+pub mod fault;
 
 use async_trait::async_trait;
 

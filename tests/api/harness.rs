@@ -7,6 +7,8 @@ use actix_web::dev::ServerHandle;
 use portcullis::app::Application;
 use portcullis::clock::ManualClock;
 use portcullis::settings::Settings;
+use portcullis::store::embedded::EmbeddedStore;
+use portcullis::store::fault::FaultyStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -35,16 +37,22 @@ pub async fn spawn_app() -> TestApp {
 
 /// An app with the test settings changed by `tweak`.
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_faulty(tweak).await.0
+}
+
+/// An app whose store can be made to fail or stall, and the store.
+pub async fn spawn_faulty(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Arc<FaultyStore>) {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::for_tests(dir.path());
     tweak(&mut settings);
     let clock = ManualClock::starting_now();
-    let app = Application::build(settings, clock.clone()).await.expect("app builds");
+    let store = FaultyStore::new(Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")));
+    let app = Application::build_on(settings, clock.clone(), store.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    TestApp { base, client, clock, handle, _dir: dir }
+    (TestApp { base, client, clock, handle, _dir: dir }, store)
 }
 
 /// A response reduced to what tests look at.

@@ -7,6 +7,7 @@ mod harness;
 
 mod auth;
 mod contract;
+mod faults;
 mod health;
 mod process;
 mod profile;

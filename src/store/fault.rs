@@ -1,0 +1,128 @@
+//! A store wrapper that fails or stalls on command: fault injection for
+//! tests and drills, never used by `serve`.
+//!
+//! `fail(true)` makes every call answer `Unavailable` (a database that is
+//! down); `pause()` makes every call wait until `resume()` (a database that
+//! hangs). Otherwise calls pass through to the wrapped store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::{RotateOutcome, Store, StoreError, StoreResult};
+use crate::account::{ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::clock::Timestamp;
+
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    failing: AtomicBool,
+    open: watch::Sender<bool>,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(FaultyStore { inner, failing: AtomicBool::new(false), open: watch::Sender::new(true) })
+    }
+
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn pause(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn resume(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Waits while paused, then fails if failing.
+    async fn enter(&self) -> StoreResult<()> {
+        let mut open = self.open.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = open.wait_for(|is_open| *is_open).await;
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.enter().await?;
+        self.inner.ping().await
+    }
+    async fn has_users(&self, project: &ProjectId) -> StoreResult<bool> {
+        self.enter().await?;
+        self.inner.has_users(project).await
+    }
+    async fn create_user(&self, user: User) -> StoreResult<User> {
+        self.enter().await?;
+        self.inner.create_user(user).await
+    }
+    async fn find_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.enter().await?;
+        self.inner.find_user(id).await
+    }
+    async fn find_user_by_email(&self, project: &ProjectId, email: &str) -> StoreResult<Option<User>> {
+        self.enter().await?;
+        self.inner.find_user_by_email(project, email).await
+    }
+    async fn find_user_by_username(&self, project: &ProjectId, username: &str) -> StoreResult<Option<User>> {
+        self.enter().await?;
+        self.inner.find_user_by_username(project, username).await
+    }
+    async fn update_user(&self, user: User) -> StoreResult<User> {
+        self.enter().await?;
+        self.inner.update_user(user).await
+    }
+    async fn create_session(&self, session: Session, refresh: RefreshRecord) -> StoreResult<()> {
+        self.enter().await?;
+        self.inner.create_session(session, refresh).await
+    }
+    async fn find_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        self.enter().await?;
+        self.inner.find_session(id).await
+    }
+    async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
+        self.enter().await?;
+        self.inner.list_sessions(user, now).await
+    }
+    async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
+        self.enter().await?;
+        self.inner.delete_session(id).await
+    }
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<SessionId>) -> StoreResult<Vec<SessionId>> {
+        self.enter().await?;
+        self.inner.delete_user_sessions(user, keep).await
+    }
+    async fn find_refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshRecord>> {
+        self.enter().await?;
+        self.inner.find_refresh_token(digest).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        old: &[u8; 32],
+        rotation: Rotation,
+        successor: RefreshRecord,
+        session_touch: (Timestamp, Timestamp),
+    ) -> StoreResult<RotateOutcome> {
+        self.enter().await?;
+        self.inner.rotate_refresh_token(old, rotation, successor, session_touch).await
+    }
+    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
+        self.enter().await?;
+        self.inner.sweep_expired(now).await
+    }
+    async fn flush(&self) -> StoreResult<()> {
+        self.enter().await?;
+        self.inner.flush().await
+    }
+}
