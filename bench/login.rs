@@ -82,7 +82,7 @@ fn main() {
     settings.data_dir = dir.path().to_path_buf();
     settings.rate_limit_enabled = false;
     // Enough callers to keep every hashing thread busy, within the queue.
-    let clients = (settings.hash_threads * 4).min(settings.hash_queue);
+    let clients = (settings.hash_threads * 8).min(settings.hash_queue);
     let cost = settings.hash_cost;
     let threads = settings.hash_threads;
     actix_web::rt::System::new().block_on(async move {
