@@ -5,7 +5,7 @@
 //! not here: it is state of the account's shard (`shards::lockout`).
 //! Memory is bounded by `sweep`, which forgets keys whose quota has refilled.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -40,6 +40,19 @@ pub struct RateLimits {
     clock: DefaultClock,
 }
 
+/// The key a client is limited by: an IPv4 address as is, an IPv6 address by
+/// its /64 (one host is routinely given a whole /64, so limiting single
+/// addresses would let it rotate through 2^64 budgets).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 fn quota(q: RateQuota) -> Quota {
     let per_minute = NonZeroU32::new(q.per_minute).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(q.burst).unwrap_or(NonZeroU32::MIN);
@@ -61,6 +74,7 @@ impl RateLimits {
         if !self.enabled {
             return Ok(());
         }
+        let ip = client_key(ip);
         let outcome = match route {
             LimitedRoute::Refresh => self.refresh.check_key(&ip),
             other => self.auth.check_key(&(other, ip)),
@@ -102,6 +116,19 @@ mod tests {
         // Other IPs and other routes have budgets of their own.
         assert!(limits.check(LimitedRoute::Login, "192.0.2.2".parse().unwrap()).is_ok());
         assert!(limits.check(LimitedRoute::Register, ip).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let limits = limits();
+        for host in 1..=5 {
+            assert!(limits.check(LimitedRoute::Login, format!("2001:db8:1:2::{host}").parse().unwrap()).is_ok());
+        }
+        assert!(limits.check(LimitedRoute::Login, "2001:db8:1:2:ffff::9".parse().unwrap()).is_err());
+        assert!(limits.check(LimitedRoute::Login, "2001:db8:1:3::1".parse().unwrap()).is_ok());
+        // An IPv4-mapped address counts as its IPv4 address.
+        assert!(limits.check(LimitedRoute::Register, "::ffff:192.0.2.9".parse().unwrap()).is_ok());
+        assert_eq!(client_key("::ffff:192.0.2.9".parse().unwrap()), "192.0.2.9".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -238,6 +238,11 @@ impl AuthService {
 
     /// Checks the current password, stores the new one, and revokes every
     /// other session.
+    ///
+    /// Other sessions are revoked before the new hash is stored and again
+    /// after: if the store fails between the steps, the old password still
+    /// works for a retry and no old session survives a changed password; the
+    /// second pass catches a login with the old password that raced the change.
     pub async fn change_password(
         &self,
         access: &VerifiedAccess,
@@ -250,10 +255,11 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         }
         let password_hash = self.hashing.hash(new).await?;
+        let mut revoked = self.revoke_other_sessions(access).await?;
         let id = user.id;
         let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
         self.shards.ask(&id, |reply| Command::UpdateUser { user: id, change, reply }).await?;
-        let revoked = self.revoke_other_sessions(access).await?;
+        revoked += self.revoke_other_sessions(access).await?;
         tracing::info!(target: "security", event = "password_changed", user_id = %id, revoked_sessions = revoked, "password changed");
         Ok(())
     }

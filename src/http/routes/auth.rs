@@ -48,8 +48,18 @@ impl Check {
         result.map_err(|problem| self.0.insert(field.to_owned(), problem.to_owned())).ok()
     }
 
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::fields(self.0)) }
+    /// A required password within the length rules.
+    fn password(&mut self, field: &str, value: &Option<String>, min_chars: usize) -> Option<Password> {
+        let password = self.required(field, value)?;
+        self.rule(field, validate_password(password, min_chars)).map(|()| Password::new(password.to_owned()))
+    }
+
+    /// The validated values, or one `validation_error` naming every bad field.
+    fn finish<T>(self, values: Option<T>) -> Result<T, ApiError> {
+        if !self.0.is_empty() {
+            return Err(ApiError::fields(self.0));
+        }
+        values.ok_or_else(|| ApiError::Internal("a checked field has no value".into()))
     }
 }
 
@@ -81,9 +91,7 @@ async fn register(
     let body = body.into_inner();
     let mut check = Check::default();
     let email = check.required("email", &body.email).and_then(|e| check.rule("email", normalize_email(e)));
-    let password = check
-        .required("password", &body.password)
-        .and_then(|p| check.rule("password", validate_password(p, state.password_min_chars)).map(|()| p.to_owned()));
+    let password = check.password("password", &body.password, state.password_min_chars);
     let name = check.required("name", &body.name).and_then(|n| check.rule("name", validate_name(n)));
     let username = match body.username.as_deref().filter(|u| !u.is_empty()) {
         Some(u) => check.rule("username", normalize_username(u)),
@@ -93,18 +101,8 @@ async fn register(
         Some(c) => check.rule("company", validate_company(c)).flatten(),
         None => None,
     };
-    check.finish()?;
-    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
-    let registration = Registration {
-        project: ProjectId::default_project(),
-        email,
-        username,
-        name,
-        company,
-        password: Password::new(password),
-    };
+    let ((email, password), name) = check.finish(email.zip(password).zip(name))?;
+    let registration = Registration { project: ProjectId::default_project(), email, username, name, company, password };
     let grant = state.auth.register(registration, client.0).await?;
     Ok(token_response(StatusCode::CREATED, &grant, true))
 }
@@ -135,16 +133,10 @@ async fn login(
                 None
             }
         };
-    let password = check.required("password", &body.password).map(str::to_owned);
-    // Only the upper bound here: a too-short password is simply wrong.
-    if password.as_ref().is_some_and(|p| p.len() > crate::account::PASSWORD_MAX_BYTES) {
-        check.0.insert("password".into(), "must be at most 1024 bytes".into());
-    }
-    check.finish()?;
-    let (Some(identifier), Some(password)) = (identifier, password) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
-    let request = LoginRequest { project: ProjectId::default_project(), identifier, password: Password::new(password) };
+    // Any length passes but an oversized one: a too-short password is simply wrong.
+    let password = check.password("password", &body.password, 1);
+    let (identifier, password) = check.finish(identifier.zip(password))?;
+    let request = LoginRequest { project: ProjectId::default_project(), identifier, password };
     let grant = state.auth.login(request, client.0).await?;
     Ok(token_response(StatusCode::OK, &grant, true))
 }
@@ -162,9 +154,8 @@ async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, LimitedRoute::Refresh, &client)?;
     let mut check = Check::default();
-    let token = check.required("refresh_token", &body.refresh_token).map(str::to_owned);
-    check.finish()?;
-    let grant = state.auth.refresh(token.as_deref().unwrap_or_default()).await?;
+    let token = check.required("refresh_token", &body.refresh_token);
+    let grant = state.auth.refresh(check.finish(token)?).await?;
     Ok(token_response(StatusCode::OK, &grant, false))
 }
 
@@ -213,7 +204,7 @@ async fn update_me(
         Some(None) => Some(None),
         None => None,
     };
-    check.finish()?;
+    let change = check.finish(Some(change))?;
     let user = state.auth.update_profile(&caller.0, change).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
@@ -230,14 +221,9 @@ async fn change_password(
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut check = Check::default();
-    let current = check.required("current_password", &body.current_password).map(str::to_owned);
-    let new = check.required("new_password", &body.new_password).and_then(|p| {
-        check.rule("new_password", validate_password(p, state.password_min_chars)).map(|()| p.to_owned())
-    });
-    check.finish()?;
-    let (Some(current), Some(new)) = (current, new) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
-    state.auth.change_password(&caller.0, Password::new(current), Password::new(new)).await?;
+    let current = check.password("current_password", &body.current_password, 1);
+    let new = check.password("new_password", &body.new_password, state.password_min_chars);
+    let (current, new) = check.finish(current.zip(new))?;
+    state.auth.change_password(&caller.0, current, new).await?;
     Ok(message("password_changed"))
 }
