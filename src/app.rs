@@ -24,6 +24,7 @@ use crate::shards::{ShardPolicy, ShardRouter};
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::telemetry;
+use crate::token::api_key::{ApiKeyHasher, KeyUsage};
 use crate::token::{AccessGate, KeyRing, TokenCache, TokenSigner};
 
 /// How often expired cache entries, idle rate-limit keys and expired
@@ -38,6 +39,8 @@ pub struct Application {
     server: Server,
     shards: Arc<ShardRouter>,
     store: Arc<dyn Store>,
+    key_usage: Arc<KeyUsage>,
+    auth: Arc<AuthService>,
     tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
 }
 
@@ -87,8 +90,16 @@ impl Application {
         let keys = Arc::new(KeyRing::open(&settings.data_dir, clock.now()).context("loading signing keys")?);
         let signer = Arc::new(TokenSigner::new(Arc::clone(&keys), issuer, settings.access_ttl));
         let cache = Arc::new(TokenCache::new(settings.token_cache_capacity));
-        let gate =
-            Arc::new(AccessGate::new(Arc::clone(&signer), Arc::clone(&cache), Arc::clone(&store), Arc::clone(&clock)));
+        let key_hasher = ApiKeyHasher::open(&settings.data_dir).context("loading the API-key hashing key")?;
+        let key_usage = Arc::new(KeyUsage::default());
+        let gate = Arc::new(AccessGate::new(
+            Arc::clone(&signer),
+            Arc::clone(&cache),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            key_hasher,
+            Arc::clone(&key_usage),
+        ));
         let auth_policy =
             AuthPolicy { refresh_ttl: settings.refresh_ttl, refresh_reuse_grace: settings.refresh_reuse_grace };
         let auth = Arc::new(AuthService::new(
@@ -104,7 +115,7 @@ impl Application {
         let metrics = telemetry::prometheus();
 
         let state = web::Data::new(AppState {
-            auth,
+            auth: Arc::clone(&auth),
             limits: Arc::clone(&limits),
             signer,
             store: Arc::clone(&store),
@@ -142,6 +153,17 @@ impl Application {
                 }
                 async {}
             }),
+            every(settings.key_usage_flush, {
+                let (usage, store) = (Arc::clone(&key_usage), Arc::clone(&store));
+                move || {
+                    let (usage, store) = (Arc::clone(&usage), Arc::clone(&store));
+                    async move {
+                        if let Err(e) = usage.flush(&store).await {
+                            tracing::warn!(error = %e, "writing API-key last use failed; will retry");
+                        }
+                    }
+                }
+            }),
             every(STORE_SWEEP_EVERY, {
                 let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
                 move || {
@@ -156,7 +178,12 @@ impl Application {
             }),
         ];
         tracing::info!(port, public_url = %public_url, store = store.backend(), "portcullis listening");
-        Ok(Application { port, public_url, server, shards, store, tasks })
+        Ok(Application { port, public_url, server, shards, store, key_usage, auth, tasks })
+    }
+
+    /// The sign-in flows, for callers in the same process (the CLI, tests).
+    pub fn auth(&self) -> Arc<AuthService> {
+        Arc::clone(&self.auth)
     }
 
     pub fn port(&self) -> u16 {
@@ -174,12 +201,15 @@ impl Application {
 
     /// Serves until a signal or `handle().stop()`, then shuts down in order.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, shards, store, tasks, .. } = self;
+        let Application { server, shards, store, key_usage, tasks, .. } = self;
         let served = server.await;
         for task in tasks {
             task.abort();
         }
         shards.stop();
+        if let Err(e) = key_usage.flush(&store).await {
+            tracing::warn!(error = %e, "API-key last use not written at shutdown");
+        }
         store.flush().await.context("flushing the store")?;
         tracing::info!("portcullis stopped");
         Ok(served?)

@@ -36,6 +36,12 @@ impl Timestamp {
         Duration::from_millis(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
     }
 
+    /// Parses an RFC 3339 date-time (any offset).
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok().map(Timestamp)
+    }
+
     /// RFC 3339 UTC with second precision, as API.md asks for.
     pub fn to_rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp(self.as_secs())
@@ -93,6 +99,13 @@ mod tests {
     #[test]
     fn rfc3339_is_utc_with_seconds() {
         assert_eq!(Timestamp(1_700_000_000_123).to_rfc3339(), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn rfc3339_parses_with_offsets() {
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14T22:13:20Z"), Some(Timestamp(1_700_000_000_000)));
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14T23:13:20+01:00"), Some(Timestamp(1_700_000_000_000)));
+        assert_eq!(Timestamp::parse_rfc3339("tomorrow"), None);
     }
 
     #[test]

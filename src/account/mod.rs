@@ -58,6 +58,11 @@ uuid_id!(
     SessionId
 );
 
+uuid_id!(
+    /// An API key's id (not the key: the key is shown once and never stored).
+    ApiKeyId
+);
+
 /// A project (tenant) id; `default` until the projects API lands.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -164,4 +169,22 @@ pub struct Rotation {
     /// The successor token, sealed under a key derived from the token this
     /// record describes: readable only by whoever presents that token again.
     pub sealed_successor: Vec<u8>,
+}
+
+/// An API key at rest: a keyed BLAKE3 digest of the key, never the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub project: ProjectId,
+    pub user_id: UserId,
+    pub name: String,
+    /// The key's first characters, shown in lists so owners can tell keys apart.
+    pub prefix: String,
+    pub digest: [u8; 32],
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    /// `None`: never expires.
+    pub expires_at: Option<Timestamp>,
+    /// Written in batches, so it may lag by a few seconds.
+    pub last_used_at: Option<Timestamp>,
 }

@@ -4,10 +4,9 @@ use crate::account::{ProjectId, RefreshRecord, Role, Session, SessionId, User, U
 use crate::hashing::Password;
 use crate::shards::{Command, LockKey, UserChange};
 use crate::telemetry::names;
-use crate::token::VerifiedAccess;
 use crate::token::refresh::RefreshSecret;
 
-use super::{AuthError, AuthService, ClientInfo, TokenGrant};
+use super::{AuthError, AuthService, ClientInfo, SessionCaller, TokenGrant};
 
 /// A validated registration.
 #[derive(Debug)]
@@ -193,13 +192,12 @@ impl AuthService {
     }
 
     /// Revokes the caller's session: its refresh token and access tokens.
-    pub async fn logout(&self, access: &VerifiedAccess) -> Result<(), AuthError> {
-        self.revoke_session(access, access.session_id).await.map(|_| ())
+    pub async fn logout(&self, caller: SessionCaller) -> Result<(), AuthError> {
+        self.revoke_session(caller.user_id, caller.session_id).await
     }
 
     /// Revokes one of the caller's sessions; `NotFound` if it is not theirs.
-    pub async fn revoke_session(&self, access: &VerifiedAccess, session: SessionId) -> Result<(), AuthError> {
-        let user = access.user_id;
+    pub async fn revoke_session(&self, user: UserId, session: SessionId) -> Result<(), AuthError> {
         let revoked = self.shards.ask(&user, |reply| Command::RevokeSession { user, session, reply }).await?;
         if !revoked {
             return Err(AuthError::NotFound);
@@ -210,9 +208,8 @@ impl AuthService {
     }
 
     /// Revokes every session of the caller but the current one; returns how many.
-    pub async fn revoke_other_sessions(&self, access: &VerifiedAccess) -> Result<usize, AuthError> {
-        let user = access.user_id;
-        let keep = Some(access.session_id);
+    pub async fn revoke_other_sessions(&self, caller: SessionCaller) -> Result<usize, AuthError> {
+        let (user, keep) = (caller.user_id, Some(caller.session_id));
         let revoked = self.shards.ask(&user, |reply| Command::RevokeSessions { user, keep, reply }).await?;
         let now = self.clock.now();
         for session in &revoked {
@@ -221,18 +218,21 @@ impl AuthService {
         Ok(revoked.len())
     }
 
-    pub async fn me(&self, access: &VerifiedAccess) -> Result<User, AuthError> {
-        let user = self.store.find_user(access.user_id).await?.ok_or(AuthError::NotFound)?;
+    pub async fn me(&self, user: UserId) -> Result<User, AuthError> {
+        let user = self.store.find_user(user).await?.ok_or(AuthError::NotFound)?;
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
         Ok(user)
     }
 
-    pub async fn update_profile(&self, access: &VerifiedAccess, change: ProfileChange) -> Result<User, AuthError> {
-        let user = access.user_id;
-        let change =
-            UserChange { name: change.name, username: change.username, company: change.company, password_hash: None };
+    pub async fn update_profile(&self, user: UserId, change: ProfileChange) -> Result<User, AuthError> {
+        let change = UserChange {
+            name: change.name,
+            username: change.username,
+            company: change.company,
+            ..UserChange::default()
+        };
         Ok(self.shards.ask(&user, |reply| Command::UpdateUser { user, change, reply }).await?)
     }
 
@@ -245,27 +245,44 @@ impl AuthService {
     /// second pass catches a login with the old password that raced the change.
     pub async fn change_password(
         &self,
-        access: &VerifiedAccess,
+        caller: SessionCaller,
         current: Password,
         new: Password,
     ) -> Result<(), AuthError> {
-        let user = self.me(access).await?;
+        let user = self.me(caller.user_id).await?;
         if !self.hashing.verify(current, user.password_hash.clone()).await? {
             tracing::info!(target: "security", event = "password_change_refused", user_id = %user.id, "wrong current password");
             return Err(AuthError::InvalidCredentials);
         }
         let password_hash = self.hashing.hash(new).await?;
-        let mut revoked = self.revoke_other_sessions(access).await?;
+        let mut revoked = self.revoke_other_sessions(caller).await?;
         let id = user.id;
         let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
         self.shards.ask(&id, |reply| Command::UpdateUser { user: id, change, reply }).await?;
-        revoked += self.revoke_other_sessions(access).await?;
+        revoked += self.revoke_other_sessions(caller).await?;
         tracing::info!(target: "security", event = "password_changed", user_id = %id, revoked_sessions = revoked, "password changed");
         Ok(())
     }
 
+    /// Disables (or enables) an account. Disabling revokes every session and
+    /// makes every credential of the user, API keys included, fail at once.
+    pub async fn set_disabled(&self, user: UserId, disabled: bool) -> Result<User, AuthError> {
+        let change = UserChange { disabled: Some(disabled), ..UserChange::default() };
+        let updated = self.shards.ask(&user, |reply| Command::UpdateUser { user, change, reply }).await?;
+        if disabled {
+            let now = self.clock.now();
+            self.gate.invalidate_user(user, now);
+            let revoked = self.shards.ask(&user, |reply| Command::RevokeSessions { user, keep: None, reply }).await?;
+            for session in revoked {
+                self.gate.invalidate_session(session, now);
+            }
+            tracing::warn!(target: "security", event = "account_disabled", user_id = %user, "account disabled");
+        }
+        Ok(updated)
+    }
+
     /// The caller's live sessions, oldest first.
-    pub async fn list_sessions(&self, access: &VerifiedAccess) -> Result<Vec<Session>, AuthError> {
-        Ok(self.store.list_sessions(access.user_id, self.clock.now()).await?)
+    pub async fn list_sessions(&self, user: UserId) -> Result<Vec<Session>, AuthError> {
+        Ok(self.store.list_sessions(user, self.clock.now()).await?)
     }
 }

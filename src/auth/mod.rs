@@ -9,15 +9,17 @@
 //! Never: answers differently (in body or in work done) for an unknown
 //! account and a wrong password, or hashes a password inside a shard.
 
+mod api_keys;
 mod flows;
 
+pub use api_keys::{CreatedApiKey, INTROSPECT_SCOPE, NewApiKey};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use flows::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
 
-use crate::account::{Session, User};
+use crate::account::{Session, SessionId, User, UserId};
 use crate::clock::SharedClock;
 use crate::hashing::{HashError, HashingPool};
 use crate::shards::{ShardError, ShardRouter};
@@ -41,6 +43,12 @@ pub enum AuthError {
     RefreshTokenReused,
     #[error("account disabled")]
     AccountDisabled,
+    /// Authenticated, but not allowed to do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// A per-user bound (such as the number of API keys) is reached.
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
     #[error("not found")]
     NotFound,
     /// Password work or a shard is saturated; retry after the duration.
@@ -83,6 +91,7 @@ impl From<ShardError> for AuthError {
             ShardError::Locked(wait) => AuthError::Locked(wait),
             ShardError::InvalidRefresh => AuthError::InvalidRefreshToken,
             ShardError::RefreshReused(_) => AuthError::RefreshTokenReused,
+            ShardError::LimitReached(what) => AuthError::LimitReached(what),
             ShardError::Store(e) => e.into(),
         }
     }
@@ -102,6 +111,13 @@ impl From<TokenError> for AuthError {
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+}
+
+/// A caller signed in with an access token of one of its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCaller {
+    pub user_id: UserId,
+    pub session_id: SessionId,
 }
 
 /// What a successful sign-in or refresh hands out.

@@ -190,6 +190,10 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidRefreshToken => ApiError::InvalidToken,
             AuthError::RefreshTokenReused => ApiError::RefreshTokenReused,
             AuthError::AccountDisabled => ApiError::AccountDisabled,
+            AuthError::Forbidden => ApiError::Forbidden,
+            AuthError::LimitReached(what) => {
+                ApiError::Validation { message: what.to_owned(), fields: Default::default() }
+            }
             AuthError::NotFound => ApiError::NotFound,
             AuthError::Overloaded(wait) => ApiError::Overloaded(wait),
             AuthError::StoreUnavailable(why) => ApiError::StoreUnavailable(why),

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use super::{ApiError, AppState};
 use crate::account::ProjectId;
-use crate::auth::ClientInfo;
+use crate::auth::{ClientInfo, SessionCaller};
 use crate::token::VerifiedAccess;
 
 /// The largest request body accepted anywhere.
@@ -105,43 +105,81 @@ impl Client {
     }
 }
 
-/// The bearer token of a request, if it has one.
-pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized)?
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken)?;
-    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthorized);
-    }
-    let token = token.trim();
-    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+/// The credential a request presents: its bearer token, else its `X-API-Key`.
+pub fn presented_credential(req: &HttpRequest) -> Result<&str, ApiError> {
+    let credential = match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+            let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(ApiError::Unauthorized);
+            }
+            token.trim()
+        }
+        None => req
+            .headers()
+            .get(API_KEY_HEADER)
+            .ok_or(ApiError::Unauthorized)?
+            .to_str()
+            .map_err(|_| ApiError::InvalidToken)?
+            .trim(),
+    };
+    if credential.is_empty() || credential.len() > MAX_TOKEN_BYTES {
         return Err(ApiError::InvalidToken);
     }
-    Ok(token)
+    Ok(credential)
 }
 
-/// A caller holding a valid access token for the default project.
-pub struct Authenticated(pub Arc<VerifiedAccess>);
+const API_KEY_HEADER: &str = "x-api-key";
+
+/// Verifies the request's credential for the default project.
+async fn verify(
+    state: web::Data<AppState>,
+    credential: Result<String, ApiError>,
+) -> Result<Arc<VerifiedAccess>, ApiError> {
+    let access = state.auth.gate().check(&credential?).await?;
+    // Credentials are bound to their project; these routes serve `default`.
+    if access.project.as_str() != ProjectId::DEFAULT {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(access)
+}
+
+type Verifying<T> = Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>>>>;
+
+fn verifying(req: &HttpRequest) -> Verifying<Arc<VerifiedAccess>> {
+    let credential = presented_credential(req).map(str::to_owned);
+    let state = state(req).cloned();
+    Box::pin(async move { verify(state?, credential).await })
+}
+
+/// A caller holding a valid access token or API key (routes marked *key ok*).
+pub struct Caller(pub Arc<VerifiedAccess>);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Verifying<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let access = verifying(req);
+        Box::pin(async move { access.await.map(Caller) })
+    }
+}
+
+/// A caller signed in with an access token of one of its sessions. A valid
+/// API key is refused with 403: keys cannot act as a signed-in user here.
+pub struct Authenticated(pub SessionCaller);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+    type Future = Verifying<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer_token(req).map(str::to_owned);
-        let state = state(req).cloned();
+        let access = verifying(req);
         Box::pin(async move {
-            let (token, state) = (token?, state?);
-            let access = state.auth.gate().check(&token).await?;
-            // Tokens are bound to their project; these routes serve `default`.
-            if access.project.as_str() != ProjectId::DEFAULT {
-                return Err(ApiError::InvalidToken);
-            }
-            Ok(Authenticated(access))
+            let access = access.await?;
+            let session_id = access.session_id().ok_or(ApiError::Forbidden)?;
+            Ok(Authenticated(SessionCaller { user_id: access.user_id, session_id }))
         })
     }
 }

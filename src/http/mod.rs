@@ -44,5 +44,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(extract::json_config())
         .app_data(extract::payload_config())
         .configure(routes::health::configure)
-        .service(web::scope("/api/v1/auth").configure(routes::auth::configure).configure(routes::sessions::configure));
+        .service(
+            web::scope("/api/v1/auth")
+                .configure(routes::auth::configure)
+                .configure(routes::sessions::configure)
+                .configure(routes::api_keys::configure),
+        )
+        .service(web::scope("/api/v1").configure(routes::gateway::configure));
 }

@@ -53,7 +53,7 @@ struct TokenBody<'a> {
 }
 
 /// A response that carries tokens: never cached by anyone.
-fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+pub fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::build(status);
     response
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

@@ -46,6 +46,9 @@ pub enum ShardError {
     /// session has been revoked.
     #[error("refresh token reused")]
     RefreshReused(crate::account::SessionId),
+    /// A per-user bound is reached.
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -14,7 +14,7 @@ use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, Wr
 
 use super::lockout::{LockKey, Lockout};
 use super::{Reply, ShardError, ShardPolicy};
-use crate::account::{RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{ApiKey, ApiKeyId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
 use crate::clock::{SharedClock, Timestamp};
 use crate::store::{RotateOutcome, Store};
 use crate::token::refresh::RefreshSecret;
@@ -42,7 +42,14 @@ pub enum Command {
     RevokeSessions { user: UserId, keep: Option<SessionId>, reply: Reply<Vec<SessionId>> },
     /// Apply `change` to the stored user and write it back.
     UpdateUser { user: UserId, change: UserChange, reply: Reply<User> },
+    /// Store a new API key, unless its owner has too many.
+    CreateApiKey { key: ApiKey, reply: Reply<()> },
+    /// Delete `user`'s key; `None` if they have no such key.
+    RevokeApiKey { user: UserId, key: ApiKeyId, reply: Reply<Option<ApiKey>> },
 }
+
+/// The most API keys one user may hold.
+pub const MAX_API_KEYS_PER_USER: usize = 100;
 
 /// A change to a user record, applied to its latest stored version.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +59,7 @@ pub struct UserChange {
     pub username: Option<Option<String>>,
     pub company: Option<Option<String>>,
     pub password_hash: Option<String>,
+    pub disabled: Option<bool>,
 }
 
 impl Message for Command {
@@ -156,6 +164,18 @@ impl Handler<Command> for UserShard {
             Command::UpdateUser { user, change, reply } => Box::pin(async move {
                 let _ = reply.send(update_user(&*store, user, change, now).await);
             }),
+            Command::CreateApiKey { key, reply } => Box::pin(async move {
+                let result = async {
+                    if store.list_api_keys(key.user_id).await?.len() >= MAX_API_KEYS_PER_USER {
+                        return Err(ShardError::LimitReached("at most 100 API keys per user"));
+                    }
+                    Ok(store.create_api_key(key).await?)
+                };
+                let _ = reply.send(result.await);
+            }),
+            Command::RevokeApiKey { user, key, reply } => Box::pin(async move {
+                let _ = reply.send(store.delete_api_key(user, key).await.map_err(ShardError::from));
+            }),
         };
         AtomicResponse::new(Box::pin(
             async move {
@@ -234,6 +254,9 @@ async fn update_user(store: &dyn Store, id: UserId, change: UserChange, now: Tim
     }
     if let Some(hash) = change.password_hash {
         user.password_hash = Some(hash);
+    }
+    if let Some(disabled) = change.disabled {
+        user.disabled = disabled;
     }
     user.updated_at = now;
     Ok(store.update_user(user).await?)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{RotateOutcome, Store, StoreError, UniqueField};
-use crate::account::{ProjectId, RefreshRecord, Role, Rotation, Session, SessionId, User, UserId};
+use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Role, Rotation, Session, SessionId, User, UserId};
 use crate::clock::Timestamp;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
@@ -217,6 +217,48 @@ pub async fn sweep_removes_only_what_expired(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
 }
 
+fn api_key(owner: &User, created_at: Timestamp) -> ApiKey {
+    let id = ApiKeyId::generate();
+    ApiKey {
+        id,
+        project: owner.project.clone(),
+        user_id: owner.id,
+        name: "ci".into(),
+        prefix: "pk_live_abcd".into(),
+        digest: *blake3::hash(id.to_string().as_bytes()).as_bytes(),
+        scopes: vec!["introspect".into(), "read".into()],
+        created_at,
+        expires_at: Some(created_at.plus(DAY)),
+        last_used_at: None,
+    }
+}
+
+pub async fn api_keys_are_found_listed_touched_and_deleted(store: Arc<dyn Store>) {
+    let ada = store.create_user(user("a@x.io", None)).await.unwrap();
+    let bob = store.create_user(user("b@x.io", None)).await.unwrap();
+    let (first, second) = (api_key(&ada, T0), api_key(&ada, T0.plus(Duration::from_secs(1))));
+    let bobs = api_key(&bob, T0);
+    for key in [&first, &second, &bobs] {
+        store.create_api_key(key.clone()).await.unwrap();
+    }
+    assert_eq!(store.find_api_key(&first.digest).await.unwrap().unwrap(), first);
+    assert!(store.find_api_key(&[0; 32]).await.unwrap().is_none());
+    let listed: Vec<_> = store.list_api_keys(ada.id).await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(listed, vec![first.id, second.id]);
+    // Touches only move forward; unknown keys are skipped.
+    let later = T0.plus(Duration::from_secs(60));
+    store.touch_api_keys(vec![(first.id, later), (ApiKeyId::generate(), later)]).await.unwrap();
+    store.touch_api_keys(vec![(first.id, T0)]).await.unwrap();
+    assert_eq!(store.find_api_key(&first.digest).await.unwrap().unwrap().last_used_at, Some(later));
+    // Only the owner deletes a key.
+    assert!(store.delete_api_key(bob.id, first.id).await.unwrap().is_none());
+    assert_eq!(store.delete_api_key(ada.id, first.id).await.unwrap().unwrap().id, first.id);
+    assert!(store.delete_api_key(ada.id, first.id).await.unwrap().is_none());
+    assert!(store.find_api_key(&first.digest).await.unwrap().is_none());
+    assert_eq!(store.list_api_keys(ada.id).await.unwrap().len(), 1);
+    assert_eq!(store.list_api_keys(bob.id).await.unwrap().len(), 1);
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -232,6 +274,7 @@ macro_rules! contract_tests {
             a_refresh_token_rotates_once,
             racing_rotations_have_one_winner,
             sweep_removes_only_what_expired,
+            api_keys_are_found_listed_touched_and_deleted,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

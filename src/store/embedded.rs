@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{RotateOutcome, Store, StoreError, StoreResult, UniqueField};
-use crate::account::{ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
 use crate::clock::Timestamp;
 
 /// user id → User (JSON).
@@ -48,6 +48,13 @@ const USER_SESSIONS: TableDefinition<&[u8], ()> = TableDefinition::new("user_ses
 const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("refresh_tokens");
 /// session id (16 bytes BE) ++ digest (32 bytes) → ().
 const SESSION_REFRESH: TableDefinition<&[u8], ()> = TableDefinition::new("session_refresh");
+
+/// API key id → ApiKey (JSON).
+const API_KEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("api_keys");
+/// keyed digest of the key → API key id.
+const API_KEYS_BY_DIGEST: TableDefinition<&[u8], u128> = TableDefinition::new("api_keys_by_digest");
+/// user id (16 bytes BE) ++ API key id (16 bytes BE) → ().
+const USER_API_KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("user_api_keys");
 
 /// How many writes may wait for the writer thread; past it, callers wait up
 /// to `ENQUEUE_TIMEOUT` and then get `Unavailable`, so a stalled disk turns
@@ -83,6 +90,13 @@ fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
 /// The `[start, end]` key range of every composite key beginning with `a`.
 fn prefix_range(a: u128, rest_len: usize) -> (Vec<u8>, Vec<u8>) {
     (pair_key(a, &vec![0; rest_len]), pair_key(a, &vec![0xff; rest_len]))
+}
+
+/// The id in the last 16 bytes of a composite index key.
+fn suffix_id(key: &[u8]) -> StoreResult<u128> {
+    let bytes: [u8; 16] =
+        key.get(16..32).and_then(|b| b.try_into().ok()).ok_or_else(|| StoreError::Corrupt("index key".into()))?;
+    Ok(u128::from_be_bytes(bytes))
 }
 
 /// A write job as the writer thread sees it.
@@ -138,6 +152,9 @@ impl EmbeddedStore {
             txn.open_table(USER_SESSIONS).map_err(unavailable)?;
             txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
             txn.open_table(SESSION_REFRESH).map_err(unavailable)?;
+            txn.open_table(API_KEYS).map_err(unavailable)?;
+            txn.open_table(API_KEYS_BY_DIGEST).map_err(unavailable)?;
+            txn.open_table(USER_API_KEYS).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -419,9 +436,7 @@ impl Store for EmbeddedStore {
             let mut found = Vec::new();
             for entry in index.range(start.as_slice()..=end.as_slice()).map_err(unavailable)? {
                 let (key, _) = entry.map_err(unavailable)?;
-                let sid_bytes: [u8; 16] =
-                    key.value()[16..].try_into().map_err(|_| StoreError::Corrupt("session index key".into()))?;
-                if let Some(bytes) = sessions.get(u128::from_be_bytes(sid_bytes)).map_err(unavailable)? {
+                if let Some(bytes) = sessions.get(suffix_id(key.value())?).map_err(unavailable)? {
                     let session: Session = decode(bytes.value())?;
                     if session.expires_at > now {
                         found.push(session);
@@ -447,9 +462,7 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?
                 .map(|entry| {
                     let (key, _) = entry.map_err(unavailable)?;
-                    let bytes: [u8; 16] =
-                        key.value()[16..].try_into().map_err(|_| StoreError::Corrupt("session index key".into()))?;
-                    Ok(SessionId(uuid::Uuid::from_u128(u128::from_be_bytes(bytes))))
+                    Ok(SessionId(uuid::Uuid::from_u128(suffix_id(key.value())?)))
                 })
                 .collect::<StoreResult<_>>()?;
             let mut deleted = Vec::new();
@@ -504,6 +517,95 @@ impl Store for EmbeddedStore {
             insert_refresh_in(txn, &record)?;
             insert_refresh_in(txn, &successor)?;
             Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: ApiKey) -> StoreResult<()> {
+        self.write(move |txn| {
+            let bytes = encode(&key)?;
+            txn.open_table(API_KEYS)
+                .map_err(unavailable)?
+                .insert(key.id.as_u128(), bytes.as_slice())
+                .map_err(unavailable)?;
+            txn.open_table(API_KEYS_BY_DIGEST)
+                .map_err(unavailable)?
+                .insert(key.digest.as_slice(), key.id.as_u128())
+                .map_err(unavailable)?;
+            txn.open_table(USER_API_KEYS)
+                .map_err(unavailable)?
+                .insert(pair_key(key.user_id.as_u128(), &key.id.as_u128().to_be_bytes()).as_slice(), ())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
+        self.read(|txn| {
+            let ids = txn.open_table(API_KEYS_BY_DIGEST).map_err(unavailable)?;
+            let Some(id) = ids.get(digest.as_slice()).map_err(unavailable)?.map(|g| g.value()) else {
+                return Ok(None);
+            };
+            let keys = txn.open_table(API_KEYS).map_err(unavailable)?;
+            let key = keys.get(id).map_err(unavailable)?;
+            key.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKey>> {
+        self.read(|txn| {
+            let index = txn.open_table(USER_API_KEYS).map_err(unavailable)?;
+            let keys = txn.open_table(API_KEYS).map_err(unavailable)?;
+            let (start, end) = prefix_range(user.as_u128(), 16);
+            let mut found = Vec::new();
+            for entry in index.range(start.as_slice()..=end.as_slice()).map_err(unavailable)? {
+                let (index_key, _) = entry.map_err(unavailable)?;
+                if let Some(bytes) = keys.get(suffix_id(index_key.value())?).map_err(unavailable)? {
+                    found.push(decode::<ApiKey>(bytes.value())?);
+                }
+            }
+            found.sort_by_key(|k| k.created_at);
+            Ok(found)
+        })
+    }
+
+    async fn delete_api_key(&self, user: UserId, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+        self.write(move |txn| {
+            let mut keys = txn.open_table(API_KEYS).map_err(unavailable)?;
+            let key: ApiKey = match keys.get(id.as_u128()).map_err(unavailable)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => return Ok(None),
+            };
+            if key.user_id != user {
+                return Ok(None);
+            }
+            keys.remove(id.as_u128()).map_err(unavailable)?;
+            txn.open_table(API_KEYS_BY_DIGEST)
+                .map_err(unavailable)?
+                .remove(key.digest.as_slice())
+                .map_err(unavailable)?;
+            txn.open_table(USER_API_KEYS)
+                .map_err(unavailable)?
+                .remove(pair_key(user.as_u128(), &id.as_u128().to_be_bytes()).as_slice())
+                .map_err(unavailable)?;
+            Ok(Some(key))
+        })
+        .await
+    }
+
+    async fn touch_api_keys(&self, used: Vec<(ApiKeyId, Timestamp)>) -> StoreResult<()> {
+        self.write(move |txn| {
+            let mut keys = txn.open_table(API_KEYS).map_err(unavailable)?;
+            for (id, at) in used {
+                let key: Option<ApiKey> =
+                    keys.get(id.as_u128()).map_err(unavailable)?.map(|b| decode(b.value())).transpose()?;
+                if let Some(mut key) = key.filter(|k| k.last_used_at.is_none_or(|last| last < at)) {
+                    key.last_used_at = Some(at);
+                    keys.insert(id.as_u128(), encode(&key)?.as_slice()).map_err(unavailable)?;
+                }
+            }
+            Ok(())
         })
         .await
     }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{RotateOutcome, Store, StoreError, StoreResult};
-use crate::account::{ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
 use crate::clock::Timestamp;
 
 pub struct FaultyStore {
@@ -116,6 +116,26 @@ impl Store for FaultyStore {
     ) -> StoreResult<RotateOutcome> {
         self.enter().await?;
         self.inner.rotate_refresh_token(old, rotation, successor, session_touch).await
+    }
+    async fn create_api_key(&self, key: ApiKey) -> StoreResult<()> {
+        self.enter().await?;
+        self.inner.create_api_key(key).await
+    }
+    async fn find_api_key(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
+        self.enter().await?;
+        self.inner.find_api_key(digest).await
+    }
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKey>> {
+        self.enter().await?;
+        self.inner.list_api_keys(user).await
+    }
+    async fn delete_api_key(&self, user: UserId, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+        self.enter().await?;
+        self.inner.delete_api_key(user, id).await
+    }
+    async fn touch_api_keys(&self, used: Vec<(ApiKeyId, Timestamp)>) -> StoreResult<()> {
+        self.enter().await?;
+        self.inner.touch_api_keys(used).await
     }
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.enter().await?;

@@ -13,7 +13,7 @@ pub mod fault;
 
 use async_trait::async_trait;
 
-use crate::account::{ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
 use crate::clock::Timestamp;
 
 /// Which unique field a conflicting write collided on.
@@ -105,6 +105,21 @@ pub trait Store: Send + Sync + 'static {
         successor: RefreshRecord,
         session_touch: (Timestamp, Timestamp),
     ) -> StoreResult<RotateOutcome>;
+
+    /// Stores a new API key.
+    async fn create_api_key(&self, key: ApiKey) -> StoreResult<()>;
+
+    /// The key whose keyed digest is `digest`, if it exists (expired or not).
+    async fn find_api_key(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiKey>>;
+
+    /// A user's keys, oldest first.
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKey>>;
+
+    /// Deletes `user`'s key `id`; `None` if the user has no such key.
+    async fn delete_api_key(&self, user: UserId, id: ApiKeyId) -> StoreResult<Option<ApiKey>>;
+
+    /// Records when keys were last used (a batch; missing keys are skipped).
+    async fn touch_api_keys(&self, used: Vec<(ApiKeyId, Timestamp)>) -> StoreResult<()>;
 
     /// Removes expired sessions and refresh tokens; returns how many rows went.
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize>;

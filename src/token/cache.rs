@@ -1,35 +1,81 @@
 //! The verified-token cache: the fast path of every token check.
 //!
-//! Owns verified credentials keyed by a keyed BLAKE3 digest of the token
-//! (the key is random per process, so the map never holds anything a leaked
-//! heap dump could replay), and the set of sessions revoked on this node.
+//! Owns verified credentials keyed by a keyed BLAKE3 digest of the presented
+//! token (the key is random per process, so the map never holds anything a
+//! heap dump could replay), and the marks of what was revoked on this node:
+//! sessions, API keys and whole users.
 //!
-//! Invariants: an entry is never served past its `exp` or after its session
-//! was revoked here; the map holds at most `capacity` entries (inserting into
-//! a full map first drops expired entries, then a batch of arbitrary ones);
-//! no map guard is ever held across an `.await`.
+//! Invariants: an entry is never served past its credential's `exp`, past
+//! its `cached_until`, or after a mark on its credential or user; a mark
+//! outlives every entry it could concern (marks last the longest cache
+//! lifetime); the map holds at most `capacity` entries (inserting into a full
+//! map first drops expired entries, then a batch of arbitrary ones); no map
+//! guard is ever held across an `.await`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
+use uuid::Uuid;
 
 use super::random_bytes;
-use crate::account::{ProjectId, Role, SessionId, UserId};
+use crate::account::{ApiKeyId, ProjectId, Role, SessionId, UserId};
 use crate::clock::Timestamp;
 use crate::telemetry::names;
 
+/// What a credential is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An access JWT of this session.
+    Session(SessionId),
+    /// This API key.
+    ApiKey(ApiKeyId),
+}
+
+impl Credential {
+    fn id(self) -> Uuid {
+        match self {
+            Credential::Session(id) => id.0,
+            Credential::ApiKey(id) => id.0,
+        }
+    }
+}
+
 /// What a verified credential says; shared by every hit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct VerifiedAccess {
     pub user_id: UserId,
-    pub session_id: SessionId,
+    pub credential: Credential,
     pub project: ProjectId,
     pub role: Role,
+    /// Space-separated scopes.
     pub scope: Arc<str>,
+    pub username: Option<Arc<str>>,
     /// Seconds since the epoch.
     pub iat: i64,
-    pub exp: i64,
+    /// Seconds since the epoch; `None`: never expires (API keys without expiry).
+    pub exp: Option<i64>,
+    /// Seconds since the epoch; the entry is re-verified after this.
+    pub cached_until: i64,
+    /// Milliseconds: when this credential's use was last noted (API keys).
+    pub(crate) last_noted: AtomicI64,
+}
+
+impl VerifiedAccess {
+    pub fn session_id(&self) -> Option<SessionId> {
+        match self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::ApiKey(_) => None,
+        }
+    }
+
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scope.split(' ').any(|s| s == wanted)
+    }
+
+    fn is_expired(&self, secs: i64) -> bool {
+        self.exp.is_some_and(|exp| exp <= secs)
+    }
 }
 
 pub type TokenDigest = [u8; 32];
@@ -47,9 +93,10 @@ pub struct TokenCache {
     key: [u8; 32],
     entries: DashMap<TokenDigest, Arc<VerifiedAccess>>,
     capacity: usize,
-    /// Session id → when the entry may be forgotten (every token of the
-    /// session has expired by then).
-    revoked: DashMap<SessionId, Timestamp>,
+    /// Session, API-key or user id → when the mark may be forgotten.
+    revoked: DashMap<Uuid, Timestamp>,
+    /// `revoked.len()`, kept so a hit skips the marks when there are none.
+    marks: AtomicUsize,
     len: AtomicUsize,
 }
 
@@ -60,6 +107,7 @@ impl TokenCache {
             entries: DashMap::with_capacity(capacity.min(1 << 16)),
             capacity: capacity.max(1),
             revoked: DashMap::new(),
+            marks: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
         }
     }
@@ -73,20 +121,29 @@ impl TokenCache {
             metrics::counter!(names::TOKEN_CACHE_MISSES).increment(1);
             return Cached::Miss;
         };
+        let secs = now.as_secs();
+        if entry.cached_until <= secs && !entry.is_expired(secs) {
+            // Still valid as far as it says, but due for a fresh verification.
+            metrics::counter!(names::TOKEN_CACHE_MISSES).increment(1);
+            self.remove(digest);
+            return Cached::Miss;
+        }
         metrics::counter!(names::TOKEN_CACHE_HITS).increment(1);
-        if entry.exp <= now.as_secs() {
-            self.remove(digest);
-            return Cached::Expired;
-        }
-        if self.is_revoked(entry.session_id) {
-            self.remove(digest);
-            return Cached::Revoked;
-        }
-        Cached::Hit(entry)
+        let answer = if entry.is_expired(secs) {
+            Cached::Expired
+        } else if self.is_revoked(entry.credential, entry.user_id) {
+            Cached::Revoked
+        } else {
+            return Cached::Hit(entry);
+        };
+        self.remove(digest);
+        answer
     }
 
-    pub fn is_revoked(&self, session: SessionId) -> bool {
-        self.revoked.contains_key(&session)
+    /// Whether the credential or its user was revoked on this node.
+    pub fn is_revoked(&self, credential: Credential, user: UserId) -> bool {
+        self.marks.load(Ordering::Acquire) > 0
+            && (self.revoked.contains_key(&credential.id()) || self.revoked.contains_key(&user.0))
     }
 
     pub fn insert(&self, digest: TokenDigest, access: Arc<VerifiedAccess>, now: Timestamp) {
@@ -105,27 +162,31 @@ impl TokenCache {
         }
     }
 
-    /// Every token of `session` stops verifying here at once; the mark is
-    /// kept until `forget_after`, when all of them have expired anyway.
-    pub fn invalidate_session(&self, session: SessionId, forget_after: Timestamp) {
-        self.revoked.insert(session, forget_after);
+    /// Every cached credential of `id` (a session, an API key, or a user)
+    /// stops verifying here at once; the mark is kept until `forget_after`.
+    pub fn invalidate(&self, id: Uuid, forget_after: Timestamp) {
+        if self.revoked.insert(id, forget_after).is_none() {
+            self.marks.fetch_add(1, Ordering::AcqRel);
+        }
         // An unbounded number of revocations must not grow memory without
         // bound: past the capacity, drop every cached entry instead. The store
         // is the truth, and the next check of each token consults it.
         if self.revoked.len() > self.capacity {
             self.entries.clear();
             self.len.store(0, Ordering::Relaxed);
-            self.revoked.retain(|s, _| *s == session);
+            self.revoked.retain(|mark, _| *mark == id);
+            self.marks.store(self.revoked.len(), Ordering::Release);
         }
     }
 
-    /// Drops expired entries and revocation marks no token can need.
+    /// Drops expired entries and marks no entry can need.
     pub fn sweep(&self, now: Timestamp) {
         let secs = now.as_secs();
         let before = self.len();
-        self.entries.retain(|_, e| e.exp > secs);
+        self.entries.retain(|_, e| !e.is_expired(secs) && e.cached_until > secs);
         self.len.store(self.entries.len(), Ordering::Relaxed);
         self.revoked.retain(|_, forget_after| *forget_after > now);
+        self.marks.store(self.revoked.len(), Ordering::Release);
         let dropped = before.saturating_sub(self.len());
         metrics::counter!(names::TOKEN_CACHE_EVICTIONS).increment(dropped as u64);
         metrics::gauge!(names::TOKEN_CACHE_ENTRIES).set(self.len() as f64);
@@ -162,12 +223,15 @@ mod tests {
     fn access(exp: i64) -> Arc<VerifiedAccess> {
         Arc::new(VerifiedAccess {
             user_id: UserId::generate(),
-            session_id: SessionId::generate(),
+            credential: Credential::Session(SessionId::generate()),
             project: ProjectId::default_project(),
             role: Role::User,
             scope: Arc::from("openid"),
+            username: None,
             iat: 0,
-            exp,
+            exp: Some(exp),
+            cached_until: exp,
+            last_noted: AtomicI64::new(0),
         })
     }
 
@@ -182,13 +246,31 @@ mod tests {
     }
 
     #[test]
-    fn revoked_session_stops_hits_at_once() {
+    fn entries_are_reverified_after_cached_until() {
         let cache = TokenCache::new(10);
-        let entry = access(100);
-        let d = cache.digest("t");
-        cache.insert(d, Arc::clone(&entry), Timestamp(0));
-        cache.invalidate_session(entry.session_id, Timestamp::from_secs(100));
-        assert!(matches!(cache.lookup(&d, Timestamp(0)), Cached::Revoked));
+        let d = cache.digest("key");
+        let entry = VerifiedAccess { exp: None, cached_until: 50, ..Arc::try_unwrap(access(100)).unwrap() };
+        cache.insert(d, Arc::new(entry), Timestamp(0));
+        assert!(matches!(cache.lookup(&d, Timestamp::from_secs(49)), Cached::Hit(_)));
+        assert!(matches!(cache.lookup(&d, Timestamp::from_secs(50)), Cached::Miss));
+    }
+
+    #[test]
+    fn revoked_credential_or_user_stops_hits_at_once() {
+        let cache = TokenCache::new(10);
+        let (a, b) = (access(100), access(100));
+        let (da, db) = (cache.digest("a"), cache.digest("b"));
+        cache.insert(da, Arc::clone(&a), Timestamp(0));
+        cache.insert(db, Arc::clone(&b), Timestamp(0));
+        let Credential::Session(session) = a.credential else { unreachable!() };
+        cache.invalidate(session.0, Timestamp::from_secs(100));
+        assert!(matches!(cache.lookup(&da, Timestamp(0)), Cached::Revoked));
+        assert!(matches!(cache.lookup(&db, Timestamp(0)), Cached::Hit(_)));
+        cache.invalidate(b.user_id.0, Timestamp::from_secs(100));
+        assert!(matches!(cache.lookup(&db, Timestamp(0)), Cached::Revoked));
+        // Marks go once nothing can need them.
+        cache.sweep(Timestamp::from_secs(100));
+        assert_eq!(cache.marks.load(Ordering::Acquire), 0);
     }
 
     #[test]

@@ -1,72 +1,171 @@
 //! The gate every authenticated request passes: cache first, then a full
-//! verification once per token.
+//! verification once per credential.
 //!
 //! A hit costs a keyed BLAKE3 hash, one map lookup and a revocation check.
-//! A miss verifies the Ed25519 signature and confirms in the store that the
-//! session still exists (revocations from before a restart live there), then
-//! caches the result until the token expires.
+//! A miss verifies an access token's Ed25519 signature (or looks an API key
+//! up by its keyed digest), confirms in the store that the session (or key)
+//! and the user are still live, then caches the result: an access token
+//! until it expires, an API key for at most the access-token lifetime.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use super::access::parse_subject;
-use super::cache::{Cached, TokenCache};
+use super::api_key::{ApiKeyHasher, KeyUsage, is_api_key};
+use super::cache::{Cached, Credential, TokenCache};
 use super::{TokenError, TokenSigner};
-use crate::account::SessionId;
+use crate::account::{ApiKeyId, ProjectId, SessionId, User, UserId};
 use crate::clock::{SharedClock, Timestamp};
 use crate::store::Store;
 
 pub use super::cache::VerifiedAccess;
+
+/// A key's use is noted at most this often.
+const NOTE_USE_EVERY_MS: i64 = 1000;
 
 pub struct AccessGate {
     signer: Arc<TokenSigner>,
     cache: Arc<TokenCache>,
     store: Arc<dyn Store>,
     clock: SharedClock,
+    keys: ApiKeyHasher,
+    usage: Arc<KeyUsage>,
 }
 
 impl AccessGate {
-    pub fn new(signer: Arc<TokenSigner>, cache: Arc<TokenCache>, store: Arc<dyn Store>, clock: SharedClock) -> Self {
-        AccessGate { signer, cache, store, clock }
+    pub fn new(
+        signer: Arc<TokenSigner>,
+        cache: Arc<TokenCache>,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        keys: ApiKeyHasher,
+        usage: Arc<KeyUsage>,
+    ) -> Self {
+        AccessGate { signer, cache, store, clock, keys, usage }
     }
 
-    /// Verifies a presented access token.
-    pub async fn check(&self, token: &str) -> Result<Arc<VerifiedAccess>, TokenError> {
+    /// Verifies a presented access token or API key.
+    pub async fn check(&self, presented: &str) -> Result<Arc<VerifiedAccess>, TokenError> {
         let now = self.clock.now();
-        let digest = self.cache.digest(token);
-        match self.cache.lookup(&digest, now) {
-            Cached::Hit(access) => return Ok(access),
+        let digest = self.cache.digest(presented);
+        let access = match self.cache.lookup(&digest, now) {
+            Cached::Hit(access) => access,
             Cached::Expired => return Err(TokenError::Expired),
             Cached::Revoked => return Err(TokenError::Invalid),
-            Cached::Miss => {}
-        }
+            Cached::Miss => {
+                let access = if is_api_key(presented) {
+                    self.verify_api_key(presented, now).await?
+                } else {
+                    self.verify_access_token(presented, now).await?
+                };
+                self.cache.insert(digest, Arc::clone(&access), now);
+                access
+            }
+        };
+        self.note_use(&access, now);
+        Ok(access)
+    }
+
+    async fn verify_access_token(&self, token: &str, now: Timestamp) -> Result<Arc<VerifiedAccess>, TokenError> {
         let claims = self.signer.verify(token, now)?;
         let (user_id, session_id, project, role) = parse_subject(&claims).ok_or(TokenError::Invalid)?;
-        if self.cache.is_revoked(session_id) {
+        let credential = Credential::Session(session_id);
+        if self.cache.is_revoked(credential, user_id) {
             return Err(TokenError::Invalid);
         }
         let session = self.store.find_session(session_id).await?.ok_or(TokenError::Invalid)?;
         if session.user_id != user_id || session.expires_at <= now {
             return Err(TokenError::Invalid);
         }
-        let access = Arc::new(VerifiedAccess {
+        let user = self.live_user(user_id, &project).await?;
+        Ok(Arc::new(VerifiedAccess {
             user_id,
-            session_id,
+            credential,
             project,
             role,
             scope: Arc::from(claims.scope.as_str()),
+            username: user.username.as_deref().map(Arc::from),
             iat: claims.iat,
-            exp: claims.exp,
-        });
-        self.cache.insert(digest, Arc::clone(&access), now);
-        Ok(access)
+            exp: Some(claims.exp),
+            cached_until: claims.exp,
+            last_noted: AtomicI64::new(0),
+        }))
+    }
+
+    async fn verify_api_key(&self, presented: &str, now: Timestamp) -> Result<Arc<VerifiedAccess>, TokenError> {
+        let key = self.store.find_api_key(&self.keys.digest(presented)).await?.ok_or(TokenError::Invalid)?;
+        if key.expires_at.is_some_and(|exp| exp <= now) {
+            return Err(TokenError::Expired);
+        }
+        let credential = Credential::ApiKey(key.id);
+        if self.cache.is_revoked(credential, key.user_id) {
+            return Err(TokenError::Invalid);
+        }
+        let user = self.live_user(key.user_id, &key.project).await?;
+        let exp = key.expires_at.map(Timestamp::as_secs);
+        // Keys may never expire; the cache re-reads them once per access-token lifetime.
+        let recheck = now.plus(self.signer.ttl()).as_secs();
+        Ok(Arc::new(VerifiedAccess {
+            user_id: key.user_id,
+            credential,
+            project: key.project,
+            role: user.role,
+            scope: Arc::from(key.scopes.join(" ")),
+            username: user.username.as_deref().map(Arc::from),
+            iat: key.created_at.as_secs(),
+            exp,
+            cached_until: exp.map_or(recheck, |exp| exp.min(recheck)),
+            last_noted: AtomicI64::new(0),
+        }))
+    }
+
+    /// The user behind a credential, if it exists, is in the project and is enabled.
+    async fn live_user(&self, id: UserId, project: &ProjectId) -> Result<User, TokenError> {
+        let user = self.store.find_user(id).await?.ok_or(TokenError::Invalid)?;
+        if user.disabled || &user.project != project {
+            return Err(TokenError::Invalid);
+        }
+        Ok(user)
+    }
+
+    /// Notes an API key's use for the batched `last_used_at`, at most once a second.
+    fn note_use(&self, access: &VerifiedAccess, now: Timestamp) {
+        if let Credential::ApiKey(id) = access.credential {
+            let last = access.last_noted.load(Ordering::Relaxed);
+            if now.0 - last >= NOTE_USE_EVERY_MS
+                && access.last_noted.compare_exchange(last, now.0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                self.usage.note(id, now);
+            }
+        }
+    }
+
+    /// How long a revocation mark must last: the longest any entry is cached.
+    fn mark_lifetime(&self) -> Duration {
+        self.signer.ttl()
     }
 
     /// Every access token of `session` fails from now on, on this node.
     pub fn invalidate_session(&self, session: SessionId, now: Timestamp) {
-        self.cache.invalidate_session(session, now.plus(self.signer.ttl()));
+        self.cache.invalidate(session.0, now.plus(self.mark_lifetime()));
+    }
+
+    /// The API key fails from now on, on this node.
+    pub fn invalidate_api_key(&self, key: ApiKeyId, now: Timestamp) {
+        self.cache.invalidate(key.0, now.plus(self.mark_lifetime()));
+    }
+
+    /// Every credential of `user` is re-verified from now on, on this node.
+    pub fn invalidate_user(&self, user: UserId, now: Timestamp) {
+        self.cache.invalidate(user.0, now.plus(self.mark_lifetime()));
     }
 
     pub fn cache(&self) -> &TokenCache {
         &self.cache
+    }
+
+    pub fn key_hasher(&self) -> &ApiKeyHasher {
+        &self.keys
     }
 }

@@ -9,8 +9,7 @@
 //! restart.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -21,7 +20,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{b64url, b64url_decode, random_bytes};
+use super::{b64url, b64url_decode, random_bytes, write_private_file};
 use crate::clock::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -205,11 +204,7 @@ fn write_new_key(dir: &Path, now: Timestamp) -> Result<String, KeyError> {
             .map_err(|e| KeyError::Malformed { path: dir.to_path_buf(), problem: e.to_string() })?,
     );
     let path = dir.join(format!("{:013}-{kid}.json", now.0));
-    let mut out =
-        fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io_error(&path))?;
-    out.write_all(text.as_bytes()).map_err(io_error(&path))?;
-    out.sync_all().map_err(io_error(&path))?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))?;
+    write_private_file(&path, text.as_bytes()).map_err(io_error(&path))?;
     tracing::info!(target: "security", event = "signing_key_created", kid = %kid, "signing key created");
     Ok(kid)
 }

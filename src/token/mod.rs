@@ -9,6 +9,7 @@
 //! or lets a cache entry outlive its token's `exp` or its session.
 
 pub mod access;
+pub mod api_key;
 pub mod cache;
 pub mod gate;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod refresh;
 use crate::store::StoreError;
 
 pub use access::{AccessClaims, TokenSigner};
+pub use cache::Credential;
 pub use cache::TokenCache;
 pub use gate::{AccessGate, VerifiedAccess};
 pub use keys::KeyRing;
@@ -60,4 +62,39 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
         panic!("operating system randomness unavailable: {e}");
     }
     bytes
+}
+
+/// Writes `contents` to a new file readable by the owner only (0600),
+/// created exclusively and fsynced with its directory.
+pub(crate) fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// A 32-byte secret kept in `path` (0600), made on first use.
+pub(crate) fn read_or_create_secret(path: &std::path::Path) -> std::io::Result<zeroize::Zeroizing<[u8; 32]>> {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let fresh = zeroize::Zeroizing::new(random_bytes::<32>());
+        match write_private_file(path, fresh.as_slice()) {
+            Ok(()) => return Ok(fresh),
+            // Another process made it first: read theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path)?);
+    let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} must hold exactly 32 bytes", path.display()))
+    })?;
+    Ok(zeroize::Zeroizing::new(secret))
 }

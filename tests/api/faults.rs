@@ -34,5 +34,6 @@ async fn disabled_account_is_told_only_after_its_password() {
     app.login("a@example.com", PASSWORD).await.assert_error(403, "account_disabled");
     app.login("a@example.com", "wrong password").await.assert_error(401, "invalid_credentials");
     app.refresh(&tokens.refresh).await.assert_error(403, "account_disabled");
-    app.me(&tokens.access).await.assert_error(403, "account_disabled");
+    // Its tokens are no longer live at all.
+    app.me(&tokens.access).await.assert_error(401, "invalid_token");
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use portcullis::app::Application;
+use portcullis::auth::AuthService;
 use portcullis::clock::ManualClock;
 use portcullis::settings::Settings;
 use portcullis::store::embedded::EmbeddedStore;
@@ -19,6 +20,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
+    pub auth: Arc<AuthService>,
     handle: ServerHandle,
     _dir: TempDir,
 }
@@ -50,9 +52,10 @@ pub async fn spawn_faulty(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Arc<Fa
     let app = Application::build_on(settings, clock.clone(), store.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
+    let auth = app.auth();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    (TestApp { base, client, clock, handle, _dir: dir }, store)
+    (TestApp { base, client, clock, auth, handle, _dir: dir }, store)
 }
 
 /// A response reduced to what tests look at.
@@ -172,5 +175,30 @@ impl TestApp {
 
     pub async fn me(&self, access: &str) -> Answer {
         self.get("/api/v1/auth/me", Some(access)).await
+    }
+}
+
+impl TestApp {
+    /// Creates an API key for the signed-in `access` token.
+    pub async fn create_key(&self, access: &str, body: Value) -> Answer {
+        self.post_auth("/api/v1/auth/api-keys", access, &body).await
+    }
+
+    /// A key with scope `introspect` (the caller must be an admin).
+    pub async fn introspect_key(&self, admin_access: &str) -> String {
+        let answer = self.create_key(admin_access, json!({"name": "gateway", "scopes": ["introspect"]})).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /introspect` with a form body, authenticated by `key`.
+    pub async fn introspect(&self, key: &str, token: &str) -> Answer {
+        let request = self.client.post(self.url("/api/v1/introspect")).bearer_auth(key).form(&[("token", token)]);
+        answer(request.send().await.unwrap()).await
+    }
+
+    /// `GET /verify` with `credential` as the bearer.
+    pub async fn verify(&self, credential: &str) -> Answer {
+        self.get("/api/v1/verify", Some(credential)).await
     }
 }

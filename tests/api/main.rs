@@ -5,9 +5,11 @@
 
 mod harness;
 
+mod api_keys;
 mod auth;
 mod contract;
 mod faults;
+mod gateway;
 mod health;
 mod process;
 mod profile;

@@ -9,7 +9,7 @@ use crate::account::{
 };
 use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
 use crate::hashing::Password;
-use crate::http::extract::{Authenticated, Client};
+use crate::http::extract::{Authenticated, Caller, Client};
 use crate::http::view::{UserView, message, token_response};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
@@ -160,12 +160,13 @@ async fn refresh(
 }
 
 async fn logout(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&caller.0).await?;
+    state.auth.logout(caller.0).await?;
     Ok(message("logged_out"))
 }
 
-async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let user = state.auth.me(&caller.0).await?;
+/// Key ok: an API key reads its owner.
+async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let user = state.auth.me(caller.0.user_id).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
@@ -205,7 +206,7 @@ async fn update_me(
         None => None,
     };
     let change = check.finish(Some(change))?;
-    let user = state.auth.update_profile(&caller.0, change).await?;
+    let user = state.auth.update_profile(caller.0.user_id, change).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
@@ -224,6 +225,6 @@ async fn change_password(
     let current = check.password("current_password", &body.current_password, 1);
     let new = check.password("new_password", &body.new_password, state.password_min_chars);
     let (current, new) = check.finish(current.zip(new))?;
-    state.auth.change_password(&caller.0, current, new).await?;
+    state.auth.change_password(caller.0, current, new).await?;
     Ok(message("password_changed"))
 }

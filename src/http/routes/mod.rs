@@ -1,5 +1,7 @@
 //! One file per resource.
 
+pub mod api_keys;
 pub mod auth;
+pub mod gateway;
 pub mod health;
 pub mod sessions;

@@ -15,7 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn list_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let sessions = state.auth.list_sessions(&caller.0).await?;
+    let sessions = state.auth.list_sessions(caller.0.user_id).await?;
     let views: Vec<_> = sessions.iter().map(|s| SessionView::new(s, caller.0.session_id)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": views })))
 }
@@ -27,11 +27,11 @@ async fn revoke_session(
 ) -> Result<HttpResponse, ApiError> {
     // An id that cannot exist is answered like another user's: not found.
     let session = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
-    state.auth.revoke_session(&caller.0, session).await?;
+    state.auth.revoke_session(caller.0.user_id, session).await?;
     Ok(message("session_revoked"))
 }
 
 async fn revoke_other_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let revoked = state.auth.revoke_other_sessions(&caller.0).await?;
+    let revoked = state.auth.revoke_other_sessions(caller.0).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "message_code": "sessions_revoked", "revoked": revoked })))
 }

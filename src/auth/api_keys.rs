@@ -1,0 +1,71 @@
+//! API keys: create (shown once), list, revoke.
+
+use zeroize::Zeroizing;
+
+use crate::account::{ApiKey, ApiKeyId, Role, UserId};
+use crate::clock::Timestamp;
+use crate::shards::Command;
+use crate::token::api_key;
+
+use super::{AuthError, AuthService, SessionCaller};
+
+/// The scope that lets a key call `/introspect`; only admins may grant it.
+pub const INTROSPECT_SCOPE: &str = "introspect";
+
+/// A validated request for a new key.
+#[derive(Debug)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// `None`: never expires.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A key just made: its record and the secret, which is never shown again.
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    pub secret: Zeroizing<String>,
+}
+
+impl AuthService {
+    pub async fn create_api_key(&self, caller: SessionCaller, new: NewApiKey) -> Result<CreatedApiKey, AuthError> {
+        // The role as stored now, not as the token remembers it.
+        let owner = self.me(caller.user_id).await?;
+        if new.scopes.iter().any(|s| s == INTROSPECT_SCOPE) && !matches!(owner.role, Role::Admin | Role::Superadmin) {
+            return Err(AuthError::Forbidden);
+        }
+        let minted = api_key::generate();
+        let key = ApiKey {
+            id: ApiKeyId::generate(),
+            project: owner.project.clone(),
+            user_id: owner.id,
+            name: new.name,
+            prefix: minted.prefix,
+            digest: self.gate.key_hasher().digest(&minted.secret),
+            scopes: new.scopes,
+            created_at: self.clock.now(),
+            expires_at: new.expires_at,
+            last_used_at: None,
+        };
+        let stored = key.clone();
+        self.shards.ask(&owner.id, |reply| Command::CreateApiKey { key: stored, reply }).await?;
+        tracing::info!(target: "security", event = "api_key_created", user_id = %owner.id, key_id = %key.id, "API key created");
+        Ok(CreatedApiKey { key, secret: minted.secret })
+    }
+
+    /// The user's keys (revoked keys are gone), oldest first.
+    pub async fn list_api_keys(&self, user: UserId) -> Result<Vec<ApiKey>, AuthError> {
+        Ok(self.store.list_api_keys(user).await?)
+    }
+
+    /// Revokes one of the user's keys; it stops working at once.
+    pub async fn revoke_api_key(&self, user: UserId, key: ApiKeyId) -> Result<(), AuthError> {
+        let revoked = self.shards.ask(&user, |reply| Command::RevokeApiKey { user, key, reply }).await?;
+        if revoked.is_none() {
+            return Err(AuthError::NotFound);
+        }
+        self.gate.invalidate_api_key(key, self.clock.now());
+        tracing::info!(target: "security", event = "api_key_revoked", user_id = %user, key_id = %key, "API key revoked");
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! Gateway routes for reverse proxies and services: `POST /introspect`
+//! (RFC 7662) and `GET /verify` (forward auth). Never rate limited; every
+//! check goes through the verified-token cache.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::INTROSPECT_SCOPE;
+use crate::http::extract::{Caller, presented_credential};
+use crate::http::view::no_store;
+use crate::http::{ApiError, AppState};
+use crate::token::{Credential, TokenError, VerifiedAccess};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/introspect", web::post().to(introspect)).route("/verify", web::get().to(verify));
+}
+
+#[derive(Deserialize)]
+struct IntrospectBody {
+    token: Option<String>,
+    /// Accepted and ignored: every kind of token is looked up anyway.
+    #[serde(rename = "token_type_hint")]
+    _token_type_hint: Option<String>,
+}
+
+/// RFC 7662's answer. Absent fields are left out.
+#[derive(Serialize)]
+struct Introspection<'a> {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+}
+
+const INACTIVE: Introspection<'static> = Introspection {
+    active: false,
+    sub: None,
+    aud: None,
+    scope: None,
+    exp: None,
+    iat: None,
+    sid: None,
+    role: None,
+    token_type: None,
+    username: None,
+};
+
+fn active(access: &VerifiedAccess) -> Introspection<'_> {
+    let (sid, token_type) = match access.credential {
+        Credential::Session(id) => (Some(id.to_string()), "access_token"),
+        Credential::ApiKey(_) => (None, "api_key"),
+    };
+    Introspection {
+        active: true,
+        sub: Some(access.user_id.to_string()),
+        aud: Some(access.project.as_str()),
+        scope: Some(&access.scope),
+        exp: access.exp,
+        iat: Some(access.iat),
+        sid,
+        role: Some(access.role.as_str()),
+        token_type: Some(token_type),
+        username: access.username.as_deref(),
+    }
+}
+
+/// The token to introspect, from a form or JSON body.
+fn token_from(req: &HttpRequest, body: &[u8]) -> Result<String, ApiError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let parsed: IntrospectBody = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        serde_urlencoded::from_bytes(body).map_err(|e| ApiError::field("token", &e.to_string()))?
+    } else if essence.eq_ignore_ascii_case("application/json") {
+        serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                ApiError::field("token", "must be a string")
+            } else {
+                ApiError::InvalidJson(e.to_string())
+            }
+        })?
+    } else {
+        return Err(ApiError::UnsupportedMediaType);
+    };
+    parsed.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::field("token", "is required"))
+}
+
+async fn introspect(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.0;
+    if !matches!(caller.credential, Credential::ApiKey(_)) || !caller.has_scope(INTROSPECT_SCOPE) {
+        return Err(ApiError::Forbidden);
+    }
+    let token = token_from(&req, &body)?;
+    let checked = state.auth.gate().check(&token).await;
+    let answer = match &checked {
+        // A token of another project is not active for this caller.
+        Ok(access) if access.project == caller.project => active(access),
+        Ok(_) | Err(TokenError::Invalid | TokenError::Expired | TokenError::Missing) => INACTIVE,
+        Err(TokenError::Store(e)) => return Err(ApiError::StoreUnavailable(e.to_string())),
+        Err(TokenError::Signing(e)) => return Err(ApiError::Internal(e.clone())),
+    };
+    Ok(no_store(StatusCode::OK).json(answer))
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(text).map_err(|_| ApiError::Internal("header value not representable".into()))
+}
+
+/// Forward auth: 200 with the caller's identity in `X-Auth-*` headers, 401 otherwise.
+async fn verify(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let credential = presented_credential(&req)?;
+    let access: Arc<VerifiedAccess> = state.auth.gate().check(credential).await?;
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header(("x-auth-user-id", header_value(&access.user_id.to_string())?))
+        .insert_header(("x-auth-project", header_value(access.project.as_str())?))
+        .insert_header(("x-auth-role", HeaderValue::from_static(access.role.as_str())))
+        .insert_header(("x-auth-scopes", header_value(&access.scope)?))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    match access.credential {
+        Credential::Session(id) => response.insert_header(("x-auth-session", header_value(&id.to_string())?)),
+        Credential::ApiKey(id) => response.insert_header(("x-auth-key-id", header_value(&id.to_string())?)),
+    };
+    if let Some(username) = &access.username {
+        response.insert_header(("x-auth-username", header_value(username)?));
+    }
+    Ok(response.finish())
+}
