@@ -62,6 +62,33 @@ pub struct VerifiedAccess {
 }
 
 impl VerifiedAccess {
+    /// `cached_until` and `exp` in seconds since the epoch.
+    #[expect(clippy::too_many_arguments, reason = "one field each; a builder would only rename them")]
+    pub fn new(
+        user_id: UserId,
+        credential: Credential,
+        project: ProjectId,
+        role: Role,
+        scope: &str,
+        username: Option<&str>,
+        iat: i64,
+        exp: Option<i64>,
+        cached_until: i64,
+    ) -> Self {
+        VerifiedAccess {
+            user_id,
+            credential,
+            project,
+            role,
+            scope: Arc::from(scope),
+            username: username.map(Arc::from),
+            iat,
+            exp,
+            cached_until,
+            last_noted: AtomicI64::new(0),
+        }
+    }
+
     pub fn session_id(&self) -> Option<SessionId> {
         match self.credential {
             Credential::Session(id) => Some(id),
@@ -221,18 +248,17 @@ mod tests {
     use super::*;
 
     fn access(exp: i64) -> Arc<VerifiedAccess> {
-        Arc::new(VerifiedAccess {
-            user_id: UserId::generate(),
-            credential: Credential::Session(SessionId::generate()),
-            project: ProjectId::default_project(),
-            role: Role::User,
-            scope: Arc::from("openid"),
-            username: None,
-            iat: 0,
-            exp: Some(exp),
-            cached_until: exp,
-            last_noted: AtomicI64::new(0),
-        })
+        Arc::new(VerifiedAccess::new(
+            UserId::generate(),
+            Credential::Session(SessionId::generate()),
+            ProjectId::default_project(),
+            Role::User,
+            "openid",
+            None,
+            0,
+            Some(exp),
+            exp,
+        ))
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! until it expires, an API key for at most the access-token lifetime.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::access::parse_subject;
@@ -79,18 +79,17 @@ impl AccessGate {
             return Err(TokenError::Invalid);
         }
         let user = self.live_user(user_id, &project).await?;
-        Ok(Arc::new(VerifiedAccess {
+        Ok(Arc::new(VerifiedAccess::new(
             user_id,
             credential,
             project,
             role,
-            scope: Arc::from(claims.scope.as_str()),
-            username: user.username.as_deref().map(Arc::from),
-            iat: claims.iat,
-            exp: Some(claims.exp),
-            cached_until: claims.exp,
-            last_noted: AtomicI64::new(0),
-        }))
+            &claims.scope,
+            user.username.as_deref(),
+            claims.iat,
+            Some(claims.exp),
+            claims.exp,
+        )))
     }
 
     async fn verify_api_key(&self, presented: &str, now: Timestamp) -> Result<Arc<VerifiedAccess>, TokenError> {
@@ -106,18 +105,17 @@ impl AccessGate {
         let exp = key.expires_at.map(Timestamp::as_secs);
         // Keys may never expire; the cache re-reads them once per access-token lifetime.
         let recheck = now.plus(self.signer.ttl()).as_secs();
-        Ok(Arc::new(VerifiedAccess {
-            user_id: key.user_id,
+        Ok(Arc::new(VerifiedAccess::new(
+            key.user_id,
             credential,
-            project: key.project,
-            role: user.role,
-            scope: Arc::from(key.scopes.join(" ")),
-            username: user.username.as_deref().map(Arc::from),
-            iat: key.created_at.as_secs(),
+            key.project,
+            user.role,
+            &key.scopes.join(" "),
+            user.username.as_deref(),
+            key.created_at.as_secs(),
             exp,
-            cached_until: exp.map_or(recheck, |exp| exp.min(recheck)),
-            last_noted: AtomicI64::new(0),
-        }))
+            exp.map_or(recheck, |exp| exp.min(recheck)),
+        )))
     }
 
     /// The user behind a credential, if it exists, is in the project and is enabled.
