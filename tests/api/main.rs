@@ -11,6 +11,7 @@ mod contract;
 mod faults;
 mod gateway;
 mod health;
+mod nginx;
 mod process;
 mod profile;
 mod refresh;
