@@ -126,7 +126,7 @@ fn checks(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| {
             flip += 1;
             // Alternate with a token so the single cache slot never holds the key.
-            if flip % 2 == 0 { cold.gate.check(&cold.key) } else { cold.gate.check(&cold.tokens[0]) }
+            if flip.is_multiple_of(2) { cold.gate.check(&cold.key) } else { cold.gate.check(&cold.tokens[0]) }
         })
     });
     group.finish();
