@@ -1,0 +1,405 @@
+//! The throughput harness: one command, one table.
+//!
+//! Builds the gateway and the bare baseline (`bench/bare.rs`) in release,
+//! installs wrk if missing (Debian's package), starts both on loopback with
+//! the gateway's per-IP limits off, and measures with wrk in this one run:
+//! the bare route, `/introspect` and `/verify` on cached credentials,
+//! `/introspect` on first-sight tokens (more distinct tokens than the cache
+//! holds), and `/introspect` latency while a second load floods
+//! `/auth/login` past the hashing pool (with the latency of the 503s the
+//! flood's excess gets). Each row carries its ratio to the bare route of the
+//! same shape (POST with a body for `/introspect`, GET for `/verify`).
+//!
+//! Run: `cargo bench --bench throughput` (`BENCH_SECONDS`, default 10).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "throughput password";
+/// The gateway's token cache for this run; first-sight tokens are 4x this.
+const CACHE: usize = 1000;
+const FIRST_SIGHT_TOKENS: usize = 4 * CACHE;
+
+fn seconds() -> u64 {
+    std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+fn ensure_wrk() {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return;
+    }
+    eprintln!("wrk is missing; installing Debian's package");
+    let sudo =
+        if Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false) { "" } else { "sudo " };
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq wrk"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not install wrk");
+}
+
+fn build() {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "portcullis", "--example", "bare"])
+        .current_dir(root())
+        .status()
+        .unwrap();
+    assert!(status.success(), "release build failed");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What wrk reported for one run.
+#[derive(Debug, Default, Clone)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+fn parse_latency(text: &str) -> f64 {
+    let text = text.trim();
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (text, 1.0)
+    };
+    number.trim().parse::<f64>().unwrap_or(f64::NAN) * factor
+}
+
+fn parse_wrk(output: &str) -> Run {
+    let mut run = Run::default();
+    for line in output.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Requests/sec:") {
+            run.rps = rest.trim().parse().unwrap_or(0.0);
+        } else if let Some(rest) = line.strip_prefix("50%") {
+            run.p50_ms = parse_latency(rest);
+        } else if let Some(rest) = line.strip_prefix("99%") {
+            run.p99_ms = parse_latency(rest);
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            run.non_2xx = rest.trim().parse().unwrap_or(0);
+        }
+    }
+    run
+}
+
+fn wrk_command(threads: u32, connections: u32, script: &str, url: &str, env: &[(&str, String)]) -> Command {
+    let mut command = Command::new("wrk");
+    command
+        .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{}s", seconds())])
+        .args(["--latency", "-s"])
+        .arg(root().join("load-tests/wrk").join(script))
+        .arg(url)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command
+}
+
+fn wrk(script: &str, url: &str, env: &[(&str, String)]) -> Run {
+    let output = wrk_command(2, 50, script, url, env).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let run = parse_wrk(&text);
+    assert!(run.rps > 0.0, "wrk reported nothing:\n{text}");
+    run
+}
+
+async fn wait_ready(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(url).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, bearer: Option<&str>, body: Value) -> Value {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
+
+/// `FIRST_SIGHT_TOKENS` distinct access tokens, minted by refresh chains.
+async fn mint_tokens(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let chains = 8;
+    let mut tasks = Vec::new();
+    for _ in 0..chains {
+        let (client, base) = (client.clone(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let login = post(
+                &client,
+                &format!("{base}/api/v1/auth/login"),
+                None,
+                json!({"email": "admin@bench.test", "password": PASSWORD}),
+            )
+            .await;
+            let mut refresh = login["refresh_token"].as_str().unwrap().to_owned();
+            let mut tokens = Vec::new();
+            for _ in 0..FIRST_SIGHT_TOKENS / chains {
+                let next =
+                    post(&client, &format!("{base}/api/v1/auth/refresh"), None, json!({"refresh_token": refresh}))
+                        .await;
+                tokens.push(next["token"].as_str().unwrap().to_owned());
+                refresh = next["refresh_token"].as_str().unwrap().to_owned();
+            }
+            tokens
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+/// Login latencies of single requests sent while the flood runs: (all, 503s).
+async fn probe_logins(client: &reqwest::Client, base: &str, during: Duration) -> (usize, Vec<f64>) {
+    let deadline = Instant::now() + during;
+    let (mut sent, mut refused) = (0, Vec::new());
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        let response = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "admin@bench.test", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        sent += 1;
+        if response.status() == 503 {
+            refused.push(elapsed);
+        }
+        let _ = response.bytes().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    refused.sort_by(f64::total_cmp);
+    (sent, refused)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}
+
+fn start(binary: &Path, args: &[&str], env: &[(&str, String)]) -> Process {
+    Process(
+        Command::new(binary)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn main() {
+    ensure_wrk();
+    build();
+    let release = target_dir().join("release");
+    let data = tempfile::tempdir().unwrap();
+    let (gateway_port, bare_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{gateway_port}");
+    let _gateway = start(
+        &release.join("portcullis"),
+        &["serve"],
+        &[
+            ("PORTCULLIS_LISTEN", format!("127.0.0.1:{gateway_port}")),
+            ("PORTCULLIS_DATA_DIR", data.path().display().to_string()),
+            ("PORTCULLIS_RATE_LIMIT", "off".into()),
+            ("PORTCULLIS_TOKEN_CACHE_CAPACITY", CACHE.to_string()),
+            ("PORTCULLIS_LOG_LEVEL", "warn".into()),
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let (admin, introspect_key, api_key, introspect_body, tokens) = runtime.block_on(async {
+        wait_ready(&client, &format!("{base}/healthz")).await;
+        let admin = post(
+            &client,
+            &format!("{base}/api/v1/auth/register"),
+            None,
+            json!({"email": "admin@bench.test", "password": PASSWORD, "name": "Bench"}),
+        )
+        .await;
+        let access = admin["token"].as_str().unwrap().to_owned();
+        let keys = format!("{base}/api/v1/auth/api-keys");
+        let introspect_key = post(&client, &keys, Some(&access), json!({"name": "gw", "scopes": ["introspect"]})).await;
+        let api_key = post(&client, &keys, Some(&access), json!({"name": "svc", "scopes": ["read"]})).await;
+        let introspect_key = introspect_key["api_key"].as_str().unwrap().to_owned();
+        let body = client
+            .post(format!("{base}/api/v1/introspect"))
+            .bearer_auth(&introspect_key)
+            .form(&[("token", access.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let tokens = mint_tokens(&client, &base).await;
+        (access, introspect_key, api_key["api_key"].as_str().unwrap().to_owned(), body, tokens)
+    });
+    let tokens_file = data.path().join("tokens.txt");
+    std::fs::write(&tokens_file, tokens.join("\n")).unwrap();
+
+    let _bare = start(
+        &release.join("examples").join("bare"),
+        &[&format!("127.0.0.1:{bare_port}")],
+        &[("BARE_BODY", introspect_body.clone())],
+    );
+    runtime.block_on(wait_ready(&client, &format!("http://127.0.0.1:{bare_port}/bare")));
+
+    let bare_url = format!("http://127.0.0.1:{bare_port}/bare");
+    let introspect_url = format!("{base}/api/v1/introspect");
+    let verify_url = format!("{base}/api/v1/verify");
+    let token_env = |extra: &[(&'static str, String)]| {
+        let mut env = vec![("TOKEN", admin.clone()), ("INTROSPECT_KEY", introspect_key.clone())];
+        env.extend_from_slice(extra);
+        env
+    };
+
+    eprintln!("measuring: {} s per row", seconds());
+    let bare_post = wrk("introspect.lua", &bare_url, &token_env(&[]));
+    let bare_get = wrk("verify.lua", &bare_url, &[("TOKEN", admin.clone())]);
+    let introspect = wrk("introspect.lua", &introspect_url, &token_env(&[]));
+    let verify_jwt = wrk("verify.lua", &verify_url, &[("TOKEN", admin.clone())]);
+    let verify_key = wrk("verify.lua", &verify_url, &[("API_KEY", api_key.clone())]);
+    let first_sight =
+        wrk("introspect_cycle.lua", &introspect_url, &token_env(&[("TOKENS_FILE", tokens_file.display().to_string())]));
+
+    // The flood: many connections logging in past the pool, and beside it a
+    // modest introspection load whose latency must not suffer.
+    let login_url = format!("{base}/api/v1/auth/login");
+    let flood = wrk_command(
+        1,
+        64,
+        "login.lua",
+        &login_url,
+        &[("EMAIL", "admin@bench.test".into()), ("PASSWORD", PASSWORD.into())],
+    )
+    .spawn()
+    .unwrap();
+    let beside = wrk_command(1, 16, "introspect.lua", &introspect_url, &token_env(&[])).spawn().unwrap();
+    let (probed, refused) =
+        runtime.block_on(probe_logins(&client, &base, Duration::from_secs(seconds().saturating_sub(2).max(1))));
+    let flood = parse_wrk(&String::from_utf8_lossy(&flood.wait_with_output().unwrap().stdout));
+    let under_flood = parse_wrk(&String::from_utf8_lossy(&beside.wait_with_output().unwrap().stdout));
+
+    let row = |name: &str, run: &Run, baseline: &Run| {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} | {:.2} |",
+            run.rps,
+            run.p50_ms,
+            run.p99_ms,
+            run.non_2xx,
+            run.rps / baseline.rps
+        );
+    };
+    println!();
+    println!(
+        "Machine: {}; wrk -t2 -c50 -d{}s per row; token cache {CACHE}, first-sight tokens {}",
+        machine(),
+        seconds(),
+        tokens.len()
+    );
+    println!();
+    println!("| route | requests/s | p50 ms | p99 ms | non-2xx | ratio to bare |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    row("bare POST (reads body, same JSON)", &bare_post, &bare_post);
+    row("bare GET (same JSON)", &bare_get, &bare_get);
+    row("/introspect, cached JWT", &introspect, &bare_post);
+    row("/verify, cached JWT", &verify_jwt, &bare_get);
+    row("/verify, cached API key", &verify_key, &bare_get);
+    row("/introspect, first-sight JWTs", &first_sight, &bare_post);
+    row("/introspect while login is flooded (wrk -t1 -c16)", &under_flood, &bare_post);
+    println!();
+    println!(
+        "Login flood (wrk -t1 -c64): {:.0} requests/s, {} non-2xx; probe: {probed} single logins, {} answered 503, 503 latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        flood.rps,
+        flood.non_2xx,
+        refused.len(),
+        percentile(&refused, 0.5),
+        percentile(&refused, 0.99),
+        refused.last().copied().unwrap_or(f64::NAN),
+    );
+    println!();
+    let budget = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!("Budgets:");
+    println!(
+        "- cached >= 0.90 of bare: introspect {:.2}, verify JWT {:.2}, verify key {:.2} -> {}",
+        introspect.rps / bare_post.rps,
+        verify_jwt.rps / bare_get.rps,
+        verify_key.rps / bare_get.rps,
+        budget(
+            introspect.rps >= 0.9 * bare_post.rps
+                && verify_jwt.rps >= 0.9 * bare_get.rps
+                && verify_key.rps >= 0.9 * bare_get.rps
+        )
+    );
+    println!(
+        "- first sight >= 0.20 of bare: {:.2} -> {}",
+        first_sight.rps / bare_post.rps,
+        budget(first_sight.rps >= 0.2 * bare_post.rps)
+    );
+    println!(
+        "- introspect p99 under login flood <= 10 ms: {:.2} ms -> {}",
+        under_flood.p99_ms,
+        budget(under_flood.p99_ms <= 10.0)
+    );
+    println!(
+        "- login excess answered 503 within 5 ms (p99 of probed 503s): {:.2} ms -> {}",
+        percentile(&refused, 0.99),
+        budget(!refused.is_empty() && percentile(&refused, 0.99) <= 5.0)
+    );
+}
