@@ -65,6 +65,8 @@ impl Application {
 
     /// Builds everything on `store` (already open) and binds the listener.
     pub async fn build_on(settings: Settings, clock: SharedClock, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        // First: metric handles taken by the parts below must reach the recorder.
+        let metrics = telemetry::prometheus();
         let hashing =
             HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost)
                 .context("starting the hashing pool")?;
@@ -112,7 +114,6 @@ impl Application {
             auth_policy,
         ));
         let limits = Arc::new(RateLimits::new(&settings));
-        let metrics = telemetry::prometheus();
 
         let state = web::Data::new(AppState {
             auth: Arc::clone(&auth),
@@ -124,6 +125,8 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             password_min_chars: crate::account::PASSWORD_MIN_CHARS,
             request_timeout: settings.request_timeout,
+            request_ids: http::middleware::RequestIds::new(),
+            http_metrics: http::middleware::HttpMetrics::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

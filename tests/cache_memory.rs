@@ -36,7 +36,7 @@ fn a_cached_token_costs_at_most_512_bytes() {
             Some(now.as_secs() + 3600),
             now.as_secs() + 3600,
         );
-        cache.insert(cache.digest(token), Arc::new(access), now);
+        cache.insert(cache.digest(token.as_bytes()), Arc::new(access), now);
     }
     assert_eq!(cache.len(), ENTRIES);
     let per_entry = (dhat::HeapStats::get().curr_bytes - before) / ENTRIES;

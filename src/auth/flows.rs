@@ -53,6 +53,7 @@ impl AuthService {
 
     pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<TokenGrant, AuthError> {
         let Registration { project, email, username, name, company, password } = registration;
+        self.hashing.admit()?;
         // Spare the hashing pool for addresses that are plainly taken; the
         // shard and the store still decide races.
         if self.store.find_user_by_email(&project, &email).await?.is_some() {
@@ -87,6 +88,8 @@ impl AuthService {
 
     pub async fn login(&self, request: LoginRequest, client: ClientInfo) -> Result<TokenGrant, AuthError> {
         let LoginRequest { project, identifier, password } = request;
+        // Under a flood, the excess is refused here, before a store read or a shard visit.
+        self.hashing.admit()?;
         let (user, lock_name) = match &identifier {
             LoginIdentifier::Email(email) => (self.store.find_user_by_email(&project, email).await?, email),
             LoginIdentifier::Username(name) => (self.store.find_user_by_username(&project, name).await?, name),

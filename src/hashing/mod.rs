@@ -137,6 +137,17 @@ impl HashingPool {
         }
     }
 
+    /// Refuses at once, before any other work is spent on a request that
+    /// would need a hash, while the queue is full. (The submit itself stays
+    /// the authority: a slot seen free here may be gone by then.)
+    pub fn admit(&self) -> Result<(), HashError> {
+        if self.queue.is_full() {
+            metrics::counter!(names::HASH_REJECTED).increment(1);
+            return Err(HashError::Overloaded);
+        }
+        Ok(())
+    }
+
     /// Jobs waiting now.
     pub fn queue_depth(&self) -> usize {
         self.queue.len()

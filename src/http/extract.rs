@@ -105,24 +105,21 @@ impl Client {
     }
 }
 
-/// The credential a request presents: its bearer token, else its `X-API-Key`.
-pub fn presented_credential(req: &HttpRequest) -> Result<&str, ApiError> {
+/// The credential a request presents: its bearer token, else its `X-API-Key`,
+/// as raw bytes (the cache is keyed by them; they are checked to be text
+/// only when verified for the first time).
+pub fn presented_credential(req: &HttpRequest) -> Result<&[u8], ApiError> {
     let credential = match req.headers().get(header::AUTHORIZATION) {
         Some(value) => {
-            let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
-            let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(ApiError::Unauthorized);
+            let value = value.as_bytes();
+            match value.get(..7) {
+                Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => value[7..].trim_ascii(),
+                // Another scheme (Basic, Digest...) names no credential of ours.
+                _ if value.contains(&b' ') => return Err(ApiError::Unauthorized),
+                _ => return Err(ApiError::InvalidToken),
             }
-            token.trim()
         }
-        None => req
-            .headers()
-            .get(API_KEY_HEADER)
-            .ok_or(ApiError::Unauthorized)?
-            .to_str()
-            .map_err(|_| ApiError::InvalidToken)?
-            .trim(),
+        None => req.headers().get(API_KEY_HEADER).ok_or(ApiError::Unauthorized)?.as_bytes().trim_ascii(),
     };
     if credential.is_empty() || credential.len() > MAX_TOKEN_BYTES {
         return Err(ApiError::InvalidToken);
@@ -130,12 +127,12 @@ pub fn presented_credential(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(credential)
 }
 
-const API_KEY_HEADER: &str = "x-api-key";
+const API_KEY_HEADER: header::HeaderName = header::HeaderName::from_static("x-api-key");
 
 /// Verifies the request's credential for the default project.
 async fn verify(
     state: web::Data<AppState>,
-    credential: Result<String, ApiError>,
+    credential: Result<Vec<u8>, ApiError>,
 ) -> Result<Arc<VerifiedAccess>, ApiError> {
     let access = state.auth.gate().check(&credential?).await?;
     // Credentials are bound to their project; these routes serve `default`.
@@ -148,7 +145,7 @@ async fn verify(
 type Verifying<T> = Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>>>>;
 
 fn verifying(req: &HttpRequest) -> Verifying<Arc<VerifiedAccess>> {
-    let credential = presented_credential(req).map(str::to_owned);
+    let credential = presented_credential(req).map(<[u8]>::to_vec);
     let state = state(req).cloned();
     Box::pin(async move { verify(state?, credential).await })
 }

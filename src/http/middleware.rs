@@ -1,17 +1,26 @@
-//! The request middleware: request id, deadline, metrics, one log line, and
-//! a JSON body for every error response.
+//! Request middleware.
+//!
+//! `observe` wraps every route: request id, metrics, one log line, and a
+//! JSON body for every error response. `deadline` wraps the routes that do
+//! real work (`/api/v1/auth`): a request still running after the request
+//! timeout answers 503. The gateway routes (`/introspect`, `/verify`) never
+//! wait on hashing or shards, so they are spared the timer.
 //!
 //! Route labels come from the matched route pattern, never the raw path, so
-//! label sets stay bounded.
+//! label sets stay bounded; metric handles are looked up once per
+//! (route, method, status) and kept.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError, web};
+use dashmap::DashMap;
+use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
 use super::{ApiError, AppState};
@@ -20,8 +29,65 @@ use crate::telemetry::names;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID: usize = 64;
 
+/// Makes request ids: a random per-process prefix and a counter. Unique
+/// across restarts and nodes (the prefix) without a syscall per request.
+pub struct RequestIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    pub fn new() -> Self {
+        RequestIds { prefix: u64::from_le_bytes(crate::token::random_bytes::<8>()), next: AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> String {
+        format!("{:016x}-{:08x}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Metric handles per (route, method, status), made on first use.
+#[derive(Default)]
+pub struct HttpMetrics {
+    requests: DashMap<(String, Method, u16), Counter>,
+    durations: DashMap<String, Histogram>,
+}
+
+impl HttpMetrics {
+    fn record(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
+        let key = (route.to_owned(), method.clone(), status.as_u16());
+        match self.requests.get(&key) {
+            Some(counter) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!(
+                    names::HTTP_REQUESTS,
+                    "route" => key.0.clone(),
+                    "method" => method.to_string(),
+                    "status" => status.as_u16().to_string()
+                );
+                counter.increment(1);
+                self.requests.insert(key, counter);
+            }
+        }
+        match self.durations.get(route) {
+            Some(histogram) => histogram.record(elapsed.as_secs_f64()),
+            None => {
+                let histogram = metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => route.to_owned());
+                histogram.record(elapsed.as_secs_f64());
+                self.durations.insert(route.to_owned(), histogram);
+            }
+        }
+    }
+}
+
 /// A client-sent request id is kept if it is short and plain; otherwise a new one is made.
-fn request_id(req: &ServiceRequest) -> String {
+fn request_id(req: &ServiceRequest, ids: Option<&RequestIds>) -> String {
     req.headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -30,7 +96,7 @@ fn request_id(req: &ServiceRequest) -> String {
                 && id.len() <= MAX_REQUEST_ID
                 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+        .map_or_else(|| ids.map_or_else(|| RequestIds::new().next(), RequestIds::next), str::to_owned)
 }
 
 fn is_json(res: &ServiceResponse<BoxBody>) -> bool {
@@ -45,24 +111,24 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
-    let id = request_id(&req);
-    let method = req.method().to_string();
-    let timeout = req.app_data::<web::Data<AppState>>().map_or(Duration::from_secs(10), |s| s.request_timeout);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let id = request_id(&req, state.as_deref().map(|s| &s.request_ids));
+    let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %id, method = %method);
-    // The request cannot be kept aside (routing needs sole ownership of it),
-    // so a passed deadline or a service error leaves as an error: being the
-    // outermost middleware, actix renders it with `ApiError`'s JSON body.
-    let outcome = tokio::time::timeout(timeout, next.call(req)).instrument(span.clone()).await;
-    let mut res = match outcome {
-        Ok(Ok(res)) => res.map_into_boxed_body(),
-        Ok(Err(e)) => {
-            record(&method, "unmatched", e.as_response_error().status_code(), started);
-            return Err(e);
+    let record = |route: &str, status: StatusCode| {
+        let elapsed = started.elapsed();
+        if let Some(state) = &state {
+            state.http_metrics.record(route, &method, status, elapsed);
         }
-        Err(_) => {
-            tracing::warn!(parent: &span, "request deadline passed");
-            record(&method, "timeout", StatusCode::SERVICE_UNAVAILABLE, started);
-            return Err(ApiError::Overloaded(Duration::from_secs(1)).into());
+        elapsed
+    };
+    let mut res = match next.call(req).instrument(span.clone()).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            // Being the outermost middleware, actix renders the error with its JSON body.
+            let status = e.as_response_error().status_code();
+            record(if status == StatusCode::SERVICE_UNAVAILABLE { "timeout" } else { "unmatched" }, status);
+            return Err(e);
         }
     };
     let status = res.status();
@@ -74,7 +140,7 @@ pub async fn observe(
         res.headers_mut().insert(REQUEST_ID, value);
     }
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let elapsed = record(&method, &route, status, started);
+    let elapsed = record(&route, status);
     tracing::info!(
         target: "http",
         parent: &span,
@@ -86,11 +152,19 @@ pub async fn observe(
     Ok(res)
 }
 
-/// Counts the request and records its latency; returns the latency.
-fn record(method: &str, route: &str, status: StatusCode, started: Instant) -> Duration {
-    let elapsed = started.elapsed();
-    metrics::counter!(names::HTTP_REQUESTS, "route" => route.to_owned(), "method" => method.to_owned(), "status" => status.as_u16().to_string())
-        .increment(1);
-    metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => route.to_owned()).record(elapsed.as_secs_f64());
-    elapsed
+/// Answers 503 `overloaded` for a request still running after the request
+/// timeout. The request cannot be kept aside (routing needs sole ownership
+/// of it), so the answer leaves as an error, rendered by `observe`'s caller.
+pub async fn deadline(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let timeout = req.app_data::<web::Data<AppState>>().map_or(Duration::from_secs(10), |s| s.request_timeout);
+    match tokio::time::timeout(timeout, next.call(req)).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::warn!("request deadline passed");
+            Err(ApiError::Overloaded(Duration::from_secs(1)).into())
+        }
+    }
 }

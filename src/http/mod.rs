@@ -37,6 +37,8 @@ pub struct AppState {
     /// Minimum password length in characters (per project once projects land).
     pub password_min_chars: usize,
     pub request_timeout: Duration,
+    pub request_ids: middleware::RequestIds,
+    pub http_metrics: middleware::HttpMetrics,
 }
 
 /// Registers every route.
@@ -46,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(routes::health::configure)
         .service(
             web::scope("/api/v1/auth")
+                .wrap(actix_web::middleware::from_fn(middleware::deadline))
                 .configure(routes::auth::configure)
                 .configure(routes::sessions::configure)
                 .configure(routes::api_keys::configure),

@@ -125,7 +125,7 @@ impl Settings {
                 iterations: s.number("hash_iterations", 1, 64)?.unwrap_or(2),
                 parallelism: s.number("hash_parallelism", 1, 16)?.unwrap_or(1),
             },
-            shards: s.count("shards", 1, 1024)?.unwrap_or(cores * 2),
+            shards: s.count("shards", 1, 4096)?.unwrap_or(64),
             shard_mailbox: s.count("shard_mailbox", 1, 1_000_000)?.unwrap_or(1024),
             token_cache_capacity: s.count("token_cache_capacity", 1, 100_000_000)?.unwrap_or(100_000),
             key_usage_flush: s.millis("key_usage_flush_ms", 10, 600_000)?.unwrap_or(Duration::from_secs(5)),

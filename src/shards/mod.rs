@@ -76,13 +76,13 @@ pub struct ShardRouter {
     shards: Vec<ShardHandle>,
     capacity: usize,
     deadline: Duration,
-    /// Each shard runs on an arbiter (thread) of its own; kept to stop them.
+    /// The threads the shards run on (one per core); kept to stop them.
     arbiters: Vec<Arbiter>,
 }
 
 impl ShardRouter {
-    /// Starts `count` shards, each on its own arbiter. Must run inside an
-    /// actix `System`.
+    /// Starts `count` shards spread over one arbiter per core. Must run
+    /// inside an actix `System`.
     pub fn start(
         count: usize,
         capacity: usize,
@@ -92,9 +92,13 @@ impl ShardRouter {
         policy: ShardPolicy,
     ) -> Self {
         let mut shards = Vec::with_capacity(count);
-        let mut arbiters = Vec::with_capacity(count);
+        // Shards are cheap; threads are not. Many shards share a few arbiters:
+        // a shard waiting on a store write holds up only its own users, while
+        // the other shards on its arbiter run on.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count).max(1);
+        let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         for index in 0..count {
-            let arbiter = Arbiter::new();
+            let arbiter = &arbiters[index % threads];
             let depth = Arc::new(AtomicUsize::new(0));
             let shard = UserShard::new(index, Arc::clone(&store), Arc::clone(&clock), policy, Arc::clone(&depth));
             // Slack over our own bound so actix's parking never refuses first.
@@ -104,7 +108,6 @@ impl ShardRouter {
                 shard
             });
             shards.push(ShardHandle { addr, depth, label: index.to_string() });
-            arbiters.push(arbiter);
         }
         ShardRouter { shards, capacity, deadline, arbiters }
     }

@@ -125,6 +125,10 @@ pub struct TokenCache {
     /// `revoked.len()`, kept so a hit skips the marks when there are none.
     marks: AtomicUsize,
     len: AtomicUsize,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
+    evictions: metrics::Counter,
+    entries_gauge: metrics::Gauge,
 }
 
 impl TokenCache {
@@ -136,26 +140,30 @@ impl TokenCache {
             revoked: DashMap::new(),
             marks: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
+            hits: metrics::counter!(names::TOKEN_CACHE_HITS),
+            misses: metrics::counter!(names::TOKEN_CACHE_MISSES),
+            evictions: metrics::counter!(names::TOKEN_CACHE_EVICTIONS),
+            entries_gauge: metrics::gauge!(names::TOKEN_CACHE_ENTRIES),
         }
     }
 
-    pub fn digest(&self, token: &str) -> TokenDigest {
-        *blake3::keyed_hash(&self.key, token.as_bytes()).as_bytes()
+    pub fn digest(&self, token: &[u8]) -> TokenDigest {
+        *blake3::keyed_hash(&self.key, token).as_bytes()
     }
 
     pub fn lookup(&self, digest: &TokenDigest, now: Timestamp) -> Cached {
         let Some(entry) = self.entries.get(digest).map(|e| Arc::clone(e.value())) else {
-            metrics::counter!(names::TOKEN_CACHE_MISSES).increment(1);
+            self.misses.increment(1);
             return Cached::Miss;
         };
         let secs = now.as_secs();
         if entry.cached_until <= secs && !entry.is_expired(secs) {
             // Still valid as far as it says, but due for a fresh verification.
-            metrics::counter!(names::TOKEN_CACHE_MISSES).increment(1);
+            self.misses.increment(1);
             self.remove(digest);
             return Cached::Miss;
         }
-        metrics::counter!(names::TOKEN_CACHE_HITS).increment(1);
+        self.hits.increment(1);
         let answer = if entry.is_expired(secs) {
             Cached::Expired
         } else if self.is_revoked(entry.credential, entry.user_id) {
@@ -180,7 +188,7 @@ impl TokenCache {
         if self.entries.insert(digest, access).is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
-        metrics::gauge!(names::TOKEN_CACHE_ENTRIES).set(self.len() as f64);
+        self.entries_gauge.set(self.len() as f64);
     }
 
     fn remove(&self, digest: &TokenDigest) {
@@ -215,8 +223,8 @@ impl TokenCache {
         self.revoked.retain(|_, forget_after| *forget_after > now);
         self.marks.store(self.revoked.len(), Ordering::Release);
         let dropped = before.saturating_sub(self.len());
-        metrics::counter!(names::TOKEN_CACHE_EVICTIONS).increment(dropped as u64);
-        metrics::gauge!(names::TOKEN_CACHE_ENTRIES).set(self.len() as f64);
+        self.evictions.increment(dropped as u64);
+        self.entries_gauge.set(self.len() as f64);
     }
 
     /// Expired entries first; if that frees too little, a batch of arbitrary ones.
@@ -231,7 +239,7 @@ impl TokenCache {
         for digest in &victims {
             self.remove(digest);
         }
-        metrics::counter!(names::TOKEN_CACHE_EVICTIONS).increment(victims.len() as u64);
+        self.evictions.increment(victims.len() as u64);
     }
 
     pub fn len(&self) -> usize {
@@ -264,7 +272,7 @@ mod tests {
     #[test]
     fn entries_never_outlive_exp() {
         let cache = TokenCache::new(10);
-        let d = cache.digest("t");
+        let d = cache.digest(b"t");
         cache.insert(d, access(100), Timestamp::from_secs(0));
         assert!(matches!(cache.lookup(&d, Timestamp::from_secs(99)), Cached::Hit(_)));
         assert!(matches!(cache.lookup(&d, Timestamp::from_secs(100)), Cached::Expired));
@@ -274,7 +282,7 @@ mod tests {
     #[test]
     fn entries_are_reverified_after_cached_until() {
         let cache = TokenCache::new(10);
-        let d = cache.digest("key");
+        let d = cache.digest(b"key");
         let entry = VerifiedAccess { exp: None, cached_until: 50, ..Arc::try_unwrap(access(100)).unwrap() };
         cache.insert(d, Arc::new(entry), Timestamp(0));
         assert!(matches!(cache.lookup(&d, Timestamp::from_secs(49)), Cached::Hit(_)));
@@ -285,7 +293,7 @@ mod tests {
     fn revoked_credential_or_user_stops_hits_at_once() {
         let cache = TokenCache::new(10);
         let (a, b) = (access(100), access(100));
-        let (da, db) = (cache.digest("a"), cache.digest("b"));
+        let (da, db) = (cache.digest(b"a"), cache.digest(b"b"));
         cache.insert(da, Arc::clone(&a), Timestamp(0));
         cache.insert(db, Arc::clone(&b), Timestamp(0));
         let Credential::Session(session) = a.credential else { unreachable!() };
@@ -303,7 +311,7 @@ mod tests {
     fn capacity_is_a_bound() {
         let cache = TokenCache::new(64);
         for i in 0..1000 {
-            cache.insert(cache.digest(&i.to_string()), access(100), Timestamp(0));
+            cache.insert(cache.digest(i.to_string().as_bytes()), access(100), Timestamp(0));
             assert!(cache.len() <= 64, "len {} at {i}", cache.len());
         }
         assert_eq!(cache.len(), cache.entries.len());
@@ -311,6 +319,6 @@ mod tests {
 
     #[test]
     fn digest_is_keyed_per_cache() {
-        assert_ne!(TokenCache::new(1).digest("t"), TokenCache::new(1).digest("t"));
+        assert_ne!(TokenCache::new(1).digest(b"t"), TokenCache::new(1).digest(b"t"));
     }
 }

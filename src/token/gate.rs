@@ -45,8 +45,10 @@ impl AccessGate {
         AccessGate { signer, cache, store, clock, keys, usage }
     }
 
-    /// Verifies a presented access token or API key.
-    pub async fn check(&self, presented: &str) -> Result<Arc<VerifiedAccess>, TokenError> {
+    /// Verifies a presented access token or API key (its bytes as sent:
+    /// a hit needs no text validation; a miss checks it is UTF-8).
+    pub async fn check(&self, presented: impl AsRef<[u8]>) -> Result<Arc<VerifiedAccess>, TokenError> {
+        let presented = presented.as_ref();
         let now = self.clock.now();
         let digest = self.cache.digest(presented);
         let access = match self.cache.lookup(&digest, now) {
@@ -54,6 +56,7 @@ impl AccessGate {
             Cached::Expired => return Err(TokenError::Expired),
             Cached::Revoked => return Err(TokenError::Invalid),
             Cached::Miss => {
+                let presented = std::str::from_utf8(presented).map_err(|_| TokenError::Invalid)?;
                 let access = if is_api_key(presented) {
                     self.verify_api_key(presented, now).await?
                 } else {

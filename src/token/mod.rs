@@ -55,7 +55,7 @@ pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
 
 /// `n` bytes from the operating system's CSPRNG.
 #[expect(clippy::panic, reason = "without OS randomness no secret can be minted safely; stopping beats weak secrets")]
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     if let Err(e) = getrandom::getrandom(&mut bytes) {
         // Without randomness no secret can be made safely; stop rather than mint weak ones.

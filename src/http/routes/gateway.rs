@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -83,11 +83,29 @@ fn active(access: &VerifiedAccess) -> Introspection<'_> {
     }
 }
 
+/// The common form `token=<value>[&token_type_hint=...]` whose value needs
+/// no percent-decoding (JWTs and API keys are URL-safe): the token's bytes,
+/// borrowed. Anything else goes through the full form parser.
+fn plain_form_token(body: &[u8]) -> Option<&[u8]> {
+    let rest = body.strip_prefix(b"token=")?;
+    // One SIMD pass: the value ends at `&`; a `%` or `+` before it needs decoding.
+    let value = match memchr::memchr3(b'&', b'%', b'+', rest) {
+        None => rest,
+        Some(end) if rest[end] == b'&' => &rest[..end],
+        Some(_) => return None,
+    };
+    (!value.is_empty()).then_some(value)
+}
+
 /// The token to introspect, from a form or JSON body.
-fn token_from(req: &HttpRequest, body: &[u8]) -> Result<String, ApiError> {
+fn token_from<'a>(req: &HttpRequest, body: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    let parsed: IntrospectBody = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    let is_form = essence.eq_ignore_ascii_case("application/x-www-form-urlencoded");
+    if is_form && let Some(token) = plain_form_token(body) {
+        return Ok(std::borrow::Cow::Borrowed(token));
+    }
+    let parsed: IntrospectBody = if is_form {
         serde_urlencoded::from_bytes(body).map_err(|e| ApiError::field("token", &e.to_string()))?
     } else if essence.eq_ignore_ascii_case("application/json") {
         serde_json::from_slice(body).map_err(|e| {
@@ -100,7 +118,11 @@ fn token_from(req: &HttpRequest, body: &[u8]) -> Result<String, ApiError> {
     } else {
         return Err(ApiError::UnsupportedMediaType);
     };
-    parsed.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::field("token", "is required"))
+    parsed
+        .token
+        .filter(|t| !t.is_empty())
+        .map(|t| std::borrow::Cow::Owned(t.into_bytes()))
+        .ok_or_else(|| ApiError::field("token", "is required"))
 }
 
 async fn introspect(
@@ -114,7 +136,7 @@ async fn introspect(
         return Err(ApiError::Forbidden);
     }
     let token = token_from(&req, &body)?;
-    let checked = state.auth.gate().check(&token).await;
+    let checked = state.auth.gate().check(&*token).await;
     let answer = match &checked {
         // A token of another project is not active for this caller.
         Ok(access) if access.project == caller.project => active(access),
@@ -124,6 +146,14 @@ async fn introspect(
     };
     Ok(no_store(StatusCode::OK).json(answer))
 }
+
+const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
+const X_AUTH_PROJECT: HeaderName = HeaderName::from_static("x-auth-project");
+const X_AUTH_ROLE: HeaderName = HeaderName::from_static("x-auth-role");
+const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
+const X_AUTH_SESSION: HeaderName = HeaderName::from_static("x-auth-session");
+const X_AUTH_KEY_ID: HeaderName = HeaderName::from_static("x-auth-key-id");
+const X_AUTH_USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
 
 fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(text).map_err(|_| ApiError::Internal("header value not representable".into()))
@@ -135,17 +165,32 @@ async fn verify(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     let access: Arc<VerifiedAccess> = state.auth.gate().check(credential).await?;
     let mut response = HttpResponse::Ok();
     response
-        .insert_header(("x-auth-user-id", header_value(&access.user_id.to_string())?))
-        .insert_header(("x-auth-project", header_value(access.project.as_str())?))
-        .insert_header(("x-auth-role", HeaderValue::from_static(access.role.as_str())))
-        .insert_header(("x-auth-scopes", header_value(&access.scope)?))
+        .insert_header((X_AUTH_USER_ID, header_value(&access.user_id.to_string())?))
+        .insert_header((X_AUTH_PROJECT, header_value(access.project.as_str())?))
+        .insert_header((X_AUTH_ROLE, HeaderValue::from_static(access.role.as_str())))
+        .insert_header((X_AUTH_SCOPES, header_value(&access.scope)?))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     match access.credential {
-        Credential::Session(id) => response.insert_header(("x-auth-session", header_value(&id.to_string())?)),
-        Credential::ApiKey(id) => response.insert_header(("x-auth-key-id", header_value(&id.to_string())?)),
+        Credential::Session(id) => response.insert_header((X_AUTH_SESSION, header_value(&id.to_string())?)),
+        Credential::ApiKey(id) => response.insert_header((X_AUTH_KEY_ID, header_value(&id.to_string())?)),
     };
     if let Some(username) = &access.username {
-        response.insert_header(("x-auth-username", header_value(username)?));
+        response.insert_header((X_AUTH_USERNAME, header_value(username)?));
     }
     Ok(response.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_form_token;
+
+    #[test]
+    fn plain_form_tokens_are_borrowed_and_others_parsed_in_full() {
+        assert_eq!(plain_form_token(b"token=abc.def-_"), Some(&b"abc.def-_"[..]));
+        assert_eq!(plain_form_token(b"token=abc&token_type_hint=access_token"), Some(&b"abc"[..]));
+        assert_eq!(plain_form_token(b"token=a%2Bb"), None);
+        assert_eq!(plain_form_token(b"token=a+b"), None);
+        assert_eq!(plain_form_token(b"token="), None);
+        assert_eq!(plain_form_token(b"token_type_hint=x&token=abc"), None);
+    }
 }
