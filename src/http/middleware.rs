@@ -52,35 +52,43 @@ impl Default for RequestIds {
     }
 }
 
-/// Metric handles per (route, method, status), made on first use.
+/// Metric handles per route, and per (method, status) within it, made on
+/// first use; afterwards a request costs two map lookups and no allocation.
 #[derive(Default)]
 pub struct HttpMetrics {
-    requests: DashMap<(String, Method, u16), Counter>,
-    durations: DashMap<String, Histogram>,
+    routes: DashMap<String, RouteMetrics>,
+}
+
+struct RouteMetrics {
+    duration: Histogram,
+    requests: DashMap<(Method, u16), Counter>,
 }
 
 impl HttpMetrics {
     fn record(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
-        let key = (route.to_owned(), method.clone(), status.as_u16());
-        match self.requests.get(&key) {
+        let route_metrics = match self.routes.get(route) {
+            Some(found) => found,
+            None => {
+                let fresh = RouteMetrics {
+                    duration: metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => route.to_owned()),
+                    requests: DashMap::new(),
+                };
+                self.routes.entry(route.to_owned()).or_insert(fresh).downgrade()
+            }
+        };
+        route_metrics.duration.record(elapsed.as_secs_f64());
+        let key = (method.clone(), status.as_u16());
+        match route_metrics.requests.get(&key) {
             Some(counter) => counter.increment(1),
             None => {
                 let counter = metrics::counter!(
                     names::HTTP_REQUESTS,
-                    "route" => key.0.clone(),
+                    "route" => route.to_owned(),
                     "method" => method.to_string(),
                     "status" => status.as_u16().to_string()
                 );
                 counter.increment(1);
-                self.requests.insert(key, counter);
-            }
-        }
-        match self.durations.get(route) {
-            Some(histogram) => histogram.record(elapsed.as_secs_f64()),
-            None => {
-                let histogram = metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => route.to_owned());
-                histogram.record(elapsed.as_secs_f64());
-                self.durations.insert(route.to_owned(), histogram);
+                route_metrics.requests.insert(key, counter);
             }
         }
     }
@@ -136,7 +144,7 @@ pub async fn observe(
         let replacement = ApiError::for_status(status).error_response();
         res = res.into_response(replacement);
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(actix_web::web::Bytes::from(id)) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
