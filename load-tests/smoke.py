@@ -38,7 +38,9 @@ def main():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data:
-        env = dict(os.environ, PORTCULLIS_LISTEN=f"127.0.0.1:{port}", PORTCULLIS_DATA_DIR=data,
+        # Only our own settings: the gateway refuses unknown PORTCULLIS_* variables.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+        env = dict(inherited, PORTCULLIS_LISTEN=f"127.0.0.1:{port}", PORTCULLIS_DATA_DIR=data,
                    PORTCULLIS_RATE_LIMIT="off", PORTCULLIS_HASH_MEMORY_KIB="1024",
                    PORTCULLIS_HASH_ITERATIONS="1", PORTCULLIS_LOG_LEVEL="warn")
         server = subprocess.Popen([gateway, "serve"], env=env, stdout=subprocess.DEVNULL)

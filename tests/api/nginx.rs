@@ -2,7 +2,7 @@
 //! to `/api/v1/verify`, guarding a tiny upstream.
 //!
 //! Needs nginx: `scripts/test-all` installs it (Debian's package) and sets
-//! `PORTCULLIS_REQUIRE_NGINX=1`, under which a missing nginx fails the test.
+//! `NGINX_TEST_REQUIRED=1`, under which a missing nginx fails the test.
 //! Plain `cargo test` without nginx prints that it skipped.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::harness::spawn_app;
 
 fn nginx_binary() -> Option<PathBuf> {
-    let candidates = [std::env::var_os("PORTCULLIS_NGINX").map(PathBuf::from), Some(PathBuf::from("/usr/sbin/nginx"))];
+    let candidates = [std::env::var_os("NGINX_BIN").map(PathBuf::from), Some(PathBuf::from("/usr/sbin/nginx"))];
     candidates.into_iter().flatten().find(|p| p.exists())
 }
 
@@ -79,7 +79,7 @@ async fn upstream(req: HttpRequest) -> HttpResponse {
 #[actix_web::test]
 async fn nginx_auth_request_guards_an_upstream() {
     let Some(binary) = nginx_binary() else {
-        assert!(std::env::var_os("PORTCULLIS_REQUIRE_NGINX").is_none(), "nginx is required but not installed");
+        assert!(std::env::var_os("NGINX_TEST_REQUIRED").is_none(), "nginx is required but not installed");
         eprintln!("skipped: nginx not installed (scripts/test-all installs it)");
         return;
     };
