@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use portcullis::app::Application;
 use portcullis::clock::{Clock, SystemClock};
-use portcullis::settings::{Settings, StoreSetting};
+use portcullis::settings::Settings;
+use portcullis::store::cql;
 use portcullis::telemetry;
 use portcullis::token::KeyRing;
 
@@ -86,11 +87,15 @@ fn rotate_keys(settings: &Settings) -> anyhow::Result<()> {
 }
 
 fn migrate_only(settings: &Settings) -> anyhow::Result<()> {
-    match settings.store {
-        StoreSetting::Embedded => {
-            println!("the embedded store needs no migrations");
-            Ok(())
-        }
-        StoreSetting::Cql { .. } => anyhow::bail!("the cql backend is not part of this build yet"),
-    }
+    let Some(target) = settings.cql_target() else {
+        println!("the embedded store needs no migrations");
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let applied = runtime.block_on(async {
+        let session = cql::connect(&target).await?;
+        cql::migrate::apply(&session, &target).await
+    })?;
+    println!("keyspace {}: applied {:?}, already applied {:?}", target.keyspace, applied.applied, applied.already);
+    Ok(())
 }

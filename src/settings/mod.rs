@@ -53,6 +53,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub store: StoreSetting,
+    /// The replication map of the CQL keyspace (`CREATE KEYSPACE ... WITH replication = ...`).
+    pub cql_replication: String,
+    /// Extra CQL keyspace options, such as `AND tablets = {'enabled': false}` on ScyllaDB.
+    pub cql_keyspace_options: String,
     pub smtp_url: Option<String>,
     pub outbox_dir: PathBuf,
     /// `None`: `http://localhost:<bound port>`, known only once bound.
@@ -109,6 +113,10 @@ impl Settings {
                 .parse("listen", "an address such as 127.0.0.1:8080")?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             store: s.store("store")?.unwrap_or(StoreSetting::Embedded),
+            cql_replication: s
+                .cql_clause("cql_replication", true)?
+                .unwrap_or_else(|| "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".to_owned()),
+            cql_keyspace_options: s.cql_clause("cql_keyspace_options", false)?.unwrap_or_default(),
             smtp_url: s.text("smtp_url")?,
             outbox_dir,
             data_dir,
@@ -162,6 +170,19 @@ impl Settings {
         settings.hash_cost = HashCost { memory_kib: 64, iterations: 1, parallelism: 1 };
         settings.rate_limit_enabled = false;
         settings
+    }
+
+    /// The CQL target of a `cql://` store, with the keyspace settings.
+    pub fn cql_target(&self) -> Option<crate::store::cql::CqlTarget> {
+        match &self.store {
+            StoreSetting::Cql { hosts, keyspace } => Some(crate::store::cql::CqlTarget {
+                hosts: hosts.clone(),
+                keyspace: keyspace.clone(),
+                replication: self.cql_replication.clone(),
+                keyspace_options: self.cql_keyspace_options.clone(),
+            }),
+            StoreSetting::Embedded => None,
+        }
     }
 
     /// Whether `peer` is a proxy whose `X-Forwarded-For` we believe.
@@ -227,6 +248,17 @@ mod tests {
             StoreSetting::Cql { hosts: vec!["a:9042".into(), "b:9042".into()], keyspace: "auth".into() }
         );
         assert!(Settings::load(None, env(&[("PORTCULLIS_STORE", "mysql://x")])).is_err());
+    }
+
+    #[test]
+    fn cql_keyspace_clauses_are_checked() {
+        let s = Settings::load(None, env(&[("PORTCULLIS_CQL_KEYSPACE_OPTIONS", "AND tablets = {'enabled': false}")]))
+            .unwrap();
+        assert_eq!(s.cql_keyspace_options, "AND tablets = {'enabled': false}");
+        assert!(Settings::load(None, env(&[("PORTCULLIS_CQL_KEYSPACE_OPTIONS", "tablets = x")])).is_err());
+        assert!(
+            Settings::load(None, env(&[("PORTCULLIS_CQL_REPLICATION", "{'class': 'X'}; DROP KEYSPACE k")])).is_err()
+        );
     }
 
     #[test]

@@ -183,6 +183,22 @@ impl Source {
         })
     }
 
+    /// A fragment of CQL DDL from the operator: a `{...}` map (`map` true)
+    /// or clauses starting with `AND`; never a second statement.
+    pub(super) fn cql_clause(&mut self, key: &str, map: bool) -> Result<Option<String>, SettingError> {
+        self.take(key, |v| {
+            let shaped = if map { v.starts_with('{') && v.ends_with('}') } else { v.to_ascii_uppercase().starts_with("AND ") };
+            let safe = !v.contains(';') && !v.contains("--") && !v.contains("/*");
+            if shaped && safe {
+                Ok(v.to_owned())
+            } else if map {
+                Err(format!("expected a replication map such as {{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}}, got {v:?}"))
+            } else {
+                Err(format!("expected keyspace options starting with AND, got {v:?}"))
+            }
+        })
+    }
+
     pub(super) fn store(&mut self, key: &str) -> Result<Option<StoreSetting>, SettingError> {
         self.take(key, |v| {
             if v == "embedded" {

@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 pub(crate) mod contract;
+pub mod cql;
 pub mod embedded;
 pub mod fault;
 

@@ -1,0 +1,56 @@
+//! The CQL store's connection and schema (ScyllaDB or Apache Cassandra).
+//!
+//! Owns: connecting a `scylla` driver session to the configured contact
+//! points, and applying `migrations/` in order (`portcullis migrate`,
+//! `serve --migrate`). The `Store` implementation on top of this session is
+//! the next step of the CQL work; until it lands, `serve` refuses a `cql://`
+//! store.
+//!
+//! Keyspace options are configurable because ScyllaDB and Cassandra differ:
+//! recent ScyllaDB releases create keyspaces with tablets, and lightweight
+//! transactions on tablet keyspaces are a feature to check against the
+//! ScyllaDB release in use; `PORTCULLIS_CQL_KEYSPACE_OPTIONS="AND tablets =
+//! {'enabled': false}"` keeps vnodes there. Cassandra rejects the `tablets`
+//! option, so the default adds nothing.
+
+pub mod migrate;
+
+use std::time::Duration;
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+/// Where and how to reach the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CqlTarget {
+    pub hosts: Vec<String>,
+    pub keyspace: String,
+    /// The replication map of `CREATE KEYSPACE`.
+    pub replication: String,
+    /// Extra keyspace options, appended after the replication clause.
+    pub keyspace_options: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CqlError {
+    #[error("cannot connect to {hosts}: {message}")]
+    Connect { hosts: String, message: String },
+    #[error("{statement}: {message}")]
+    Statement { statement: String, message: String },
+    #[error("migration {version} ({name}) was applied with checksum {recorded}, but the file now has {current}")]
+    ChecksumMismatch { version: u32, name: String, recorded: String, current: String },
+    #[error("schema agreement: {0}")]
+    Agreement(String),
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to the contact points (no keyspace selected).
+pub async fn connect(target: &CqlTarget) -> Result<Session, CqlError> {
+    SessionBuilder::new()
+        .known_nodes(&target.hosts)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .build()
+        .await
+        .map_err(|e| CqlError::Connect { hosts: target.hosts.join(","), message: e.to_string() })
+}
