@@ -55,12 +55,13 @@ pub struct Applied {
     pub already: Vec<u32>,
 }
 
+/// Maps a driver error to the statement it failed on (cut to 120 characters).
+fn failed<E: std::fmt::Display>(statement: &str) -> impl FnOnce(E) -> CqlError + '_ {
+    move |e| CqlError::Statement { statement: statement.chars().take(120).collect(), message: e.to_string() }
+}
+
 async fn run(session: &Session, statement: &str) -> Result<(), CqlError> {
-    session
-        .query_unpaged(statement, &[])
-        .await
-        .map(|_| ())
-        .map_err(|e| CqlError::Statement { statement: statement.chars().take(120).collect(), message: e.to_string() })
+    session.query_unpaged(statement, &[]).await.map(|_| ()).map_err(failed(statement))
 }
 
 /// Creates the keyspace if needed and applies every pending migration.
@@ -83,10 +84,7 @@ pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, Cql
     )
     .await?;
     agree(session).await?;
-    session
-        .use_keyspace(keyspace, false)
-        .await
-        .map_err(|e| CqlError::Statement { statement: format!("USE {keyspace}"), message: e.to_string() })?;
+    session.use_keyspace(keyspace, false).await.map_err(failed("USE keyspace"))?;
     let mut outcome = Applied::default();
     for migration in MIGRATIONS {
         let recorded = session
@@ -95,14 +93,11 @@ pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, Cql
                 (migration.version as i32,),
             )
             .await
-            .map_err(|e| CqlError::Statement { statement: "SELECT schema_migrations".into(), message: e.to_string() })?
+            .map_err(failed("SELECT schema_migrations"))?
             .into_rows_result()
-            .map_err(|e| CqlError::Statement { statement: "SELECT schema_migrations".into(), message: e.to_string() })?
+            .map_err(failed("SELECT schema_migrations"))?
             .maybe_first_row::<(Option<String>,)>()
-            .map_err(|e| CqlError::Statement {
-                statement: "SELECT schema_migrations".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(failed("SELECT schema_migrations"))?;
         let checksum = migration.checksum();
         if let Some((recorded,)) = recorded {
             let recorded = recorded.unwrap_or_default();
@@ -130,10 +125,7 @@ pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, Cql
                 (migration.version as i32, migration.name, checksum.as_str()),
             )
             .await
-            .map_err(|e| CqlError::Statement {
-                statement: "INSERT schema_migrations".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(failed("INSERT schema_migrations"))?;
         tracing::info!(version = migration.version, name = migration.name, "migration applied");
         outcome.applied.push(migration.version);
     }
