@@ -201,6 +201,7 @@ pub async fn racing_rotations_have_one_winner(store: Arc<dyn Store>) {
     assert_eq!(outcomes.iter().filter(|o| **o == RotateOutcome::Rotated).count(), 1);
 }
 
+/// For backends that sweep (the embedded store); TTL backends expire rows themselves.
 pub async fn sweep_removes_only_what_expired(store: Arc<dyn Store>) {
     let ada = store.create_user(user("a@x.io", None)).await.unwrap();
     let (live, live_refresh) = session_for(&ada, T0.plus(DAY));
@@ -273,7 +274,6 @@ macro_rules! contract_tests {
             deleting_user_sessions_keeps_the_named_one,
             a_refresh_token_rotates_once,
             racing_rotations_have_one_winner,
-            sweep_removes_only_what_expired,
             api_keys_are_found_listed_touched_and_deleted,
         );
     };
@@ -281,7 +281,11 @@ macro_rules! contract_tests {
         $(
             #[tokio::test]
             async fn $case() {
-                let (store, _guard) = $make().await;
+                // `None`: the backend's database is not configured here (skipped).
+                let Some((store, _guard)) = $make().await else {
+                    eprintln!("skipped: no database for this backend");
+                    return;
+                };
                 $crate::store::contract::$case(store).await;
             }
         )*

@@ -673,13 +673,19 @@ mod tests {
     use super::EmbeddedStore;
     use crate::store::Store;
 
-    async fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
+    async fn fresh() -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        (Arc::new(store), dir)
+        Some((Arc::new(store), dir))
     }
 
     crate::contract_tests!(fresh);
+
+    #[tokio::test]
+    async fn sweep_removes_only_what_expired() {
+        let (store, _dir) = fresh().await.unwrap();
+        crate::store::contract::sweep_removes_only_what_expired(store).await;
+    }
 
     #[tokio::test]
     async fn writes_are_durable_across_reopen() {

@@ -14,6 +14,9 @@
 //! option, so the default adds nothing.
 
 pub mod migrate;
+mod store;
+
+pub use store::CqlStore;
 
 use std::time::Duration;
 

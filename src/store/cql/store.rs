@@ -1,0 +1,650 @@
+//! `CqlStore`: the `Store` trait on ScyllaDB or Cassandra.
+//!
+//! Every statement is prepared once, at start. Uniqueness and single use
+//! rest on lightweight transactions, each on one partition:
+//! - registration claims the email (and username) rows with `IF NOT EXISTS`,
+//!   then writes the `users` row. If a later step fails, the claims made so
+//!   far are released (`DELETE ... IF user_id = ?`). A claim left behind by a
+//!   crash (no `users` row after `CLAIM_GRACE`) is taken over by the next
+//!   registration with `UPDATE ... IF user_id = <old>`, so no address is
+//!   blocked for ever and no account is half-written.
+//! - a refresh token's successor is inserted first, then the old token is
+//!   marked rotated with `IF rotated_at = null AND session_id = ?`: exactly
+//!   one rotation wins across the cluster; a loser removes its successor and
+//!   reads the winner's rotation at SERIAL consistency.
+//!
+//! Claim, setup and refresh-token rows are written only with LWTs; all other
+//! tables only with plain writes (mixing the two on the same rows can lose
+//! writes). Expiring rows carry TTLs, so `sweep_expired` has nothing to do.
+//! LWT answers are read by the `[applied]` column alone: Cassandra and
+//! ScyllaDB return different extra columns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlTimestamp, CqlValue, Row};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::CqlTarget;
+use crate::account::{
+    ApiKey, ApiKeyId, ProjectId, RefreshRecord, Role, Rotation, Session as UserSession, SessionId, User, UserId,
+};
+use crate::clock::{SharedClock, Timestamp};
+use crate::store::{RotateOutcome, Store, StoreError, StoreResult, UniqueField};
+
+/// How old an unfinished registration claim must be before another
+/// registration may take it over.
+const CLAIM_GRACE: Duration = Duration::from_secs(60);
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn ts(at: Timestamp) -> CqlTimestamp {
+    CqlTimestamp(at.0)
+}
+
+/// Seconds until `expires_at`, at least 1 (a TTL of 0 would mean "never").
+fn ttl(now: Timestamp, expires_at: Timestamp) -> i32 {
+    i32::try_from(now.until(expires_at).as_secs().max(1)).unwrap_or(i32::MAX)
+}
+
+/// The statements, prepared once.
+struct Statements {
+    ping: PreparedStatement,
+    insert_user: PreparedStatement,
+    select_user: PreparedStatement,
+    claim_email: PreparedStatement,
+    select_email: PreparedStatement,
+    take_email: PreparedStatement,
+    release_email: PreparedStatement,
+    claim_username: PreparedStatement,
+    select_username: PreparedStatement,
+    take_username: PreparedStatement,
+    release_username: PreparedStatement,
+    select_setup: PreparedStatement,
+    claim_setup: PreparedStatement,
+    insert_session: PreparedStatement,
+    select_session: PreparedStatement,
+    delete_session: PreparedStatement,
+    insert_user_session: PreparedStatement,
+    select_user_sessions: PreparedStatement,
+    delete_user_session: PreparedStatement,
+    insert_token: PreparedStatement,
+    select_token: PreparedStatement,
+    rotate_token: PreparedStatement,
+    delete_token: PreparedStatement,
+    insert_key_by_hash: PreparedStatement,
+    insert_key_by_user: PreparedStatement,
+    select_key_by_hash: PreparedStatement,
+    select_keys_by_user: PreparedStatement,
+    select_key_by_user: PreparedStatement,
+    delete_key_by_hash: PreparedStatement,
+    delete_key_by_user: PreparedStatement,
+    touch_key: PreparedStatement,
+    select_key_used: PreparedStatement,
+}
+
+pub struct CqlStore {
+    session: Arc<Session>,
+    statements: Statements,
+    clock: SharedClock,
+}
+
+async fn prepare(session: &Session, keyspace: &str, cql: &str) -> StoreResult<PreparedStatement> {
+    let text = cql.replace("{ks}", keyspace);
+    let mut prepared = session.prepare(text).await.map_err(unavailable)?;
+    prepared.set_consistency(Consistency::LocalQuorum);
+    prepared.set_serial_consistency(Some(SerialConsistency::LocalSerial));
+    Ok(prepared)
+}
+
+impl CqlStore {
+    /// Prepares every statement against `target`'s keyspace (already migrated).
+    pub async fn open(session: Session, target: &CqlTarget, clock: SharedClock) -> StoreResult<Self> {
+        let ks = target.keyspace.as_str();
+        let s = &session;
+        let statements = Statements {
+            ping: prepare(s, ks, "SELECT release_version FROM system.local").await?,
+            insert_user: prepare(s, ks, "INSERT INTO {ks}.users (user_id, project_id, record, updated_at) VALUES (?, ?, ?, ?)").await?,
+            select_user: prepare(s, ks, "SELECT record FROM {ks}.users WHERE user_id = ?").await?,
+            claim_email: prepare(s, ks, "INSERT INTO {ks}.users_by_email (project_id, email, user_id, state, claimed_at) VALUES (?, ?, ?, 'claimed', ?) IF NOT EXISTS").await?,
+            select_email: prepare(s, ks, "SELECT user_id, claimed_at FROM {ks}.users_by_email WHERE project_id = ? AND email = ?").await?,
+            take_email: prepare(s, ks, "UPDATE {ks}.users_by_email SET user_id = ?, claimed_at = ? WHERE project_id = ? AND email = ? IF user_id = ?").await?,
+            release_email: prepare(s, ks, "DELETE FROM {ks}.users_by_email WHERE project_id = ? AND email = ? IF user_id = ?").await?,
+            claim_username: prepare(s, ks, "INSERT INTO {ks}.users_by_username (project_id, username, user_id, state, claimed_at) VALUES (?, ?, ?, 'claimed', ?) IF NOT EXISTS").await?,
+            select_username: prepare(s, ks, "SELECT user_id, claimed_at FROM {ks}.users_by_username WHERE project_id = ? AND username = ?").await?,
+            take_username: prepare(s, ks, "UPDATE {ks}.users_by_username SET user_id = ?, claimed_at = ? WHERE project_id = ? AND username = ? IF user_id = ?").await?,
+            release_username: prepare(s, ks, "DELETE FROM {ks}.users_by_username WHERE project_id = ? AND username = ? IF user_id = ?").await?,
+            select_setup: prepare(s, ks, "SELECT first_user_id FROM {ks}.setup WHERE project_id = ?").await?,
+            claim_setup: prepare(s, ks, "INSERT INTO {ks}.setup (project_id, first_user_id, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS").await?,
+            insert_session: prepare(s, ks, "INSERT INTO {ks}.sessions (session_id, user_id, record, current_token) VALUES (?, ?, ?, ?) USING TTL ?").await?,
+            select_session: prepare(s, ks, "SELECT record, current_token FROM {ks}.sessions WHERE session_id = ?").await?,
+            delete_session: prepare(s, ks, "DELETE FROM {ks}.sessions WHERE session_id = ?").await?,
+            insert_user_session: prepare(s, ks, "INSERT INTO {ks}.sessions_by_user (user_id, session_id, created_at) VALUES (?, ?, ?) USING TTL ?").await?,
+            select_user_sessions: prepare(s, ks, "SELECT session_id FROM {ks}.sessions_by_user WHERE user_id = ?").await?,
+            delete_user_session: prepare(s, ks, "DELETE FROM {ks}.sessions_by_user WHERE user_id = ? AND session_id = ?").await?,
+            insert_token: prepare(s, ks, "INSERT INTO {ks}.refresh_tokens (token_hash, session_id, user_id, project_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?").await?,
+            select_token: prepare(s, ks, "SELECT session_id, user_id, project_id, created_at, expires_at, rotated_at, sealed_successor FROM {ks}.refresh_tokens WHERE token_hash = ?").await?,
+            rotate_token: prepare(s, ks, "UPDATE {ks}.refresh_tokens USING TTL ? SET rotated_at = ?, sealed_successor = ? WHERE token_hash = ? IF rotated_at = null AND session_id = ?").await?,
+            delete_token: prepare(s, ks, "DELETE FROM {ks}.refresh_tokens WHERE token_hash = ? IF EXISTS").await?,
+            insert_key_by_hash: prepare(s, ks, "INSERT INTO {ks}.api_keys_by_hash (key_hash, key_id, user_id, record) VALUES (?, ?, ?, ?)").await?,
+            insert_key_by_user: prepare(s, ks, "INSERT INTO {ks}.api_keys_by_user (user_id, key_id, key_hash, record) VALUES (?, ?, ?, ?)").await?,
+            select_key_by_hash: prepare(s, ks, "SELECT record FROM {ks}.api_keys_by_hash WHERE key_hash = ?").await?,
+            select_keys_by_user: prepare(s, ks, "SELECT record FROM {ks}.api_keys_by_user WHERE user_id = ?").await?,
+            select_key_by_user: prepare(s, ks, "SELECT record FROM {ks}.api_keys_by_user WHERE user_id = ? AND key_id = ?").await?,
+            delete_key_by_hash: prepare(s, ks, "DELETE FROM {ks}.api_keys_by_hash WHERE key_hash = ?").await?,
+            delete_key_by_user: prepare(s, ks, "DELETE FROM {ks}.api_keys_by_user WHERE user_id = ? AND key_id = ?").await?,
+            // The use time is the write time: an older touch can never overwrite a newer one.
+            touch_key: prepare(s, ks, "INSERT INTO {ks}.api_key_last_used (key_id, last_used_at) VALUES (?, ?) USING TIMESTAMP ?").await?,
+            select_key_used: prepare(s, ks, "SELECT last_used_at FROM {ks}.api_key_last_used WHERE key_id = ?").await?,
+        };
+        Ok(CqlStore { session: Arc::new(session), statements, clock })
+    }
+
+    async fn exec(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<scylla::response::query_result::QueryResult> {
+        self.session.execute_unpaged(statement, values).await.map_err(unavailable)
+    }
+
+    /// The first row of a read, typed.
+    async fn first<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<Option<R>>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        let rows = self.exec(statement, values).await?.into_rows_result().map_err(unavailable)?;
+        rows.maybe_first_row::<R>().map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Runs a lightweight transaction; whether it applied.
+    async fn lwt(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<bool> {
+        let rows = self.exec(statement, values).await?.into_rows_result().map_err(unavailable)?;
+        let row = rows.maybe_first_row::<Row>().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match row.and_then(|r| r.columns.into_iter().next().flatten()) {
+            Some(CqlValue::Boolean(applied)) => Ok(applied),
+            other => Err(StoreError::Corrupt(format!("LWT answer without [applied]: {other:?}"))),
+        }
+    }
+
+    /// Claims a unique value for `user`: a fresh claim, or the take-over of
+    /// a claim whose registration never finished.
+    async fn claim(
+        &self,
+        field: UniqueField,
+        project: &ProjectId,
+        value: &str,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (claim, select, take) = match field {
+            UniqueField::Email => {
+                (&self.statements.claim_email, &self.statements.select_email, &self.statements.take_email)
+            }
+            UniqueField::Username => {
+                (&self.statements.claim_username, &self.statements.select_username, &self.statements.take_username)
+            }
+        };
+        if self.lwt(claim, (project.as_str(), value, user.0, ts(now))).await? {
+            return Ok(());
+        }
+        let Some((holder, claimed_at)) = self.first::<(Uuid, CqlTimestamp)>(select, (project.as_str(), value)).await?
+        else {
+            return Err(StoreError::AlreadyExists(field));
+        };
+        let stale = Timestamp(claimed_at.0).plus(CLAIM_GRACE) <= now;
+        if (holder == user.0 || (stale && self.find_user(UserId(holder)).await?.is_none()))
+            && self.lwt(take, (user.0, ts(now), project.as_str(), value, holder)).await?
+        {
+            return Ok(());
+        }
+        Err(StoreError::AlreadyExists(field))
+    }
+
+    async fn release(&self, field: UniqueField, project: &ProjectId, value: &str, user: UserId) {
+        let release = match field {
+            UniqueField::Email => &self.statements.release_email,
+            UniqueField::Username => &self.statements.release_username,
+        };
+        if let Err(e) = self.lwt(release, (project.as_str(), value, user.0)).await {
+            tracing::warn!(error = %e, "releasing a claim failed; it will be taken over after the grace period");
+        }
+    }
+
+    async fn write_user(&self, user: &User) -> StoreResult<()> {
+        let record = encode(user)?;
+        self.exec(&self.statements.insert_user, (user.id.0, user.project.as_str(), record, ts(user.updated_at)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn user_by_claim(
+        &self,
+        select: &PreparedStatement,
+        project: &ProjectId,
+        value: &str,
+    ) -> StoreResult<Option<User>> {
+        match self.first::<(Uuid, CqlTimestamp)>(select, (project.as_str(), value)).await? {
+            // A claim without a users row is an unfinished registration: no user.
+            Some((id, _)) => self.find_user(UserId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn session_ids(&self, user: UserId) -> StoreResult<Vec<SessionId>> {
+        let pager = self
+            .session
+            .execute_iter(self.statements.select_user_sessions.clone(), (user.0,))
+            .await
+            .map_err(unavailable)?;
+        let mut rows = pager.rows_stream::<(Uuid,)>().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut ids = Vec::new();
+        while let Some((id,)) = rows.try_next().await.map_err(unavailable)? {
+            ids.push(SessionId(id));
+        }
+        Ok(ids)
+    }
+
+    async fn insert_token(&self, record: &RefreshRecord, now: Timestamp) -> StoreResult<()> {
+        let values = (
+            record.digest.as_slice(),
+            record.session_id.0,
+            record.user_id.0,
+            record.project.as_str(),
+            ts(record.created_at),
+            ts(record.expires_at),
+            ttl(now, record.expires_at),
+        );
+        if self.lwt(&self.statements.insert_token, values).await? { Ok(()) } else { Err(StoreError::Conflict) }
+    }
+
+    async fn write_session(&self, session: &UserSession, current: &[u8; 32], now: Timestamp) -> StoreResult<()> {
+        let record = encode(session)?;
+        let ttl = ttl(now, session.expires_at);
+        self.exec(&self.statements.insert_user_session, (session.user_id.0, session.id.0, ts(session.created_at), ttl))
+            .await?;
+        self.exec(&self.statements.insert_session, (session.id.0, session.user_id.0, record, current.as_slice(), ttl))
+            .await?;
+        Ok(())
+    }
+}
+
+type TokenRow = (Uuid, Uuid, String, CqlTimestamp, CqlTimestamp, Option<CqlTimestamp>, Option<Vec<u8>>);
+
+#[async_trait]
+impl Store for CqlStore {
+    fn backend(&self) -> &'static str {
+        "cql"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.first::<(String,)>(&self.statements.ping, ()).await.map(|_| ())
+    }
+
+    async fn has_users(&self, project: &ProjectId) -> StoreResult<bool> {
+        Ok(self.first::<(Option<Uuid>,)>(&self.statements.select_setup, (project.as_str(),)).await?.is_some())
+    }
+
+    async fn create_user(&self, mut user: User) -> StoreResult<User> {
+        let now = self.clock.now();
+        self.claim(UniqueField::Email, &user.project, &user.email, user.id, now).await?;
+        if let Some(username) = user.username.clone()
+            && let Err(e) = self.claim(UniqueField::Username, &user.project, &username, user.id, now).await
+        {
+            self.release(UniqueField::Email, &user.project, &user.email, user.id).await;
+            return Err(e);
+        }
+        let first = self.first::<(Option<Uuid>,)>(&self.statements.select_setup, (user.project.as_str(),)).await;
+        let outcome = async {
+            if first?.is_none()
+                && self.lwt(&self.statements.claim_setup, (user.project.as_str(), user.id.0, ts(now))).await?
+                && user.project.as_str() == ProjectId::DEFAULT
+            {
+                user.role = Role::Superadmin;
+            }
+            self.write_user(&user).await
+        }
+        .await;
+        if let Err(e) = outcome {
+            self.release(UniqueField::Email, &user.project, &user.email, user.id).await;
+            if let Some(username) = &user.username {
+                self.release(UniqueField::Username, &user.project, username, user.id).await;
+            }
+            return Err(e);
+        }
+        Ok(user)
+    }
+
+    async fn find_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        match self.first::<(Vec<u8>,)>(&self.statements.select_user, (id.0,)).await? {
+            Some((record,)) => decode(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_user_by_email(&self, project: &ProjectId, email: &str) -> StoreResult<Option<User>> {
+        self.user_by_claim(&self.statements.select_email, project, email).await
+    }
+
+    async fn find_user_by_username(&self, project: &ProjectId, username: &str) -> StoreResult<Option<User>> {
+        self.user_by_claim(&self.statements.select_username, project, username).await
+    }
+
+    async fn update_user(&self, user: User) -> StoreResult<User> {
+        let old = self.find_user(user.id).await?.ok_or(StoreError::NotFound)?;
+        let now = self.clock.now();
+        if old.email != user.email {
+            self.claim(UniqueField::Email, &user.project, &user.email, user.id, now).await?;
+        }
+        if old.username != user.username
+            && let Some(username) = &user.username
+            && let Err(e) = self.claim(UniqueField::Username, &user.project, username, user.id, now).await
+        {
+            if old.email != user.email {
+                self.release(UniqueField::Email, &user.project, &user.email, user.id).await;
+            }
+            return Err(e);
+        }
+        self.write_user(&user).await?;
+        if old.email != user.email {
+            self.release(UniqueField::Email, &old.project, &old.email, old.id).await;
+        }
+        if old.username != user.username
+            && let Some(name) = &old.username
+        {
+            self.release(UniqueField::Username, &old.project, name, old.id).await;
+        }
+        Ok(user)
+    }
+
+    async fn create_session(&self, session: UserSession, refresh: RefreshRecord) -> StoreResult<()> {
+        let now = self.clock.now();
+        // The token first: a session row is what makes its tokens usable.
+        self.insert_token(&refresh, now).await?;
+        self.write_session(&session, &refresh.digest, now).await
+    }
+
+    async fn find_session(&self, id: SessionId) -> StoreResult<Option<UserSession>> {
+        match self.first::<(Vec<u8>, Option<Vec<u8>>)>(&self.statements.select_session, (id.0,)).await? {
+            Some((record, _)) => decode(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<UserSession>> {
+        let mut sessions = Vec::new();
+        for id in self.session_ids(user).await? {
+            if let Some(session) = self.find_session(id).await?.filter(|s| s.expires_at > now) {
+                sessions.push(session);
+            }
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(sessions)
+    }
+
+    async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
+        let Some((record, current)) =
+            self.first::<(Vec<u8>, Option<Vec<u8>>)>(&self.statements.select_session, (id.0,)).await?
+        else {
+            return Ok(false);
+        };
+        let session: UserSession = decode(&record)?;
+        self.exec(&self.statements.delete_session, (id.0,)).await?;
+        self.exec(&self.statements.delete_user_session, (session.user_id.0, id.0)).await?;
+        // The live token goes at once; rotated ones are useless without the
+        // session and expire with their TTL.
+        if let Some(current) = current {
+            self.lwt(&self.statements.delete_token, (current,)).await?;
+        }
+        Ok(true)
+    }
+
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<SessionId>) -> StoreResult<Vec<SessionId>> {
+        let mut deleted = Vec::new();
+        for id in self.session_ids(user).await?.into_iter().filter(|id| Some(*id) != keep) {
+            if self.delete_session(id).await? {
+                deleted.push(id);
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn find_refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshRecord>> {
+        let Some((session, user, project, created, expires, rotated_at, sealed)) =
+            self.first::<TokenRow>(&self.statements.select_token, (digest.as_slice(),)).await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RefreshRecord {
+            digest: *digest,
+            session_id: SessionId(session),
+            user_id: UserId(user),
+            project: ProjectId(project),
+            created_at: Timestamp(created.0),
+            expires_at: Timestamp(expires.0),
+            rotated: rotated_at
+                .map(|at| Rotation { at: Timestamp(at.0), sealed_successor: sealed.unwrap_or_default() }),
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &[u8; 32],
+        rotation: Rotation,
+        successor: RefreshRecord,
+        session_touch: (Timestamp, Timestamp),
+    ) -> StoreResult<RotateOutcome> {
+        let now = self.clock.now();
+        let record = self.find_refresh_token(old).await?.ok_or(StoreError::NotFound)?;
+        if let Some(done) = record.rotated {
+            return Ok(RotateOutcome::AlreadyRotated(done));
+        }
+        let mut session = self.find_session(record.session_id).await?.ok_or(StoreError::NotFound)?;
+        self.insert_token(&successor, now).await?;
+        let values = (
+            ttl(now, record.expires_at),
+            ts(rotation.at),
+            rotation.sealed_successor.as_slice(),
+            old.as_slice(),
+            record.session_id.0,
+        );
+        if !self.lwt(&self.statements.rotate_token, values).await? {
+            // Another node rotated it first: drop our successor, report theirs.
+            self.lwt(&self.statements.delete_token, (successor.digest.as_slice(),)).await?;
+            let theirs = self.find_refresh_token(old).await?.and_then(|r| r.rotated).ok_or(StoreError::Conflict)?;
+            return Ok(RotateOutcome::AlreadyRotated(theirs));
+        }
+        (session.last_seen_at, session.expires_at) = session_touch;
+        self.write_session(&session, &successor.digest, now).await?;
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn create_api_key(&self, key: ApiKey) -> StoreResult<()> {
+        let record = encode(&key)?;
+        self.exec(
+            &self.statements.insert_key_by_user,
+            (key.user_id.0, key.id.0, key.digest.as_slice(), record.as_slice()),
+        )
+        .await?;
+        self.exec(
+            &self.statements.insert_key_by_hash,
+            (key.digest.as_slice(), key.id.0, key.user_id.0, record.as_slice()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
+        let Some((record,)) =
+            self.first::<(Vec<u8>,)>(&self.statements.select_key_by_hash, (digest.as_slice(),)).await?
+        else {
+            return Ok(None);
+        };
+        let mut key: ApiKey = decode(&record)?;
+        key.last_used_at = self.key_last_used(key.id).await?;
+        Ok(Some(key))
+    }
+
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKey>> {
+        let pager = self
+            .session
+            .execute_iter(self.statements.select_keys_by_user.clone(), (user.0,))
+            .await
+            .map_err(unavailable)?;
+        let mut rows = pager.rows_stream::<(Vec<u8>,)>().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut keys = Vec::new();
+        while let Some((record,)) = rows.try_next().await.map_err(unavailable)? {
+            let mut key: ApiKey = decode(&record)?;
+            key.last_used_at = self.key_last_used(key.id).await?;
+            keys.push(key);
+        }
+        keys.sort_by_key(|k| k.created_at);
+        Ok(keys)
+    }
+
+    async fn delete_api_key(&self, user: UserId, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
+        let Some((record,)) = self.first::<(Vec<u8>,)>(&self.statements.select_key_by_user, (user.0, id.0)).await?
+        else {
+            return Ok(None);
+        };
+        let key: ApiKey = decode(&record)?;
+        self.exec(&self.statements.delete_key_by_hash, (key.digest.as_slice(),)).await?;
+        self.exec(&self.statements.delete_key_by_user, (user.0, id.0)).await?;
+        Ok(Some(key))
+    }
+
+    async fn touch_api_keys(&self, used: Vec<(ApiKeyId, Timestamp)>) -> StoreResult<()> {
+        for (id, at) in used {
+            self.exec(&self.statements.touch_key, (id.0, ts(at), at.0.saturating_mul(1000))).await?;
+        }
+        Ok(())
+    }
+
+    async fn sweep_expired(&self, _now: Timestamp) -> StoreResult<usize> {
+        // Expiring rows carry TTLs: the database removes them.
+        Ok(0)
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        // Every acknowledged write is already with the replicas.
+        Ok(())
+    }
+}
+
+impl CqlStore {
+    async fn key_last_used(&self, id: ApiKeyId) -> StoreResult<Option<Timestamp>> {
+        Ok(self
+            .first::<(Option<CqlTimestamp>,)>(&self.statements.select_key_used, (id.0,))
+            .await?
+            .and_then(|(at,)| at)
+            .map(|at| Timestamp(at.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::clock::{Clock, SystemClock};
+
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    /// Drops its keyspace when the test ends.
+    struct Keyspace {
+        name: String,
+        session: Arc<Session>,
+    }
+
+    impl Drop for Keyspace {
+        fn drop(&mut self) {
+            let (session, name) = (Arc::clone(&self.session), self.name.clone());
+            // Best effort, off the test's runtime: a leftover keyspace only costs disk.
+            std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    let _ = rt.block_on(session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {name}"), &[]));
+                }
+            });
+        }
+    }
+
+    /// A migrated keyspace of its own on the database named by
+    /// `CQL_TEST_NODES`; `None` (the test is skipped) when it is not set.
+    async fn fresh() -> Option<(Arc<dyn Store>, Keyspace)> {
+        let nodes = std::env::var("CQL_TEST_NODES").ok()?;
+        let target = CqlTarget {
+            hosts: nodes.split(',').map(str::to_owned).collect(),
+            keyspace: format!("contract_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
+            replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
+            keyspace_options: String::new(),
+        };
+        let session = super::super::connect(&target).await.expect("CQL_TEST_NODES answers");
+        super::super::migrate::apply(&session, &target).await.expect("migrations apply");
+        let cleanup = Arc::new(super::super::connect(&target).await.expect("second session"));
+        let store = CqlStore::open(session, &target, Arc::new(SystemClock)).await.expect("statements prepare");
+        Some((Arc::new(store), Keyspace { name: target.keyspace, session: cleanup }))
+    }
+
+    crate::contract_tests!(fresh);
+
+    #[tokio::test]
+    async fn expired_sessions_and_tokens_vanish_by_ttl() {
+        let Some((store, _keyspace)) = fresh().await else {
+            eprintln!("skipped: CQL_TEST_NODES not set");
+            return;
+        };
+        let now = SystemClock.now();
+        let user = store.create_user(crate::store::contract::user("ttl@x.io", None)).await.unwrap();
+        let session = UserSession {
+            id: SessionId::generate(),
+            project: user.project.clone(),
+            user_id: user.id,
+            user_agent: None,
+            ip: None,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus(Duration::from_secs(1)),
+        };
+        let refresh = RefreshRecord {
+            digest: [42; 32],
+            session_id: session.id,
+            user_id: user.id,
+            project: user.project.clone(),
+            created_at: now,
+            expires_at: session.expires_at,
+            rotated: None,
+        };
+        store.create_session(session.clone(), refresh).await.unwrap();
+        assert!(store.find_session(session.id).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(store.find_session(session.id).await.unwrap().is_none());
+        assert!(store.find_refresh_token(&[42; 32]).await.unwrap().is_none());
+        assert!(store.list_sessions(user.id, SystemClock.now()).await.unwrap().is_empty());
+    }
+}
