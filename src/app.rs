@@ -19,9 +19,10 @@ use crate::clock::SharedClock;
 use crate::hashing::HashingPool;
 use crate::http::{self, ApiError, AppState};
 use crate::ratelimit::RateLimits;
-use crate::settings::{Settings, StoreSetting};
+use crate::settings::Settings;
 use crate::shards::{ShardPolicy, ShardRouter};
 use crate::store::Store;
+use crate::store::cql::{self, CqlStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::telemetry;
 use crate::token::api_key::{ApiKeyHasher, KeyUsage};
@@ -44,14 +45,20 @@ pub struct Application {
     tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
 }
 
-fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    match &settings.store {
-        StoreSetting::Embedded => {
+async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
+    match settings.cql_target() {
+        None => {
             let store = EmbeddedStore::open(&settings.data_dir)
                 .with_context(|| format!("opening the embedded store in {}", settings.data_dir.display()))?;
             Ok(Arc::new(store))
         }
-        StoreSetting::Cql { .. } => anyhow::bail!("PORTCULLIS_STORE: the cql backend is not part of this build yet"),
+        Some(target) => {
+            let session = cql::connect(&target).await?;
+            let store = CqlStore::open(session, &target, Arc::clone(clock)).await.with_context(|| {
+                format!("preparing statements in keyspace {} (run portcullis migrate)", target.keyspace)
+            })?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -59,7 +66,7 @@ impl Application {
     /// Builds everything on the store `settings` names and binds the
     /// listener. Must run inside an actix `System`.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
-        let store = open_store(&settings)?;
+        let store = open_store(&settings, &clock).await?;
         Self::build_on(settings, clock, store).await
     }
 

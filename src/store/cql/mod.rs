@@ -1,10 +1,9 @@
 //! The CQL store's connection and schema (ScyllaDB or Apache Cassandra).
 //!
 //! Owns: connecting a `scylla` driver session to the configured contact
-//! points, and applying `migrations/` in order (`portcullis migrate`,
-//! `serve --migrate`). The `Store` implementation on top of this session is
-//! the next step of the CQL work; until it lands, `serve` refuses a `cql://`
-//! store.
+//! points, applying `migrations/` in order (`portcullis migrate`,
+//! `serve --migrate`), and the `Store` implementation on that session
+//! (`CqlStore`).
 //!
 //! Keyspace options are configurable because ScyllaDB and Cassandra differ:
 //! recent ScyllaDB releases create keyspaces with tablets, and lightweight
@@ -20,6 +19,7 @@ pub use store::CqlStore;
 
 use std::time::Duration;
 
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
@@ -47,12 +47,16 @@ pub enum CqlError {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A statement not answered by then fails (503 `store_unavailable`) rather than hang.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connects to the contact points (no keyspace selected).
 pub async fn connect(target: &CqlTarget) -> Result<Session, CqlError> {
+    let profile = ExecutionProfile::builder().request_timeout(Some(REQUEST_TIMEOUT)).build();
     SessionBuilder::new()
         .known_nodes(&target.hosts)
         .connection_timeout(CONNECT_TIMEOUT)
+        .default_execution_profile_handle(profile.into_handle())
         .build()
         .await
         .map_err(|e| CqlError::Connect { hosts: target.hosts.join(","), message: e.to_string() })
