@@ -7,7 +7,10 @@ use actix_web::dev::ServerHandle;
 use portcullis::app::Application;
 use portcullis::auth::AuthService;
 use portcullis::clock::ManualClock;
+use portcullis::clock::SharedClock;
 use portcullis::settings::Settings;
+use portcullis::store::Store;
+use portcullis::store::cql::{self, CqlStore, CqlTarget};
 use portcullis::store::embedded::EmbeddedStore;
 use portcullis::store::fault::FaultyStore;
 use reqwest::StatusCode;
@@ -22,6 +25,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub auth: Arc<AuthService>,
     handle: ServerHandle,
+    keyspace: Option<KeyspaceGuard>,
     _dir: TempDir,
 }
 
@@ -29,6 +33,34 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // Sends the stop command now; the server winds down on its own.
         drop(self.handle.stop(false));
+        drop(self.keyspace.take());
+    }
+}
+
+/// A test's own CQL keyspace, dropped with it (hundreds of live keyspaces
+/// would exhaust the test node's heap).
+struct KeyspaceGuard {
+    name: String,
+    nodes: Vec<String>,
+}
+
+impl Drop for KeyspaceGuard {
+    fn drop(&mut self) {
+        let target = CqlTarget {
+            hosts: self.nodes.clone(),
+            keyspace: self.name.clone(),
+            replication: String::new(),
+            keyspace_options: String::new(),
+        };
+        // Off the test's runtime, and waited for, so keyspaces never pile up.
+        let dropper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let session = cql::connect(&target).await.ok()?;
+                session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", target.keyspace), &[]).await.ok()
+            })
+        });
+        let _ = dropper.join();
     }
 }
 
@@ -42,20 +74,44 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_faulty(tweak).await.0
 }
 
+static NEXT_KEYSPACE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The store under test: the embedded store, or, when `CQL_TEST_NODES`
+/// names a database (the README test command starts Cassandra), a freshly
+/// migrated keyspace of its own on it.
+async fn store_under_test(dir: &std::path::Path, clock: &Arc<ManualClock>) -> (Arc<dyn Store>, Option<KeyspaceGuard>) {
+    let Ok(nodes) = std::env::var("CQL_TEST_NODES") else {
+        return (Arc::new(EmbeddedStore::open(dir).expect("store opens")), None);
+    };
+    let n = NEXT_KEYSPACE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let target = CqlTarget {
+        hosts: nodes.split(',').map(str::to_owned).collect(),
+        keyspace: format!("api_{}_{n}", std::process::id()),
+        replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
+        keyspace_options: String::new(),
+    };
+    let session = cql::connect(&target).await.expect("CQL_TEST_NODES answers");
+    cql::migrate::apply(&session, &target).await.expect("migrations apply");
+    let clock: SharedClock = clock.clone();
+    let store = CqlStore::open(session, &target, clock).await.expect("statements prepare");
+    (Arc::new(store), Some(KeyspaceGuard { name: target.keyspace, nodes: target.hosts }))
+}
+
 /// An app whose store can be made to fail or stall, and the store.
 pub async fn spawn_faulty(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Arc<FaultyStore>) {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::for_tests(dir.path());
     tweak(&mut settings);
     let clock = ManualClock::starting_now();
-    let store = FaultyStore::new(Arc::new(EmbeddedStore::open(dir.path()).expect("store opens")));
+    let (inner, keyspace) = store_under_test(dir.path(), &clock).await;
+    let store = FaultyStore::new(inner);
     let app = Application::build_on(settings, clock.clone(), store.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let auth = app.auth();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    (TestApp { base, client, clock, auth, handle, _dir: dir }, store)
+    (TestApp { base, client, clock, auth, handle, keyspace, _dir: dir }, store)
 }
 
 /// A response reduced to what tests look at.

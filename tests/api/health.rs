@@ -14,7 +14,8 @@ async fn health_and_readiness() {
     assert!(health.header("x-request-id").is_some());
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK);
-    assert_eq!(ready.body["store"], "embedded");
+    let expected = if std::env::var_os("CQL_TEST_NODES").is_some() { "cql" } else { "embedded" };
+    assert_eq!(ready.body["store"], expected);
 }
 
 #[actix_web::test]
