@@ -16,6 +16,7 @@ use anyhow::Context;
 
 use crate::auth::{AuthPolicy, AuthService};
 use crate::clock::SharedClock;
+use crate::feed::Feed;
 use crate::hashing::HashingPool;
 use crate::http::{self, ApiError, AppState};
 use crate::ratelimit::RateLimits;
@@ -109,6 +110,7 @@ impl Application {
             key_hasher,
             Arc::clone(&key_usage),
         ));
+        let feed = Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&clock)));
         let auth_policy =
             AuthPolicy { refresh_ttl: settings.refresh_ttl, refresh_reuse_grace: settings.refresh_reuse_grace };
         let auth = Arc::new(AuthService::new(
@@ -117,6 +119,7 @@ impl Application {
             Arc::clone(&shards),
             Arc::clone(&signer),
             gate,
+            Arc::clone(&feed),
             Arc::clone(&clock),
             auth_policy,
         ));
@@ -162,6 +165,10 @@ impl Application {
                     tracing::error!(error = %e, "reloading signing keys failed; keeping the loaded ones");
                 }
                 async {}
+            }),
+            every(settings.feed_poll, move || {
+                let feed = Arc::clone(&feed);
+                async move { feed.poll().await }
             }),
             every(settings.key_usage_flush, {
                 let (usage, store) = (Arc::clone(&key_usage), Arc::clone(&store));

@@ -9,6 +9,7 @@
 //! - [`hashing`]: the bounded argon2id pool.
 //! - [`token`]: signing keys, access JWTs, refresh tokens, the verified-token cache.
 //! - [`store`]: the `Store` trait and its backends.
+//! - [`feed`]: the change feed that carries revocations to every other node.
 //! - [`ratelimit`]: per-IP limits with governor.
 //! - [`telemetry`]: logs, metric names, the Prometheus exporter.
 //! - [`account`]: ids, records and input rules.
@@ -32,6 +33,7 @@ pub mod account;
 pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod feed;
 pub mod hashing;
 pub mod http;
 pub mod ratelimit;

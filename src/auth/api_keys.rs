@@ -65,6 +65,7 @@ impl AuthService {
             return Err(AuthError::NotFound);
         }
         self.gate.invalidate_api_key(key, self.clock.now());
+        self.feed.publish_api_key(key).await;
         tracing::info!(target: "security", event = "api_key_revoked", user_id = %user, key_id = %key, "API key revoked");
         Ok(())
     }

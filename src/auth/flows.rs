@@ -175,6 +175,7 @@ impl AuthService {
             Ok(exchange) => exchange,
             Err(crate::shards::ShardError::RefreshReused(session)) => {
                 self.gate.invalidate_session(session, self.clock.now());
+                self.feed.publish_session(session).await;
                 tracing::warn!(target: "security", event = "refresh_token_reused", user_id = %record.user_id, session_id = %session, "refresh token reused; session revoked");
                 return Err(AuthError::RefreshTokenReused);
             }
@@ -206,6 +207,7 @@ impl AuthService {
             return Err(AuthError::NotFound);
         }
         self.gate.invalidate_session(session, self.clock.now());
+        self.feed.publish_session(session).await;
         tracing::info!(target: "security", event = "session_revoked", user_id = %user, session_id = %session, "session revoked");
         Ok(())
     }
@@ -217,6 +219,7 @@ impl AuthService {
         let now = self.clock.now();
         for session in &revoked {
             self.gate.invalidate_session(*session, now);
+            self.feed.publish_session(*session).await;
         }
         Ok(revoked.len())
     }
@@ -275,9 +278,11 @@ impl AuthService {
         if disabled {
             let now = self.clock.now();
             self.gate.invalidate_user(user, now);
+            self.feed.publish_user(user).await;
             let revoked = self.shards.ask(&user, |reply| Command::RevokeSessions { user, keep: None, reply }).await?;
             for session in revoked {
                 self.gate.invalidate_session(session, now);
+                self.feed.publish_session(session).await;
             }
             tracing::warn!(target: "security", event = "account_disabled", user_id = %user, "account disabled");
         }

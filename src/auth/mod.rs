@@ -21,6 +21,7 @@ pub use flows::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
 
 use crate::account::{Session, SessionId, User, UserId};
 use crate::clock::SharedClock;
+use crate::feed::Feed;
 use crate::hashing::{HashError, HashingPool};
 use crate::shards::{ShardError, ShardRouter};
 use crate::store::{Store, StoreError, UniqueField};
@@ -143,21 +144,24 @@ pub struct AuthService {
     shards: Arc<ShardRouter>,
     signer: Arc<TokenSigner>,
     gate: Arc<AccessGate>,
+    feed: Arc<Feed>,
     clock: SharedClock,
     policy: AuthPolicy,
 }
 
 impl AuthService {
+    #[expect(clippy::too_many_arguments, reason = "the subsystems it orchestrates, each built once by the app")]
     pub fn new(
         store: Arc<dyn Store>,
         hashing: HashingPool,
         shards: Arc<ShardRouter>,
         signer: Arc<TokenSigner>,
         gate: Arc<AccessGate>,
+        feed: Arc<Feed>,
         clock: SharedClock,
         policy: AuthPolicy,
     ) -> Self {
-        AuthService { store, hashing, shards, signer, gate, clock, policy }
+        AuthService { store, hashing, shards, signer, gate, feed, clock, policy }
     }
 
     pub fn gate(&self) -> &AccessGate {

@@ -73,6 +73,8 @@ pub struct Settings {
     pub shards: usize,
     pub shard_mailbox: usize,
     pub token_cache_capacity: usize,
+    /// How often the change feed is polled.
+    pub feed_poll: Duration,
     /// How often noted API-key uses are written (`last_used_at` lags by up to this).
     pub key_usage_flush: Duration,
     pub access_ttl: Duration,
@@ -136,6 +138,7 @@ impl Settings {
             shards: s.count("shards", 1, 4096)?.unwrap_or(64),
             shard_mailbox: s.count("shard_mailbox", 1, 1_000_000)?.unwrap_or(1024),
             token_cache_capacity: s.count("token_cache_capacity", 1, 100_000_000)?.unwrap_or(100_000),
+            feed_poll: s.millis("feed_poll_ms", 10, 60_000)?.unwrap_or(Duration::from_millis(250)),
             key_usage_flush: s.millis("key_usage_flush_ms", 10, 600_000)?.unwrap_or(Duration::from_secs(5)),
             access_ttl: s.seconds("access_ttl", 1, 86_400)?.unwrap_or(Duration::from_secs(3600)),
             refresh_ttl: s.seconds("refresh_ttl", 60, 31_536_000)?.unwrap_or(Duration::from_secs(604_800)),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::{RotateOutcome, Store, StoreError, StoreResult};
+use super::{FeedEvent, RotateOutcome, Store, StoreError, StoreResult};
 use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
 use crate::clock::Timestamp;
 
@@ -136,6 +136,14 @@ impl Store for FaultyStore {
     async fn touch_api_keys(&self, used: Vec<(ApiKeyId, Timestamp)>) -> StoreResult<()> {
         self.enter().await?;
         self.inner.touch_api_keys(used).await
+    }
+    async fn append_feed(&self, event: FeedEvent) -> StoreResult<()> {
+        self.enter().await?;
+        self.inner.append_feed(event).await
+    }
+    async fn read_feed(&self, after: Timestamp, now: Timestamp) -> StoreResult<Vec<FeedEvent>> {
+        self.enter().await?;
+        self.inner.read_feed(after, now).await
     }
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.enter().await?;

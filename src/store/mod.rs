@@ -45,6 +45,46 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What the change feed tells other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    SessionRevoked,
+    ApiKeyRevoked,
+    /// Disabled, role changed: every cached credential of the user is re-checked.
+    UserChanged,
+}
+
+impl FeedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedKind::SessionRevoked => "session_revoked",
+            FeedKind::ApiKeyRevoked => "api_key_revoked",
+            FeedKind::UserChanged => "user_changed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "session_revoked" => Some(FeedKind::SessionRevoked),
+            "api_key_revoked" => Some(FeedKind::ApiKeyRevoked),
+            "user_changed" => Some(FeedKind::UserChanged),
+            _ => None,
+        }
+    }
+}
+
+/// One change-feed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    pub id: uuid::Uuid,
+    pub at: Timestamp,
+    pub kind: FeedKind,
+    /// The session, API key or user concerned.
+    pub subject: uuid::Uuid,
+    /// The node that wrote it.
+    pub node: String,
+}
+
 /// The outcome of trying to exchange a refresh token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RotateOutcome {
@@ -121,6 +161,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records when keys were last used (a batch; missing keys are skipped).
     async fn touch_api_keys(&self, used: Vec<(ApiKeyId, Timestamp)>) -> StoreResult<()>;
+
+    /// Appends to the change feed other nodes poll. A single-node store has
+    /// no other nodes and keeps nothing.
+    async fn append_feed(&self, _event: FeedEvent) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Feed events written after `after`, oldest first, up to `now`.
+    async fn read_feed(&self, _after: Timestamp, _now: Timestamp) -> StoreResult<Vec<FeedEvent>> {
+        Ok(Vec::new())
+    }
 
     /// Removes expired sessions and refresh tokens; returns how many rows went.
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize>;

@@ -214,6 +214,13 @@ impl TokenCache {
         }
     }
 
+    /// Drops every entry (not the marks): each token is verified afresh.
+    pub fn clear(&self) {
+        self.entries.clear();
+        self.len.store(0, Ordering::Relaxed);
+        self.entries_gauge.set(0.0);
+    }
+
     /// Drops expired entries and marks no entry can need.
     pub fn sweep(&self, now: Timestamp) {
         let secs = now.as_secs();

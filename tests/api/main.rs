@@ -7,6 +7,7 @@ mod harness;
 
 mod api_keys;
 mod auth;
+mod cluster;
 mod contract;
 mod faults;
 mod gateway;

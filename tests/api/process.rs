@@ -14,10 +14,10 @@ const BINARY: &str = env!("CARGO_BIN_EXE_portcullis");
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A gateway process on a free loopback port; killed when dropped.
-struct Gateway {
+pub(crate) struct Gateway {
     child: Child,
-    base: String,
-    client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Drop for Gateway {
@@ -27,7 +27,7 @@ impl Drop for Gateway {
     }
 }
 
-fn command(data_dir: &Path) -> Command {
+pub(crate) fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_clear()
@@ -47,7 +47,7 @@ fn start(data_dir: &Path) -> Gateway {
     start_with(data_dir, &[])
 }
 
-fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Gateway {
+pub(crate) fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Gateway {
     let mut child = command(data_dir)
         .envs(env.iter().copied())
         .arg("serve")
@@ -73,11 +73,11 @@ fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Gateway {
 }
 
 impl Gateway {
-    async fn post(&self, path: &str, body: serde_json::Value) -> crate::harness::Answer {
+    pub(crate) async fn post(&self, path: &str, body: serde_json::Value) -> crate::harness::Answer {
         answer(self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()).await
     }
 
-    async fn get(&self, path: &str, bearer: Option<&str>) -> crate::harness::Answer {
+    pub(crate) async fn get(&self, path: &str, bearer: Option<&str>) -> crate::harness::Answer {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(token) = bearer {
             request = request.bearer_auth(token);

@@ -37,7 +37,7 @@ use crate::account::{
     ApiKey, ApiKeyId, ProjectId, RefreshRecord, Role, Rotation, Session as UserSession, SessionId, User, UserId,
 };
 use crate::clock::{SharedClock, Timestamp};
-use crate::store::{RotateOutcome, Store, StoreError, StoreResult, UniqueField};
+use crate::store::{FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField};
 
 /// How old an unfinished registration claim must be before another
 /// registration may take it over.
@@ -98,6 +98,8 @@ struct Statements {
     delete_key_by_user: PreparedStatement,
     touch_key: PreparedStatement,
     select_key_used: PreparedStatement,
+    append_feed: PreparedStatement,
+    read_feed: PreparedStatement,
 }
 
 pub struct CqlStore {
@@ -153,6 +155,8 @@ impl CqlStore {
             // The use time is the write time: an older touch can never overwrite a newer one.
             touch_key: prepare(s, ks, "INSERT INTO {ks}.api_key_last_used (key_id, last_used_at) VALUES (?, ?) USING TIMESTAMP ?").await?,
             select_key_used: prepare(s, ks, "SELECT last_used_at FROM {ks}.api_key_last_used WHERE key_id = ?").await?,
+            append_feed: prepare(s, ks, "INSERT INTO {ks}.change_feed (bucket, event_at, event_id, kind, subject, node) VALUES (?, ?, ?, ?, ?, ?)").await?,
+            read_feed: prepare(s, ks, "SELECT event_at, event_id, kind, subject, node FROM {ks}.change_feed WHERE bucket = ? AND event_at > ?").await?,
         };
         Ok(CqlStore { session: Arc::new(session), statements, clock })
     }
@@ -292,6 +296,11 @@ impl CqlStore {
             .await?;
         Ok(())
     }
+}
+
+/// The feed's partition: one per minute.
+fn feed_bucket(at: Timestamp) -> i64 {
+    at.0.div_euclid(60_000)
 }
 
 type TokenRow = (Uuid, Uuid, String, CqlTimestamp, CqlTimestamp, Option<CqlTimestamp>, Option<Vec<u8>>);
@@ -543,6 +552,32 @@ impl Store for CqlStore {
             self.exec(&self.statements.touch_key, (id.0, ts(at), at.0.saturating_mul(1000))).await?;
         }
         Ok(())
+    }
+
+    async fn append_feed(&self, event: FeedEvent) -> StoreResult<()> {
+        let values =
+            (feed_bucket(event.at), ts(event.at), event.id, event.kind.as_str(), event.subject, event.node.as_str());
+        self.exec(&self.statements.append_feed, values).await.map(|_| ())
+    }
+
+    async fn read_feed(&self, after: Timestamp, now: Timestamp) -> StoreResult<Vec<FeedEvent>> {
+        let mut events = Vec::new();
+        for bucket in feed_bucket(after)..=feed_bucket(now) {
+            let pager = self
+                .session
+                .execute_iter(self.statements.read_feed.clone(), (bucket, ts(after)))
+                .await
+                .map_err(unavailable)?;
+            let mut rows = pager
+                .rows_stream::<(CqlTimestamp, Uuid, String, Uuid, String)>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            while let Some((at, id, kind, subject, node)) = rows.try_next().await.map_err(unavailable)? {
+                if let Some(kind) = FeedKind::parse(&kind) {
+                    events.push(FeedEvent { id, at: Timestamp(at.0), kind, subject, node });
+                }
+            }
+        }
+        Ok(events)
     }
 
     async fn sweep_expired(&self, _now: Timestamp) -> StoreResult<usize> {
