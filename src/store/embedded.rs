@@ -24,11 +24,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{RotateOutcome, Store, StoreError, StoreResult, UniqueField};
+use super::{RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
 use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
 use crate::clock::Timestamp;
 
@@ -63,18 +61,6 @@ const QUEUE_CAPACITY: usize = 4096;
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most jobs one transaction carries, so one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
 
 fn unique_key(project: &ProjectId, value: &str) -> String {
     format!("{}\0{value}", project.as_str())

@@ -45,6 +45,22 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A driver or engine failure, as the backends report it to callers.
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Records (users, sessions, refresh tokens, API keys) are kept as JSON by
+/// every backend: readable when debugging, and new optional fields need no
+/// migration.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// What the change feed tells other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedKind {

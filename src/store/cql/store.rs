@@ -28,8 +28,6 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlTimestamp, CqlValue, Row};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::CqlTarget;
@@ -37,23 +35,13 @@ use crate::account::{
     ApiKey, ApiKeyId, ProjectId, RefreshRecord, Role, Rotation, Session as UserSession, SessionId, User, UserId,
 };
 use crate::clock::{SharedClock, Timestamp};
-use crate::store::{FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField};
+use crate::store::{
+    FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable,
+};
 
 /// How old an unfinished registration claim must be before another
 /// registration may take it over.
 const CLAIM_GRACE: Duration = Duration::from_secs(60);
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
 
 fn ts(at: Timestamp) -> CqlTimestamp {
     CqlTimestamp(at.0)
