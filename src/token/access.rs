@@ -40,11 +40,20 @@ pub struct TokenSigner {
     issuer: String,
     /// How long a token lives; also how long a retired key keeps verifying.
     ttl: Duration,
+    /// Fixed for the signer's life, so built once rather than per check.
+    validation: Validation,
 }
 
 impl TokenSigner {
     pub fn new(keys: Arc<KeyRing>, issuer: String, ttl: Duration) -> Self {
-        TokenSigner { keys, issuer, ttl }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&issuer]);
+        // Expiry is checked against the caller's clock below; the audience
+        // (project) by the routes that serve it.
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        TokenSigner { keys, issuer, ttl, validation }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -84,13 +93,8 @@ impl TokenSigner {
         let kid = header.kid.ok_or(TokenError::Invalid)?;
         let keys = self.keys.snapshot();
         let key = keys.verifying(&kid, now, self.ttl).ok_or(TokenError::Invalid)?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[&self.issuer]);
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation).map_err(|_| TokenError::Invalid)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
         if data.claims.exp <= now.as_secs() {
             return Err(TokenError::Expired);
         }
