@@ -241,6 +241,9 @@ where
 {
     actix_web::rt::spawn(async move {
         let mut interval = actix_web::rt::time::interval(period);
+        // A slow tick (a store timeout) delays the next ones rather than
+        // bursting to catch up.
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
             interval.tick().await;

@@ -6,13 +6,19 @@
 //!
 //! Invariants: the poller looks back `LOOK_BACK` behind the newest event it
 //! has seen (clocks of nodes differ a little) and skips events it already
-//! applied; if polling fails for longer than that window, events may have
-//! been missed, so the whole token cache is dropped (the store is the truth
-//! and the next check of each token consults it). Never blocks a request:
-//! publishing failures are logged and counted, and the poll runs on its own
-//! timer.
+//! applied. While the feed cannot be read (the database is down or out of
+//! reach) the cursor stays put and cached tokens keep verifying, as the
+//! store outage rules require; the first poll that succeeds again reads
+//! everything published meanwhile. A gap longer than `MAX_CATCH_UP` is not
+//! replayed: the whole token cache is dropped instead (the store is the
+//! truth, and the next check of each token consults it).
+//!
+//! A revocation that could not be published is kept (at most
+//! `MAX_PENDING`, oldest dropped first, counted) and published again,
+//! stamped with the time of the retry, before each poll. Never blocks a
+//! request: the poll and the retries run on their own timer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +32,11 @@ use crate::token::AccessGate;
 
 /// How far behind the newest seen event each poll looks again.
 const LOOK_BACK: Duration = Duration::from_secs(3);
+/// The longest unread stretch of feed replayed after an outage (one read per
+/// minute bucket); a longer one drops the token cache instead.
+const MAX_CATCH_UP: Duration = Duration::from_secs(15 * 60);
+/// Unpublished revocations kept for retry.
+const MAX_PENDING: usize = 10_000;
 
 struct Cursor {
     /// The newest event time applied (or the start).
@@ -42,6 +53,7 @@ pub struct Feed {
     gate: Arc<AccessGate>,
     clock: SharedClock,
     cursor: Mutex<Cursor>,
+    pending: Mutex<VecDeque<FeedEvent>>,
 }
 
 impl Feed {
@@ -49,18 +61,48 @@ impl Feed {
         let now = clock.now();
         let node = crate::token::b64url(&crate::token::random_bytes::<9>());
         let cursor = Cursor { newest: Timestamp(now.0 - 1000), last_ok: now, seen: HashMap::new() };
-        Feed { node, store, gate, clock, cursor: Mutex::new(cursor) }
+        Feed { node, store, gate, clock, cursor: Mutex::new(cursor), pending: Mutex::new(VecDeque::new()) }
     }
 
-    /// Tells the other nodes; failures are logged, never returned to the caller.
+    /// Tells the other nodes; a failure is logged and the event kept for
+    /// retry, never returned to the caller.
     pub async fn publish(&self, kind: FeedKind, subject: Uuid) {
         let event = FeedEvent { id: Uuid::now_v7(), at: self.clock.now(), kind, subject, node: self.node.clone() };
-        if let Err(e) = self.store.append_feed(event).await {
-            metrics::counter!(names::STORE_ERRORS, "op" => "append_feed", "backend" => self.store.backend())
-                .increment(1);
-            tracing::error!(target: "security", event = "feed_publish_failed", kind = kind.as_str(), error = %e,
-                "revocation not published; other nodes honour it when their cached entry expires");
+        if let Err(e) = self.store.append_feed(event.clone()).await {
+            self.publish_failed(&event, &e);
+            let mut pending = lock(&self.pending);
+            if pending.len() >= MAX_PENDING {
+                pending.pop_front();
+                tracing::error!(target: "security", event = "feed_event_dropped",
+                    "retry queue full; the oldest unpublished revocation reaches other nodes only when their cached entry expires");
+            }
+            pending.push_back(event);
         }
+    }
+
+    fn publish_failed(&self, event: &FeedEvent, error: &crate::store::StoreError) {
+        metrics::counter!(names::STORE_ERRORS, "op" => "append_feed", "backend" => self.store.backend()).increment(1);
+        tracing::warn!(target: "security", event = "feed_publish_failed", kind = event.kind.as_str(), error = %error,
+            "revocation not published yet; retried before the next feed poll");
+    }
+
+    /// Publishes the kept events again, oldest first, stopping at the first failure.
+    async fn retry_pending(&self) {
+        loop {
+            let Some(mut event) = lock(&self.pending).pop_front() else { return };
+            // Other nodes' cursors have moved on: stamp it with now.
+            event.at = self.clock.now();
+            if let Err(e) = self.store.append_feed(event.clone()).await {
+                self.publish_failed(&event, &e);
+                lock(&self.pending).push_front(event);
+                return;
+            }
+        }
+    }
+
+    /// Revocations waiting to be published again.
+    pub fn pending(&self) -> usize {
+        lock(&self.pending).len()
     }
 
     pub async fn publish_session(&self, session: SessionId) {
@@ -75,34 +117,37 @@ impl Feed {
         self.publish(FeedKind::UserChanged, user.0).await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cursor> {
-        match self.cursor.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// Reads and applies what other nodes published since the last poll.
+    /// Publishes pending events, then reads and applies what other nodes
+    /// published since the last successful poll.
     pub async fn poll(&self) {
+        self.retry_pending().await;
         let now = self.clock.now();
         let after = {
-            let cursor = self.lock();
+            let mut cursor = lock(&self.cursor);
+            if cursor.newest.plus(MAX_CATCH_UP) < now {
+                tracing::warn!(
+                    unread_secs = cursor.newest.until(now).as_secs(),
+                    "change feed unread for too long to replay; dropping the token cache"
+                );
+                self.gate.cache().clear();
+                cursor.newest = Timestamp(now.0 - 1000);
+            }
             Timestamp(cursor.newest.0 - i64::try_from(LOOK_BACK.as_millis()).unwrap_or(i64::MAX))
         };
         let events = match self.store.read_feed(after, now).await {
             Ok(events) => events,
             Err(e) => {
-                let mut cursor = self.lock();
+                let mut cursor = lock(&self.cursor);
                 if cursor.last_ok.plus(LOOK_BACK) <= now {
-                    tracing::warn!(error = %e, "change feed unreadable past the look-back window; dropping the token cache");
-                    self.gate.cache().clear();
+                    // Once per window: cached tokens keep verifying meanwhile.
+                    tracing::warn!(error = %e, "change feed unreadable; replaying it when the store answers again");
                     cursor.last_ok = now;
                 }
                 return;
             }
         };
         let mut lag = 0.0_f64;
-        let mut cursor = self.lock();
+        let mut cursor = lock(&self.cursor);
         cursor.last_ok = now;
         for event in events {
             if cursor.seen.contains_key(&event.id) {
@@ -131,5 +176,12 @@ impl Feed {
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }

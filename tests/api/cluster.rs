@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::PASSWORD;
+use crate::harness::{PASSWORD, TestApp, spawn_pair};
 use crate::process::{command, start_with};
 
 #[actix_web::test]
@@ -85,4 +85,65 @@ async fn two_nodes_share_revocations_uniqueness_and_refresh_rotation() {
     assert_eq!(old.body["code"], "invalid_credentials");
     let new = b.post("/api/v1/auth/login", json!({"email": "x@example.com", "password": "a brand new password"})).await;
     assert_eq!(new.status, StatusCode::OK);
+}
+
+/// Polls `node` until it refuses `access`, for at most `within`; the delay.
+async fn refused_within(node: &TestApp, access: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let answer = node.verify(access).await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return started.elapsed();
+        }
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert!(started.elapsed() < within, "still accepted after {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_node_that_cannot_read_the_feed_keeps_verifying_then_catches_up() {
+    let Some([(a, _), (b, b_store)]) = spawn_pair().await else {
+        eprintln!("skipped: CQL_TEST_NODES not set");
+        return;
+    };
+    let tokens = a.signed_up("x@example.com").await;
+    let on_b = b.verify(&tokens.access).await;
+    assert_eq!(on_b.status, StatusCode::OK, "cached on B: {}", on_b.body);
+
+    // B loses the feed; A logs out meanwhile.
+    b_store.fail_op("read_feed", true);
+    let logout = a.post_auth("/api/v1/auth/logout", &tokens.access, &json!({})).await;
+    assert_eq!(logout.status, StatusCode::OK, "{}", logout.body);
+    // Well past the look-back window, B's cached token still verifies.
+    a.clock.advance(Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(b.verify(&tokens.access).await.status, StatusCode::OK, "the cache survives a feed outage");
+
+    // The feed is back: B replays what it missed.
+    b_store.fail_op("read_feed", false);
+    let delay = refused_within(&b, &tokens.access, Duration::from_secs(2)).await;
+    eprintln!("revocation replayed after the feed outage in {} ms", delay.as_millis());
+}
+
+#[actix_web::test]
+async fn a_revocation_whose_publication_failed_is_published_again() {
+    let Some([(a, a_store), (b, _)]) = spawn_pair().await else {
+        eprintln!("skipped: CQL_TEST_NODES not set");
+        return;
+    };
+    let tokens = a.signed_up("x@example.com").await;
+    let on_b = b.verify(&tokens.access).await;
+    assert_eq!(on_b.status, StatusCode::OK, "cached on B: {}", on_b.body);
+
+    a_store.fail_op("append_feed", true);
+    let logout = a.post_auth("/api/v1/auth/logout", &tokens.access, &json!({})).await;
+    assert_eq!(logout.status, StatusCode::OK, "a feed failure never fails the revocation: {}", logout.body);
+    assert_eq!(a.verify(&tokens.access).await.status, StatusCode::UNAUTHORIZED, "revoked at once on A");
+    // Several polls later B has heard nothing.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(b.verify(&tokens.access).await.status, StatusCode::OK, "not published yet");
+
+    a_store.fail_op("append_feed", false);
+    refused_within(&b, &tokens.access, Duration::from_secs(2)).await;
 }

@@ -76,13 +76,8 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 static NEXT_KEYSPACE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// The store under test: the embedded store, or, when `CQL_TEST_NODES`
-/// names a database (the README test command starts Cassandra), a freshly
-/// migrated keyspace of its own on it.
-async fn store_under_test(dir: &std::path::Path, clock: &Arc<ManualClock>) -> (Arc<dyn Store>, Option<KeyspaceGuard>) {
-    let Ok(nodes) = std::env::var("CQL_TEST_NODES") else {
-        return (Arc::new(EmbeddedStore::open(dir).expect("store opens")), None);
-    };
+/// A freshly migrated keyspace of its own on `nodes`, and its store.
+async fn cql_store(nodes: &str, clock: &Arc<ManualClock>) -> (Arc<dyn Store>, KeyspaceGuard) {
     let n = NEXT_KEYSPACE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let target = CqlTarget {
         hosts: nodes.split(',').map(str::to_owned).collect(),
@@ -92,19 +87,81 @@ async fn store_under_test(dir: &std::path::Path, clock: &Arc<ManualClock>) -> (A
     };
     let session = cql::connect(&target).await.expect("CQL_TEST_NODES answers");
     cql::migrate::apply(&session, &target).await.expect("migrations apply");
+    let store = open_cql(&target, clock).await;
+    (store, KeyspaceGuard { name: target.keyspace, nodes: target.hosts })
+}
+
+/// Another store (its own driver session) on an existing keyspace.
+async fn open_cql(target: &CqlTarget, clock: &Arc<ManualClock>) -> Arc<dyn Store> {
+    let session = cql::connect(target).await.expect("CQL_TEST_NODES answers");
     let clock: SharedClock = clock.clone();
-    let store = CqlStore::open(session, &target, clock).await.expect("statements prepare");
-    (Arc::new(store), Some(KeyspaceGuard { name: target.keyspace, nodes: target.hosts }))
+    Arc::new(CqlStore::open(session, target, clock).await.expect("statements prepare"))
+}
+
+/// The store under test: the embedded store, or, when `CQL_TEST_NODES`
+/// names a database (the README test command starts Cassandra), a freshly
+/// migrated keyspace of its own on it.
+async fn store_under_test(dir: &std::path::Path, clock: &Arc<ManualClock>) -> (Arc<dyn Store>, Option<KeyspaceGuard>) {
+    match std::env::var("CQL_TEST_NODES") {
+        Ok(nodes) => {
+            let (store, keyspace) = cql_store(&nodes, clock).await;
+            (store, Some(keyspace))
+        }
+        Err(_) => (Arc::new(EmbeddedStore::open(dir).expect("store opens")), None),
+    }
 }
 
 /// An app whose store can be made to fail or stall, and the store.
 pub async fn spawn_faulty(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Arc<FaultyStore>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::for_tests(dir.path());
-    tweak(&mut settings);
     let clock = ManualClock::starting_now();
     let (inner, keyspace) = store_under_test(dir.path(), &clock).await;
-    let store = FaultyStore::new(inner);
+    start(dir, tweak, clock, FaultyStore::new(inner), keyspace).await
+}
+
+/// An app on a fresh keyspace of the CQL database at `nodes`.
+pub async fn spawn_on_cql(nodes: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let (store, keyspace) = cql_store(nodes, &clock).await;
+    start(dir, |_| {}, clock, FaultyStore::new(store), Some(keyspace)).await.0
+}
+
+/// Two nodes over one CQL keyspace (each with its own driver session and
+/// faulty-store wrapper), sharing the clock and the key directory; `None`
+/// unless `CQL_TEST_NODES` names a database.
+pub async fn spawn_pair() -> Option<[(TestApp, Arc<FaultyStore>); 2]> {
+    let nodes = std::env::var("CQL_TEST_NODES").ok()?;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().to_owned();
+    let clock = ManualClock::starting_now();
+    let (first, keyspace) = cql_store(&nodes, &clock).await;
+    let target = CqlTarget {
+        hosts: keyspace.nodes.clone(),
+        keyspace: keyspace.name.clone(),
+        replication: String::new(),
+        keyspace_options: String::new(),
+    };
+    let second = open_cql(&target, &clock).await;
+    // As behind a load balancer: one key directory, one public URL.
+    let share_keys = |s: &mut Settings| {
+        *s = Settings::for_tests(&shared);
+        s.public_url = Some("http://auth.test".into());
+    };
+    let a = start(tempfile::tempdir().unwrap(), share_keys, clock.clone(), FaultyStore::new(first), None).await;
+    let b = start(dir, share_keys, clock, FaultyStore::new(second), Some(keyspace)).await;
+    Some([a, b])
+}
+
+async fn start(
+    dir: TempDir,
+    tweak: impl FnOnce(&mut Settings),
+    clock: Arc<ManualClock>,
+    store: Arc<FaultyStore>,
+    keyspace: Option<KeyspaceGuard>,
+) -> (TestApp, Arc<FaultyStore>) {
+    let mut settings = Settings::for_tests(dir.path());
+    tweak(&mut settings);
     let app = Application::build_on(settings, clock.clone(), store.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();

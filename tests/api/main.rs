@@ -9,6 +9,7 @@ mod api_keys;
 mod auth;
 mod cluster;
 mod contract;
+mod cql_fault;
 mod faults;
 mod gateway;
 mod health;
