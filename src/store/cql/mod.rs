@@ -17,11 +17,13 @@ mod store;
 
 pub use store::CqlStore;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::retry::DefaultRetryPolicy;
 
 /// Where and how to reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +53,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connects to the contact points (no keyspace selected).
+///
+/// Retries follow the driver's default policy (as the DataStax drivers do:
+/// once on another node when the coordinator is unavailable, a read timed
+/// out with enough replicas, or a batch-log write timed out), and only for
+/// statements marked idempotent: every plain read and write, never a
+/// lightweight transaction (see `store::prepare`). All within the request
+/// timeout.
 pub async fn connect(target: &CqlTarget) -> Result<Session, CqlError> {
-    let profile = ExecutionProfile::builder().request_timeout(Some(REQUEST_TIMEOUT)).build();
+    let profile = ExecutionProfile::builder()
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .retry_policy(Arc::new(DefaultRetryPolicy::new()))
+        .build();
     SessionBuilder::new()
         .known_nodes(&target.hosts)
         .connection_timeout(CONNECT_TIMEOUT)

@@ -98,10 +98,19 @@ pub struct CqlStore {
 
 async fn prepare(session: &Session, keyspace: &str, cql: &str) -> StoreResult<PreparedStatement> {
     let text = cql.replace("{ks}", keyspace);
-    let mut prepared = session.prepare(text).await.map_err(unavailable)?;
+    let mut prepared = session.prepare(text.as_str()).await.map_err(unavailable)?;
     prepared.set_consistency(Consistency::LocalQuorum);
     prepared.set_serial_consistency(Some(SerialConsistency::LocalSerial));
+    // Plain statements write fixed values, so a retry is harmless; a
+    // lightweight transaction retried could report its own first write
+    // as a lost race.
+    prepared.set_is_idempotent(!is_conditional(&text));
     Ok(prepared)
+}
+
+/// Whether a statement is a lightweight transaction (`IF ...`).
+fn is_conditional(cql: &str) -> bool {
+    cql.contains(" IF ")
 }
 
 impl CqlStore {
@@ -598,6 +607,16 @@ mod tests {
     use crate::clock::{Clock, SystemClock};
 
     static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    #[test]
+    fn only_lightweight_transactions_are_left_non_idempotent() {
+        assert!(is_conditional("INSERT INTO t (a) VALUES (?) IF NOT EXISTS"));
+        assert!(is_conditional("UPDATE t USING TTL ? SET a = ? WHERE k = ? IF a = null AND b = ?"));
+        assert!(is_conditional("DELETE FROM t WHERE k = ? IF EXISTS"));
+        assert!(!is_conditional("INSERT INTO t (a) VALUES (?) USING TTL ?"));
+        assert!(!is_conditional("SELECT record FROM t WHERE k = ?"));
+        assert!(!is_conditional("DELETE FROM t WHERE k = ?"));
+    }
 
     /// Drops its keyspace when the test ends.
     struct Keyspace {
