@@ -47,6 +47,7 @@ async fn fixture(sessions: usize, cache_capacity: usize) -> Fixture {
             password_hash: None,
             email_verified_at: None,
             two_factor_enabled: false,
+            two_factor: None,
             disabled: false,
             created_at: now,
             updated_at: now,

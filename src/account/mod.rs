@@ -1,12 +1,15 @@
 //! Accounts: the identifiers, records and input rules shared by every subsystem.
 //!
 //! Owns the typed ids (`UserId`, `SessionId`, `ProjectId`), the persisted
-//! records (`User`, `Session`, `RefreshRecord`) and the validation of what
+//! records (`User`, `Session`, `RefreshRecord`, and in `security` the second
+//! factor, email codes and audit events) and the validation of what
 //! clients send (emails, usernames, names, passwords). It knows nothing about
 //! HTTP or storage engines; the store persists these records as they are.
 
+mod security;
 mod validate;
 
+pub use security::{AuditEvent, CodePurpose, OneTimeCode, TwoFactor};
 pub use validate::{
     Fields, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, normalize_email, normalize_username, validate_company,
     validate_name, validate_password,
@@ -130,6 +133,9 @@ pub struct User {
     pub password_hash: Option<String>,
     pub email_verified_at: Option<Timestamp>,
     pub two_factor_enabled: bool,
+    /// TOTP state: pending setup or enabled (`two_factor_enabled` says which counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_factor: Option<TwoFactor>,
     pub disabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -77,6 +77,7 @@ impl AuthService {
             password_hash: Some(password_hash),
             email_verified_at: None,
             two_factor_enabled: false,
+            two_factor: None,
             disabled: false,
             created_at: now,
             updated_at: now,

@@ -8,8 +8,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{RotateOutcome, Store, StoreError, UniqueField};
-use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Role, Rotation, Session, SessionId, User, UserId};
-use crate::clock::Timestamp;
+use crate::account::{
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Role, Rotation, Session,
+    SessionId, User, UserId,
+};
+use crate::clock::{Clock, SystemClock, Timestamp};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -26,6 +29,7 @@ pub fn user(email: &str, username: Option<&str>) -> User {
         password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
         email_verified_at: None,
         two_factor_enabled: false,
+        two_factor: None,
         disabled: false,
         created_at: T0,
         updated_at: T0,
@@ -260,6 +264,68 @@ pub async fn api_keys_are_found_listed_touched_and_deleted(store: Arc<dyn Store>
     assert_eq!(store.list_api_keys(bob.id).await.unwrap().len(), 1);
 }
 
+pub async fn a_claim_is_won_once(store: Arc<dyn Store>) {
+    let until = SystemClock.now().plus(Duration::from_secs(120));
+    let key = *blake3::hash(b"totp step").as_bytes();
+    let racers = join_all((0..8).map(|_| store.claim_once(key, until))).await;
+    assert_eq!(racers.into_iter().filter(|won| *won.as_ref().unwrap()).count(), 1);
+    assert!(!store.claim_once(key, until).await.unwrap());
+    assert!(store.claim_once(*blake3::hash(b"another").as_bytes(), until).await.unwrap());
+}
+
+pub fn code(purpose: CodePurpose, subject: &str, digest: [u8; 32], created_at: Timestamp) -> OneTimeCode {
+    OneTimeCode {
+        project: ProjectId::default_project(),
+        purpose,
+        subject: subject.into(),
+        digest,
+        attempts: 0,
+        created_at,
+        expires_at: created_at.plus(Duration::from_secs(600)),
+    }
+}
+
+pub async fn codes_are_replaced_found_and_deleted(store: Arc<dyn Store>) {
+    let now = SystemClock.now();
+    let project = ProjectId::default_project();
+    let login = code(CodePurpose::Login, "a@x.io", [1; 32], now);
+    store.put_code(login.clone()).await.unwrap();
+    store.put_code(code(CodePurpose::Reset, "a@x.io", [2; 32], now)).await.unwrap();
+    assert_eq!(store.find_code(&project, CodePurpose::Login, "a@x.io").await.unwrap().unwrap(), login);
+    assert!(store.find_code(&project, CodePurpose::Verify, "a@x.io").await.unwrap().is_none());
+    assert!(store.find_code(&ProjectId("other".into()), CodePurpose::Login, "a@x.io").await.unwrap().is_none());
+    // A new code (or a counted wrong try) replaces the record.
+    let tried = OneTimeCode { attempts: 3, digest: [9; 32], ..login };
+    store.put_code(tried.clone()).await.unwrap();
+    assert_eq!(store.find_code(&project, CodePurpose::Login, "a@x.io").await.unwrap().unwrap(), tried);
+    store.delete_code(&project, CodePurpose::Login, "a@x.io").await.unwrap();
+    assert!(store.find_code(&project, CodePurpose::Login, "a@x.io").await.unwrap().is_none());
+    assert_eq!(store.find_code(&project, CodePurpose::Reset, "a@x.io").await.unwrap().unwrap().digest, [2; 32]);
+}
+
+pub async fn audit_events_list_newest_first_per_project(store: Arc<dyn Store>) {
+    let now = SystemClock.now();
+    let event = |project: &str, kind: &str, seconds: u64| AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        at: now.plus(Duration::from_secs(seconds)),
+        project: ProjectId(project.into()),
+        user_id: Some(UserId::generate()),
+        kind: kind.into(),
+        ip: Some("127.0.0.1".into()),
+        user_agent: None,
+        detail: None,
+    };
+    for (i, kind) in ["first", "second", "third"].iter().enumerate() {
+        store.append_audit(event("default", kind, i as u64)).await.unwrap();
+    }
+    store.append_audit(event("other", "elsewhere", 0)).await.unwrap();
+    let kinds = |events: Vec<AuditEvent>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
+    let project = ProjectId::default_project();
+    assert_eq!(kinds(store.list_audit(&project, 10).await.unwrap()), ["third", "second", "first"]);
+    assert_eq!(kinds(store.list_audit(&project, 2).await.unwrap()), ["third", "second"]);
+    assert_eq!(kinds(store.list_audit(&ProjectId("other".into()), 10).await.unwrap()), ["elsewhere"]);
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -275,6 +341,9 @@ macro_rules! contract_tests {
             a_refresh_token_rotates_once,
             racing_rotations_have_one_winner,
             api_keys_are_found_listed_touched_and_deleted,
+            a_claim_is_won_once,
+            codes_are_replaced_found_and_deleted,
+            audit_events_list_newest_first_per_project,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -27,7 +27,10 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, Writ
 use tokio::sync::{mpsc, oneshot};
 
 use super::{RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
-use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Rotation, Session, SessionId,
+    User, UserId,
+};
 use crate::clock::Timestamp;
 
 /// user id → User (JSON).
@@ -54,6 +57,13 @@ const API_KEYS_BY_DIGEST: TableDefinition<&[u8], u128> = TableDefinition::new("a
 /// user id (16 bytes BE) ++ API key id (16 bytes BE) → ().
 const USER_API_KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("user_api_keys");
 
+/// Single-use claim key → when the claim may be forgotten (ms).
+const USED_ONCE: TableDefinition<&[u8], i64> = TableDefinition::new("used_once");
+/// "project\0purpose\0email" → OneTimeCode (JSON).
+const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("one_time_codes");
+/// "project\0" ++ event id (16 bytes BE, time-ordered) → AuditEvent (JSON).
+const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit_events");
+
 /// How many writes may wait for the writer thread; past it, callers wait up
 /// to `ENQUEUE_TIMEOUT` and then get `Unavailable`, so a stalled disk turns
 /// into 503s instead of unbounded memory.
@@ -64,6 +74,16 @@ const MAX_BATCH: usize = 256;
 
 fn unique_key(project: &ProjectId, value: &str) -> String {
     format!("{}\0{value}", project.as_str())
+}
+
+fn code_key(project: &ProjectId, purpose: CodePurpose, subject: &str) -> String {
+    format!("{}\0{}\0{subject}", project.as_str(), purpose.as_str())
+}
+
+fn audit_prefix(project: &ProjectId) -> Vec<u8> {
+    let mut key = project.as_str().as_bytes().to_vec();
+    key.push(0);
+    key
 }
 
 fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
@@ -141,6 +161,9 @@ impl EmbeddedStore {
             txn.open_table(API_KEYS).map_err(unavailable)?;
             txn.open_table(API_KEYS_BY_DIGEST).map_err(unavailable)?;
             txn.open_table(USER_API_KEYS).map_err(unavailable)?;
+            txn.open_table(USED_ONCE).map_err(unavailable)?;
+            txn.open_table(CODES).map_err(unavailable)?;
+            txn.open_table(AUDIT).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -596,8 +619,84 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn claim_once(&self, key: [u8; 32], expires_at: Timestamp) -> StoreResult<bool> {
+        self.write(move |txn| {
+            let mut claims = txn.open_table(USED_ONCE).map_err(unavailable)?;
+            if claims.get(key.as_slice()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            claims.insert(key.as_slice(), expires_at.0).map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn put_code(&self, code: OneTimeCode) -> StoreResult<()> {
+        let bytes = encode(&code)?;
+        self.write(move |txn| {
+            let mut codes = txn.open_table(CODES).map_err(unavailable)?;
+            codes
+                .insert(code_key(&code.project, code.purpose, &code.subject).as_str(), bytes.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_code(
+        &self,
+        project: &ProjectId,
+        purpose: CodePurpose,
+        subject: &str,
+    ) -> StoreResult<Option<OneTimeCode>> {
+        self.read(|txn| {
+            let codes = txn.open_table(CODES).map_err(unavailable)?;
+            let code = codes.get(code_key(project, purpose, subject).as_str()).map_err(unavailable)?;
+            code.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn delete_code(&self, project: &ProjectId, purpose: CodePurpose, subject: &str) -> StoreResult<()> {
+        let key = code_key(project, purpose, subject);
+        self.write(move |txn| {
+            txn.open_table(CODES).map_err(unavailable)?.remove(key.as_str()).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+        let bytes = encode(&event)?;
+        let mut key = audit_prefix(&event.project);
+        key.extend_from_slice(event.id.as_bytes());
+        self.write(move |txn| {
+            txn.open_table(AUDIT)
+                .map_err(unavailable)?
+                .insert(key.as_slice(), bytes.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+        let start = audit_prefix(project);
+        let mut end = start.clone();
+        end.extend_from_slice(&[0xff; 16]);
+        self.read(|txn| {
+            let audit = txn.open_table(AUDIT).map_err(unavailable)?;
+            let mut events = Vec::new();
+            for entry in audit.range(start.as_slice()..=end.as_slice()).map_err(unavailable)?.rev().take(limit) {
+                let (_, bytes) = entry.map_err(unavailable)?;
+                events.push(decode(bytes.value())?);
+            }
+            Ok(events)
+        })
+    }
+
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.write(move |txn| {
+            let mut removed = sweep_claims_and_codes(txn, now)?;
             let expired_sessions: Vec<SessionId> = {
                 let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
                 let mut ids = Vec::new();
@@ -610,7 +709,6 @@ impl Store for EmbeddedStore {
                 }
                 ids
             };
-            let mut removed = 0;
             for id in expired_sessions {
                 removed += usize::from(delete_session_in(txn, id)?);
             }
@@ -645,6 +743,28 @@ impl Store for EmbeddedStore {
     }
 }
 
+/// Removes single-use claims and email codes past their expiry.
+fn sweep_claims_and_codes(txn: &WriteTransaction, now: Timestamp) -> StoreResult<usize> {
+    let mut claims = txn.open_table(USED_ONCE).map_err(unavailable)?;
+    let mut removed = claims.extract_if(|_, expires_at| expires_at <= now.0).map_err(unavailable)?.count();
+    let mut codes = txn.open_table(CODES).map_err(unavailable)?;
+    let expired: Vec<String> = {
+        let mut keys = Vec::new();
+        for entry in codes.iter().map_err(unavailable)? {
+            let (key, bytes) = entry.map_err(unavailable)?;
+            if decode::<OneTimeCode>(bytes.value())?.expires_at <= now {
+                keys.push(key.value().to_owned());
+            }
+        }
+        keys
+    };
+    for key in expired {
+        codes.remove(key.as_str()).map_err(unavailable)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 impl EmbeddedStore {
     /// Rows in the users table; for tests and diagnostics.
     pub fn count_users(&self) -> StoreResult<u64> {
@@ -671,6 +791,29 @@ mod tests {
     async fn sweep_removes_only_what_expired() {
         let (store, _dir) = fresh().await.unwrap();
         crate::store::contract::sweep_removes_only_what_expired(store).await;
+    }
+
+    #[tokio::test]
+    async fn sweep_forgets_expired_claims_and_codes() {
+        use crate::account::{CodePurpose, ProjectId};
+        use crate::clock::Timestamp;
+        use std::time::Duration;
+        let (store, _dir) = fresh().await.unwrap();
+        let t0 = Timestamp(1_800_000_000_000);
+        let later = t0.plus(Duration::from_secs(3600));
+        assert!(store.claim_once([1; 32], t0).await.unwrap());
+        assert!(store.claim_once([2; 32], later).await.unwrap());
+        let code =
+            |subject: &str, at: Timestamp| crate::store::contract::code(CodePurpose::Login, subject, [0; 32], at);
+        store.put_code(code("old@x.io", t0)).await.unwrap();
+        store.put_code(code("new@x.io", later)).await.unwrap();
+        // t0's claim and code (expiring at t0 + 10 min) are past; the later ones are not.
+        assert_eq!(store.sweep_expired(t0.plus(Duration::from_secs(601))).await.unwrap(), 2);
+        assert!(store.claim_once([1; 32], later).await.unwrap(), "a forgotten claim can be made again");
+        assert!(!store.claim_once([2; 32], later).await.unwrap());
+        let project = ProjectId::default_project();
+        assert!(store.find_code(&project, CodePurpose::Login, "old@x.io").await.unwrap().is_none());
+        assert!(store.find_code(&project, CodePurpose::Login, "new@x.io").await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -14,7 +14,10 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{FeedEvent, RotateOutcome, Store, StoreError, StoreResult};
-use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Rotation, Session, SessionId,
+    User, UserId,
+};
 use crate::clock::Timestamp;
 
 pub struct FaultyStore {
@@ -161,6 +164,35 @@ impl Store for FaultyStore {
     async fn touch_api_keys(&self, used: Vec<(ApiKeyId, Timestamp)>) -> StoreResult<()> {
         self.enter("touch_api_keys").await?;
         self.inner.touch_api_keys(used).await
+    }
+    async fn claim_once(&self, key: [u8; 32], expires_at: Timestamp) -> StoreResult<bool> {
+        self.enter("claim_once").await?;
+        self.inner.claim_once(key, expires_at).await
+    }
+    async fn put_code(&self, code: OneTimeCode) -> StoreResult<()> {
+        self.enter("put_code").await?;
+        self.inner.put_code(code).await
+    }
+    async fn find_code(
+        &self,
+        project: &ProjectId,
+        purpose: CodePurpose,
+        subject: &str,
+    ) -> StoreResult<Option<OneTimeCode>> {
+        self.enter("find_code").await?;
+        self.inner.find_code(project, purpose, subject).await
+    }
+    async fn delete_code(&self, project: &ProjectId, purpose: CodePurpose, subject: &str) -> StoreResult<()> {
+        self.enter("delete_code").await?;
+        self.inner.delete_code(project, purpose, subject).await
+    }
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+        self.enter("append_audit").await?;
+        self.inner.append_audit(event).await
+    }
+    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+        self.enter("list_audit").await?;
+        self.inner.list_audit(project, limit).await
     }
     async fn append_feed(&self, event: FeedEvent) -> StoreResult<()> {
         self.enter("append_feed").await?;

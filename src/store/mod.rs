@@ -14,7 +14,10 @@ pub mod fault;
 
 use async_trait::async_trait;
 
-use crate::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Rotation, Session, SessionId,
+    User, UserId,
+};
 use crate::clock::Timestamp;
 
 /// Which unique field a conflicting write collided on.
@@ -188,6 +191,32 @@ pub trait Store: Send + Sync + 'static {
     async fn read_feed(&self, _after: Timestamp, _now: Timestamp) -> StoreResult<Vec<FeedEvent>> {
         Ok(Vec::new())
     }
+
+    /// Marks `key` used until `expires_at`. `true` for the first caller
+    /// only, across every node: what makes TOTP steps, backup codes, email
+    /// codes and 2FA challenges single use.
+    async fn claim_once(&self, key: [u8; 32], expires_at: Timestamp) -> StoreResult<bool>;
+
+    /// Stores `code`, replacing the live code of the same project, purpose
+    /// and address; it expires at `code.expires_at`.
+    async fn put_code(&self, code: OneTimeCode) -> StoreResult<()>;
+
+    /// The live code of this project, purpose and address (expired ones may
+    /// still be returned until swept: callers check `expires_at`).
+    async fn find_code(
+        &self,
+        project: &ProjectId,
+        purpose: CodePurpose,
+        subject: &str,
+    ) -> StoreResult<Option<OneTimeCode>>;
+
+    async fn delete_code(&self, project: &ProjectId, purpose: CodePurpose, subject: &str) -> StoreResult<()>;
+
+    /// Appends to the audit log.
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()>;
+
+    /// The project's audit events, newest first, at most `limit`.
+    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>>;
 
     /// Removes expired sessions and refresh tokens; returns how many rows went.
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize>;

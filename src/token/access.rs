@@ -131,6 +131,7 @@ mod tests {
             password_hash: None,
             email_verified_at: None,
             two_factor_enabled: false,
+            two_factor: None,
             disabled: false,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),

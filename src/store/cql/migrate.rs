@@ -1,6 +1,7 @@
 //! `migrations/NNNN_name.cql`, embedded in the binary and applied in order.
 //!
-//! Every statement in a migration is idempotent DDL (`IF NOT EXISTS`), so a
+//! Every statement in a migration is idempotent DDL (`IF NOT EXISTS`, or
+//! `DROP TABLE IF EXISTS`), so a
 //! migration interrupted half-way is simply applied again. After a
 //! migration's statements have run (and the cluster agrees on the schema) it
 //! is recorded in `schema_migrations` with its checksum; recorded migrations
@@ -24,8 +25,14 @@ pub struct Migration {
 }
 
 /// Every migration, in order. A test checks this list against `migrations/`.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "0001_core.cql", text: include_str!("../../../migrations/0001_core.cql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "0001_core.cql", text: include_str!("../../../migrations/0001_core.cql") },
+    Migration {
+        version: 2,
+        name: "0002_codes_and_audit.cql",
+        text: include_str!("../../../migrations/0002_codes_and_audit.cql"),
+    },
+];
 
 impl Migration {
     /// The statements of the file, comments removed.
@@ -171,7 +178,8 @@ mod tests {
     fn every_core_statement_is_idempotent_ddl() {
         for migration in MIGRATIONS {
             for statement in migration.statements() {
-                assert!(statement.contains("IF NOT EXISTS"), "{}: {statement}", migration.name);
+                let idempotent = statement.contains("IF NOT EXISTS") || statement.starts_with("DROP TABLE IF EXISTS");
+                assert!(idempotent, "{}: {statement}", migration.name);
             }
         }
     }
@@ -192,9 +200,9 @@ mod tests {
         };
         let session = super::super::connect(&target).await.unwrap();
         let first = apply(&session, &target).await.unwrap();
-        assert_eq!(first.applied, vec![1]);
+        assert_eq!(first.applied, vec![1, 2]);
         let second = apply(&session, &target).await.unwrap();
-        assert_eq!(second, Applied { applied: vec![], already: vec![1] });
+        assert_eq!(second, Applied { applied: vec![], already: vec![1, 2] });
         session.query_unpaged(format!("DROP KEYSPACE {}", target.keyspace), &[]).await.unwrap();
     }
 }

@@ -32,7 +32,8 @@ use uuid::Uuid;
 
 use super::CqlTarget;
 use crate::account::{
-    ApiKey, ApiKeyId, ProjectId, RefreshRecord, Role, Rotation, Session as UserSession, SessionId, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Role, Rotation,
+    Session as UserSession, SessionId, User, UserId,
 };
 use crate::clock::{SharedClock, Timestamp};
 use crate::store::{
@@ -88,6 +89,12 @@ struct Statements {
     select_key_used: PreparedStatement,
     append_feed: PreparedStatement,
     read_feed: PreparedStatement,
+    claim_once: PreparedStatement,
+    put_code: PreparedStatement,
+    select_code: PreparedStatement,
+    delete_code: PreparedStatement,
+    append_audit: PreparedStatement,
+    select_audit: PreparedStatement,
 }
 
 pub struct CqlStore {
@@ -154,6 +161,12 @@ impl CqlStore {
             select_key_used: prepare(s, ks, "SELECT last_used_at FROM {ks}.api_key_last_used WHERE key_id = ?").await?,
             append_feed: prepare(s, ks, "INSERT INTO {ks}.change_feed (bucket, event_at, event_id, kind, subject, node) VALUES (?, ?, ?, ?, ?, ?)").await?,
             read_feed: prepare(s, ks, "SELECT event_at, event_id, kind, subject, node FROM {ks}.change_feed WHERE bucket = ? AND event_at > ?").await?,
+            claim_once: prepare(s, ks, "INSERT INTO {ks}.used_once (claim, claimed_at) VALUES (?, ?) IF NOT EXISTS USING TTL ?").await?,
+            put_code: prepare(s, ks, "INSERT INTO {ks}.email_codes (project_id, purpose, subject, record) VALUES (?, ?, ?, ?) USING TTL ?").await?,
+            select_code: prepare(s, ks, "SELECT record FROM {ks}.email_codes WHERE project_id = ? AND purpose = ? AND subject = ?").await?,
+            delete_code: prepare(s, ks, "DELETE FROM {ks}.email_codes WHERE project_id = ? AND purpose = ? AND subject = ?").await?,
+            append_audit: prepare(s, ks, "INSERT INTO {ks}.audit_log (project_id, day, event_at, event_id, record) VALUES (?, ?, ?, ?, ?)").await?,
+            select_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_log WHERE project_id = ? AND day = ? LIMIT ?").await?,
         };
         Ok(CqlStore { session: Arc::new(session), statements, clock })
     }
@@ -294,6 +307,14 @@ impl CqlStore {
         Ok(())
     }
 }
+
+/// The audit log's partition within a project: one per UTC day.
+fn audit_day(at: Timestamp) -> i32 {
+    i32::try_from(at.0.div_euclid(86_400_000)).unwrap_or(i32::MAX)
+}
+
+/// How many days back `list_audit` looks for events.
+const AUDIT_LOOK_BACK_DAYS: i32 = 31;
 
 /// The feed's partition: one per minute.
 fn feed_bucket(at: Timestamp) -> i64 {
@@ -549,6 +570,65 @@ impl Store for CqlStore {
             self.exec(&self.statements.touch_key, (id.0, ts(at), at.0.saturating_mul(1000))).await?;
         }
         Ok(())
+    }
+
+    async fn claim_once(&self, key: [u8; 32], expires_at: Timestamp) -> StoreResult<bool> {
+        let now = self.clock.now();
+        self.lwt(&self.statements.claim_once, (key.as_slice(), ts(now), ttl(now, expires_at))).await
+    }
+
+    async fn put_code(&self, code: OneTimeCode) -> StoreResult<()> {
+        let record = encode(&code)?;
+        let ttl = ttl(self.clock.now(), code.expires_at);
+        let values = (code.project.as_str(), code.purpose.as_str(), code.subject.as_str(), record, ttl);
+        self.exec(&self.statements.put_code, values).await.map(|_| ())
+    }
+
+    async fn find_code(
+        &self,
+        project: &ProjectId,
+        purpose: CodePurpose,
+        subject: &str,
+    ) -> StoreResult<Option<OneTimeCode>> {
+        let values = (project.as_str(), purpose.as_str(), subject);
+        match self.first::<(Vec<u8>,)>(&self.statements.select_code, values).await? {
+            Some((record,)) => decode(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_code(&self, project: &ProjectId, purpose: CodePurpose, subject: &str) -> StoreResult<()> {
+        self.exec(&self.statements.delete_code, (project.as_str(), purpose.as_str(), subject)).await.map(|_| ())
+    }
+
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+        let record = encode(&event)?;
+        let values = (event.project.as_str(), audit_day(event.at), ts(event.at), event.id, record);
+        self.exec(&self.statements.append_audit, values).await.map(|_| ())
+    }
+
+    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+        let today = audit_day(self.clock.now());
+        let mut events = Vec::new();
+        if limit == 0 {
+            return Ok(events);
+        }
+        for day in (today - AUDIT_LOOK_BACK_DAYS..=today).rev() {
+            let wanted = i32::try_from(limit - events.len()).unwrap_or(i32::MAX);
+            let rows = self
+                .exec(&self.statements.select_audit, (project.as_str(), day, wanted))
+                .await?
+                .into_rows_result()
+                .map_err(unavailable)?;
+            for row in rows.rows::<(Vec<u8>,)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+                let (record,) = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                events.push(decode(&record)?);
+            }
+            if events.len() >= limit {
+                break;
+            }
+        }
+        Ok(events)
     }
 
     async fn append_feed(&self, event: FeedEvent) -> StoreResult<()> {
