@@ -10,6 +10,7 @@
 //! - [`token`]: signing keys, access JWTs, refresh tokens, the verified-token cache.
 //! - [`store`]: the `Store` trait and its backends.
 //! - [`feed`]: the change feed that carries revocations to every other node.
+//! - [`mail`]: the outgoing mail queue (SMTP through lettre, or the outbox directory).
 //! - [`ratelimit`]: per-IP limits with governor.
 //! - [`telemetry`]: logs, metric names, the Prometheus exporter.
 //! - [`account`]: ids, records and input rules.
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod feed;
 pub mod hashing;
 pub mod http;
+pub mod mail;
 pub mod ratelimit;
 pub mod settings;
 pub mod shards;

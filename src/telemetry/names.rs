@@ -17,3 +17,6 @@ pub const STORE_ERRORS: &str = "portcullis_store_errors_total";
 pub const ACTOR_MAILBOX_DEPTH: &str = "portcullis_actor_mailbox_depth";
 pub const FEED_LAG: &str = "portcullis_feed_lag_seconds";
 pub const SESSIONS_ACTIVE: &str = "portcullis_sessions_active";
+/// Beyond ARCHITECTURE.md's list: outgoing mail (`outcome`: sent, failed, dropped, invalid).
+pub const MAIL_MESSAGES: &str = "portcullis_mail_messages_total";
+pub const MAIL_QUEUE_DEPTH: &str = "portcullis_mail_queue_depth";

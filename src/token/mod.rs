@@ -3,8 +3,9 @@
 //!
 //! Owns: the Ed25519 key ring on disk (`keys`), minting and verifying access
 //! tokens (`access`), refresh-token secrets and their sealed successors
-//! (`refresh`), the bounded cache of verified tokens (`cache`), and the gate
-//! every authenticated request passes (`gate`).
+//! (`refresh`), the bounded cache of verified tokens (`cache`), the gate
+//! every authenticated request passes (`gate`), and the secrets key that
+//! seals second factors and keys code digests (`vault`).
 //! Never: stores a token or key in the clear, accepts any `alg` but EdDSA,
 //! or lets a cache entry outlive its token's `exp` or its session.
 
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod gate;
 pub mod keys;
 pub mod refresh;
+pub mod vault;
 
 use crate::store::StoreError;
 

@@ -1,0 +1,234 @@
+//! Outgoing mail: one-time codes to users' inboxes.
+//!
+//! Owns the bounded queue between the request path and delivery, and the
+//! delivery itself: SMTP through lettre when `smtp_url` is set (STARTTLS
+//! with `?tls=required`, implicit TLS with `smtps://`, plain `smtp://` for a
+//! local relay), otherwise the outbox directory, one RFC 5322 `.eml` file
+//! per message, written whole under a temporary name and then renamed.
+//!
+//! Never: sends on the request path (a request only enqueues; a full queue
+//! drops the message with a warning and a metric, never a slow answer),
+//! logs a message body (it carries a code), or retries a message the server
+//! refused for good.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::telemetry::names;
+
+/// Messages waiting for delivery at most; past it new ones are dropped.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Deliveries in flight at once.
+const WORKERS: usize = 4;
+/// Tries per message, with doubling pauses between them (1 s, 2 s, ...).
+const ATTEMPTS: u32 = 5;
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// Connecting to and talking with the SMTP server, per command.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A message to one recipient, with plain-text and HTML bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid SMTP URL: {0}")]
+    SmtpUrl(String),
+    #[error("invalid sender address {0:?}")]
+    From(String),
+    #[error("outbox {path}: {message}")]
+    Outbox { path: String, message: String },
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(PathBuf),
+}
+
+/// The sending side: cheap to share, never waits.
+#[derive(Clone)]
+pub struct Mailer {
+    queue: mpsc::Sender<Mail>,
+}
+
+impl Mailer {
+    /// Validates the settings and starts the delivery workers (on the
+    /// current runtime).
+    pub fn start(smtp_url: Option<&str>, outbox: &Path, from: &str) -> Result<Mailer, MailError> {
+        let from: Mailbox = from.parse().map_err(|_| MailError::From(from.to_owned()))?;
+        let transport = match smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| MailError::SmtpUrl(e.to_string()))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+            None => {
+                std::fs::create_dir_all(outbox)
+                    .map_err(|e| MailError::Outbox { path: outbox.display().to_string(), message: e.to_string() })?;
+                Transport::Outbox(outbox.to_path_buf())
+            }
+        };
+        let (queue, waiting) = mpsc::channel(QUEUE_CAPACITY);
+        let waiting = Arc::new(Mutex::new(waiting));
+        let transport = Arc::new(transport);
+        for _ in 0..WORKERS {
+            let (waiting, transport, from) = (Arc::clone(&waiting), Arc::clone(&transport), from.clone());
+            actix_web::rt::spawn(async move {
+                loop {
+                    // The lock is held only while waiting for the next message.
+                    let Some(mail) = waiting.lock().await.recv().await else { return };
+                    deliver(&transport, &from, mail).await;
+                }
+            });
+        }
+        Ok(Mailer { queue })
+    }
+
+    /// Queues `mail` for delivery; `false` (and a warning) if the queue is full.
+    pub fn send(&self, mail: Mail) -> bool {
+        match self.queue.try_send(mail) {
+            Ok(()) => {
+                metrics::gauge!(names::MAIL_QUEUE_DEPTH).set((QUEUE_CAPACITY - self.queue.capacity()) as f64);
+                true
+            }
+            Err(_) => {
+                metrics::counter!(names::MAIL_MESSAGES, "outcome" => "dropped").increment(1);
+                tracing::warn!(event = "mail_dropped", "mail queue full; message dropped");
+                false
+            }
+        }
+    }
+}
+
+fn build(from: &Mailbox, mail: &Mail) -> Option<Message> {
+    let to: Mailbox = mail.to.parse().ok()?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.subject.clone())
+        .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+        .ok()
+}
+
+async fn deliver(transport: &Transport, from: &Mailbox, mail: Mail) {
+    let Some(message) = build(from, &mail) else {
+        metrics::counter!(names::MAIL_MESSAGES, "outcome" => "invalid").increment(1);
+        tracing::warn!(event = "mail_invalid", "a message could not be built (bad recipient address)");
+        return;
+    };
+    let mut pause = FIRST_PAUSE;
+    for attempt in 1..=ATTEMPTS {
+        let outcome = match transport {
+            Transport::Smtp(smtp) => smtp.send(message.clone()).await.map(|_| ()).map_err(|e| {
+                let permanent = e.is_permanent();
+                (e.to_string(), permanent)
+            }),
+            Transport::Outbox(dir) => write_eml(dir, &message.formatted()).await.map_err(|e| (e.to_string(), false)),
+        };
+        match outcome {
+            Ok(()) => {
+                metrics::counter!(names::MAIL_MESSAGES, "outcome" => "sent").increment(1);
+                return;
+            }
+            Err((error, permanent)) if permanent || attempt == ATTEMPTS => {
+                metrics::counter!(names::MAIL_MESSAGES, "outcome" => "failed").increment(1);
+                tracing::error!(event = "mail_failed", attempt, %error, "message not delivered");
+                return;
+            }
+            Err((error, _)) => {
+                tracing::warn!(event = "mail_retry", attempt, %error, "delivery failed; retrying");
+                actix_web::rt::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+}
+
+/// Writes one message under a temporary name, then renames it into place,
+/// so readers of the outbox never see half a message.
+async fn write_eml(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let id = uuid::Uuid::now_v7();
+    let partial = dir.join(format!(".{id}.eml.partial"));
+    tokio::fs::write(&partial, bytes).await?;
+    tokio::fs::rename(&partial, dir.join(format!("{id}.eml"))).await
+}
+
+/// Escapes text for an HTML body.
+pub fn html_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail() -> Mail {
+        Mail {
+            to: "ada@example.com".into(),
+            subject: "Your Acme code".into(),
+            text: "Your code is 123456.".into(),
+            html: "<p>Your code is <b>123456</b>.</p>".into(),
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_outbox_gets_one_whole_eml_per_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::start(None, dir.path(), "Acme <no-reply@acme.test>").unwrap();
+        assert!(mailer.send(mail()));
+        let mut found = Vec::new();
+        for _ in 0..200 {
+            found = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect();
+            if !found.is_empty() {
+                break;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(found.len(), 1);
+        let eml = std::fs::read_to_string(&found[0]).unwrap();
+        for part in
+            ["To: ada@example.com", "Subject: Your Acme code", "multipart/alternative", "text/plain", "text/html"]
+        {
+            assert!(eml.contains(part), "{part} missing from\n{eml}");
+        }
+        assert!(eml.contains("123456"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(Mailer::start(Some("ftp://x"), dir.path(), "a@b.c"), Err(MailError::SmtpUrl(_))));
+        assert!(matches!(Mailer::start(None, dir.path(), "not an address"), Err(MailError::From(_))));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(html_escape("<b>A & 'B'</b>"), "&lt;b&gt;A &amp; &#39;B&#39;&lt;/b&gt;");
+    }
+}
