@@ -14,11 +14,12 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
-use crate::auth::{AuthPolicy, AuthService};
+use crate::auth::{AuthParts, AuthPolicy, AuthService};
 use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::HashingPool;
 use crate::http::{self, ApiError, AppState};
+use crate::mail::Mailer;
 use crate::ratelimit::RateLimits;
 use crate::settings::Settings;
 use crate::shards::{ShardPolicy, ShardRouter};
@@ -27,6 +28,7 @@ use crate::store::cql::{self, CqlStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::telemetry;
 use crate::token::api_key::{ApiKeyHasher, KeyUsage};
+use crate::token::vault::Vault;
 use crate::token::{AccessGate, KeyRing, TokenCache, TokenSigner};
 
 /// How often expired cache entries, idle rate-limit keys and expired
@@ -111,18 +113,28 @@ impl Application {
             Arc::clone(&key_usage),
         ));
         let feed = Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&clock)));
-        let auth_policy =
-            AuthPolicy { refresh_ttl: settings.refresh_ttl, refresh_reuse_grace: settings.refresh_reuse_grace };
-        let auth = Arc::new(AuthService::new(
-            Arc::clone(&store),
+        let vault = Arc::new(Vault::open(&settings.data_dir).context("loading the secrets key")?);
+        let mailer = Mailer::start(settings.smtp_url.as_deref(), &settings.outbox_dir, &settings.mail_from)
+            .context("setting up mail")?;
+        let policy = AuthPolicy {
+            refresh_ttl: settings.refresh_ttl,
+            refresh_reuse_grace: settings.refresh_reuse_grace,
+            project_name: settings.project_name.clone(),
+            require_email_verification: settings.require_email_verification,
+            passwordless_signup: settings.passwordless_signup,
+        };
+        let auth = Arc::new(AuthService::new(AuthParts {
+            store: Arc::clone(&store),
             hashing,
-            Arc::clone(&shards),
-            Arc::clone(&signer),
+            shards: Arc::clone(&shards),
+            signer: Arc::clone(&signer),
             gate,
-            Arc::clone(&feed),
-            Arc::clone(&clock),
-            auth_policy,
-        ));
+            feed: Arc::clone(&feed),
+            vault,
+            mailer,
+            clock: Arc::clone(&clock),
+            policy,
+        }));
         let limits = Arc::new(RateLimits::new(&settings));
 
         let state = web::Data::new(AppState {

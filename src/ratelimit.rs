@@ -21,6 +21,12 @@ pub enum LimitedRoute {
     Login,
     Register,
     Refresh,
+    /// `otp/send` and `otp/login` (and their aliases), `register/verify`.
+    Otp,
+    /// `reset-password`.
+    Reset,
+    /// `2fa/verify`.
+    TwoFactor,
 }
 
 impl LimitedRoute {
@@ -29,6 +35,9 @@ impl LimitedRoute {
             LimitedRoute::Login => "login",
             LimitedRoute::Register => "register",
             LimitedRoute::Refresh => "refresh",
+            LimitedRoute::Otp => "otp",
+            LimitedRoute::Reset => "reset",
+            LimitedRoute::TwoFactor => "2fa",
         }
     }
 }

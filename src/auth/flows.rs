@@ -6,6 +6,8 @@ use crate::shards::{Command, LockKey, UserChange};
 use crate::telemetry::names;
 use crate::token::refresh::RefreshSecret;
 
+use super::codes::Registered;
+use super::second_factor::LoginOutcome;
 use super::{AuthError, AuthService, ClientInfo, SessionCaller, TokenGrant};
 
 /// A validated registration.
@@ -31,6 +33,8 @@ pub struct LoginRequest {
     pub project: ProjectId,
     pub identifier: LoginIdentifier,
     pub password: Password,
+    /// A TOTP or backup code sent along, for accounts with 2FA on.
+    pub totp_code: Option<String>,
 }
 
 /// A validated profile change (`None`: leave as is).
@@ -41,7 +45,7 @@ pub struct ProfileChange {
     pub company: Option<Option<String>>,
 }
 
-fn login_outcome(outcome: &'static str) {
+pub(super) fn login_outcome(outcome: &'static str) {
     metrics::counter!(names::LOGINS, "outcome" => outcome).increment(1);
 }
 
@@ -51,7 +55,9 @@ impl AuthService {
         Ok(self.store.has_users(&ProjectId::default_project()).await?)
     }
 
-    pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<TokenGrant, AuthError> {
+    /// Creates the account; signs it in, or, when the project requires
+    /// email verification, mails the code and waits for `register/verify`.
+    pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<Registered, AuthError> {
         let Registration { project, email, username, name, company, password } = registration;
         self.hashing.admit()?;
         // Spare the hashing pool for addresses that are plainly taken; the
@@ -84,11 +90,15 @@ impl AuthService {
         };
         let user = self.shards.ask(&(project, email), |reply| Command::CreateUser { user, reply }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, role = user.role.as_str(), "user registered");
-        self.start_session(user, client).await
+        if self.policy.require_email_verification {
+            self.send_verification(&user).await?;
+            return Ok(Registered::VerificationRequired);
+        }
+        Ok(Registered::Signed(Box::new(self.start_session(user, client).await?)))
     }
 
-    pub async fn login(&self, request: LoginRequest, client: ClientInfo) -> Result<TokenGrant, AuthError> {
-        let LoginRequest { project, identifier, password } = request;
+    pub async fn login(&self, request: LoginRequest, client: ClientInfo) -> Result<LoginOutcome, AuthError> {
+        let LoginRequest { project, identifier, password, totp_code } = request;
         // Under a flood, the excess is refused here, before a store read or a shard visit.
         self.hashing.admit()?;
         let (user, lock_name) = match &identifier {
@@ -117,13 +127,24 @@ impl AuthService {
             login_outcome("disabled");
             return Err(AuthError::AccountDisabled);
         }
+        if self.policy.require_email_verification && user.email_verified_at.is_none() {
+            login_outcome("unverified");
+            return Err(AuthError::EmailNotVerified);
+        }
+        if user.two_factor_enabled {
+            let Some(code) = totp_code else {
+                login_outcome("two_factor_required");
+                return Ok(self.issue_challenge(user.id));
+            };
+            self.pass_second_factor(&user, &code, &client).await?;
+        }
         login_outcome("success");
         tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, "login succeeded");
-        self.start_session(user, client).await
+        Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))
     }
 
     /// Sends a lockout command to the shard owning `key`.
-    async fn ask_lock(
+    pub(super) async fn ask_lock(
         &self,
         key: &LockKey,
         make: impl FnOnce(LockKey, crate::shards::Reply<()>) -> Command,
@@ -137,7 +158,7 @@ impl AuthService {
     }
 
     /// Creates a session with its first refresh token and mints the access token.
-    async fn start_session(&self, user: User, client: ClientInfo) -> Result<TokenGrant, AuthError> {
+    pub(super) async fn start_session(&self, user: User, client: ClientInfo) -> Result<TokenGrant, AuthError> {
         let now = self.clock.now();
         let session = Session {
             id: SessionId::generate(),
@@ -277,17 +298,23 @@ impl AuthService {
         let change = UserChange { disabled: Some(disabled), ..UserChange::default() };
         let updated = self.shards.ask(&user, |reply| Command::UpdateUser { user, change, reply }).await?;
         if disabled {
-            let now = self.clock.now();
-            self.gate.invalidate_user(user, now);
+            self.gate.invalidate_user(user, self.clock.now());
             self.feed.publish_user(user).await;
-            let revoked = self.shards.ask(&user, |reply| Command::RevokeSessions { user, keep: None, reply }).await?;
-            for session in revoked {
-                self.gate.invalidate_session(session, now);
-                self.feed.publish_session(session).await;
-            }
+            self.revoke_all_sessions(user).await?;
             tracing::warn!(target: "security", event = "account_disabled", user_id = %user, "account disabled");
         }
         Ok(updated)
+    }
+
+    /// Revokes every session of `user` on every node; returns how many.
+    pub(super) async fn revoke_all_sessions(&self, user: UserId) -> Result<usize, AuthError> {
+        let revoked = self.shards.ask(&user, |reply| Command::RevokeSessions { user, keep: None, reply }).await?;
+        let now = self.clock.now();
+        for session in &revoked {
+            self.gate.invalidate_session(*session, now);
+            self.feed.publish_session(*session).await;
+        }
+        Ok(revoked.len())
     }
 
     /// The caller's live sessions, oldest first.

@@ -1,5 +1,6 @@
-//! Sign-in flows: register, login, refresh, logout, profile, password and
-//! sessions.
+//! Sign-in flows: register, login, refresh, logout, profile, password,
+//! sessions, two-factor (`second_factor`), one-time email codes (`codes`)
+//! and the audit events they leave (`audit`).
 //!
 //! Owns the order of steps in each flow: password work in the hashing pool,
 //! state changes through the user's shard, tokens from the signer, and
@@ -10,21 +11,29 @@
 //! account and a wrong password, or hashes a password inside a shard.
 
 mod api_keys;
+mod audit;
+mod codes;
 mod flows;
+mod second_factor;
 
 pub use api_keys::{CreatedApiKey, INTROSPECT_SCOPE, NewApiKey};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use audit::kind as audit_kind;
+pub use codes::{CODE_TTL, MAX_CODE_TRIES, Registered};
 pub use flows::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
+pub use second_factor::{BACKUP_CODE_COUNT, CHALLENGE_TTL, LoginOutcome, TwoFactorSetup, TwoFactorStatus};
 
 use crate::account::{Session, SessionId, User, UserId};
 use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::{HashError, HashingPool};
+use crate::mail::Mailer;
 use crate::shards::{ShardError, ShardRouter};
 use crate::store::{Store, StoreError, UniqueField};
+use crate::token::vault::Vault;
 use crate::token::{AccessGate, TokenError, TokenSigner};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +53,25 @@ pub enum AuthError {
     RefreshTokenReused,
     #[error("account disabled")]
     AccountDisabled,
+    /// A wrong, used, expired or dead TOTP, backup or email code.
+    #[error("invalid code")]
+    InvalidCode,
+    /// A 2FA challenge token that is not ours, not for this account, or used.
+    #[error("invalid challenge")]
+    InvalidChallenge,
+    #[error("challenge expired")]
+    ChallengeExpired,
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// Two-factor is already on.
+    #[error("two-factor already enabled")]
+    AlreadyEnabled,
+    #[error("two-factor not set up")]
+    TwoFactorNotSetUp,
+    #[error("two-factor not enabled")]
+    TwoFactorNotEnabled,
+    #[error("password already set")]
+    PasswordAlreadySet,
     /// Authenticated, but not allowed to do this.
     #[error("forbidden")]
     Forbidden,
@@ -93,7 +121,20 @@ impl From<ShardError> for AuthError {
             ShardError::InvalidRefresh => AuthError::InvalidRefreshToken,
             ShardError::RefreshReused(_) => AuthError::RefreshTokenReused,
             ShardError::LimitReached(what) => AuthError::LimitReached(what),
+            ShardError::Declined(why) => why.into(),
             ShardError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::shards::Declined> for AuthError {
+    fn from(why: crate::shards::Declined) -> Self {
+        use crate::shards::Declined;
+        match why {
+            Declined::AlreadyEnabled => AuthError::AlreadyEnabled,
+            Declined::NotSetUp => AuthError::TwoFactorNotSetUp,
+            Declined::NotEnabled => AuthError::TwoFactorNotEnabled,
+            Declined::PasswordAlreadySet => AuthError::PasswordAlreadySet,
         }
     }
 }
@@ -132,10 +173,28 @@ pub struct TokenGrant {
 }
 
 /// Per-flow knobs (per project once projects land).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuthPolicy {
     pub refresh_ttl: Duration,
     pub refresh_reuse_grace: Duration,
+    /// In mail and as the TOTP issuer.
+    pub project_name: String,
+    pub require_email_verification: bool,
+    pub passwordless_signup: bool,
+}
+
+/// What the flows work with, each built once by the app.
+pub struct AuthParts {
+    pub store: Arc<dyn Store>,
+    pub hashing: HashingPool,
+    pub shards: Arc<ShardRouter>,
+    pub signer: Arc<TokenSigner>,
+    pub gate: Arc<AccessGate>,
+    pub feed: Arc<Feed>,
+    pub vault: Arc<Vault>,
+    pub mailer: Mailer,
+    pub clock: SharedClock,
+    pub policy: AuthPolicy,
 }
 
 pub struct AuthService {
@@ -145,23 +204,16 @@ pub struct AuthService {
     signer: Arc<TokenSigner>,
     gate: Arc<AccessGate>,
     feed: Arc<Feed>,
+    vault: Arc<Vault>,
+    mailer: Mailer,
     clock: SharedClock,
     policy: AuthPolicy,
 }
 
 impl AuthService {
-    #[expect(clippy::too_many_arguments, reason = "the subsystems it orchestrates, each built once by the app")]
-    pub fn new(
-        store: Arc<dyn Store>,
-        hashing: HashingPool,
-        shards: Arc<ShardRouter>,
-        signer: Arc<TokenSigner>,
-        gate: Arc<AccessGate>,
-        feed: Arc<Feed>,
-        clock: SharedClock,
-        policy: AuthPolicy,
-    ) -> Self {
-        AuthService { store, hashing, shards, signer, gate, feed, clock, policy }
+    pub fn new(parts: AuthParts) -> Self {
+        let AuthParts { store, hashing, shards, signer, gate, feed, vault, mailer, clock, policy } = parts;
+        AuthService { store, hashing, shards, signer, gate, feed, vault, mailer, clock, policy }
     }
 
     pub fn gate(&self) -> &AccessGate {

@@ -33,6 +33,14 @@ pub enum ApiError {
     TokenExpired,
     #[error("refresh token reused; the session has been revoked")]
     RefreshTokenReused,
+    #[error("invalid or expired code")]
+    InvalidCode,
+    #[error("email address not verified")]
+    EmailNotVerified,
+    #[error("two-factor authentication is already enabled")]
+    AlreadyEnabled,
+    #[error("the account already has a password")]
+    PasswordAlreadySet,
     #[error("forbidden")]
     Forbidden,
     #[error("account disabled")]
@@ -91,6 +99,10 @@ impl ApiError {
             ApiError::InvalidToken => "invalid_token",
             ApiError::TokenExpired => "token_expired",
             ApiError::RefreshTokenReused => "refresh_token_reused",
+            ApiError::InvalidCode => "invalid_code",
+            ApiError::EmailNotVerified => "email_not_verified",
+            ApiError::AlreadyEnabled => "already_enabled",
+            ApiError::PasswordAlreadySet => "password_already_set",
             ApiError::Forbidden => "forbidden",
             ApiError::AccountDisabled => "account_disabled",
             ApiError::NotFound => "not_found",
@@ -133,11 +145,15 @@ impl ResponseError for ApiError {
             | ApiError::InvalidCredentials
             | ApiError::InvalidToken
             | ApiError::TokenExpired
-            | ApiError::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::AccountDisabled => StatusCode::FORBIDDEN,
+            | ApiError::RefreshTokenReused
+            | ApiError::InvalidCode => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::AccountDisabled | ApiError::EmailNotVerified => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::EmailTaken | ApiError::UsernameTaken => StatusCode::CONFLICT,
+            ApiError::EmailTaken
+            | ApiError::UsernameTaken
+            | ApiError::AlreadyEnabled
+            | ApiError::PasswordAlreadySet => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -190,6 +206,17 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidRefreshToken => ApiError::InvalidToken,
             AuthError::RefreshTokenReused => ApiError::RefreshTokenReused,
             AuthError::AccountDisabled => ApiError::AccountDisabled,
+            AuthError::InvalidCode => ApiError::InvalidCode,
+            AuthError::InvalidChallenge => ApiError::InvalidToken,
+            AuthError::ChallengeExpired => ApiError::TokenExpired,
+            AuthError::EmailNotVerified => ApiError::EmailNotVerified,
+            AuthError::AlreadyEnabled => ApiError::AlreadyEnabled,
+            AuthError::PasswordAlreadySet => ApiError::PasswordAlreadySet,
+            AuthError::TwoFactorNotSetUp => ApiError::field("code", "has nothing to confirm: call 2fa/setup first"),
+            AuthError::TwoFactorNotEnabled => ApiError::Validation {
+                message: "two-factor authentication is not enabled".into(),
+                fields: Default::default(),
+            },
             AuthError::Forbidden => ApiError::Forbidden,
             AuthError::LimitReached(what) => {
                 ApiError::Validation { message: what.to_owned(), fields: Default::default() }

@@ -51,6 +51,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(middleware::deadline))
                 .configure(routes::auth::configure)
                 .configure(routes::sessions::configure)
+                .configure(routes::twofa::configure)
+                .configure(routes::otp::configure)
                 .configure(routes::api_keys::configure),
         )
         .service(web::scope("/api/v1").configure(routes::gateway::configure));

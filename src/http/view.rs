@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use serde::Serialize;
 
 use crate::account::{Session, SessionId, User};
-use crate::auth::TokenGrant;
+use crate::auth::{LoginOutcome, TokenGrant};
 
 /// API.md's user object: every field present, `null` where empty.
 #[derive(Serialize)]
@@ -70,6 +70,21 @@ pub fn token_response(status: StatusCode, grant: &TokenGrant, with_user: bool) -
         refresh_token: &grant.refresh_token,
         user: with_user.then(|| UserView::from(&grant.user)),
     })
+}
+
+/// A sign-in's answer: the token response, or API.md's
+/// `{"two_factor_required": true, "challenge_token": ...}`.
+pub fn login_response(outcome: &LoginOutcome) -> HttpResponse {
+    match outcome {
+        LoginOutcome::Signed(grant) => token_response(StatusCode::OK, grant, true),
+        LoginOutcome::TwoFactorRequired { challenge_token, expires_in } => {
+            no_store(StatusCode::OK).json(serde_json::json!({
+                "two_factor_required": true,
+                "challenge_token": challenge_token,
+                "expires_in": expires_in.as_secs(),
+            }))
+        }
+    }
 }
 
 /// `200 {"message_code": code}`.

@@ -59,6 +59,14 @@ pub struct Settings {
     pub cql_keyspace_options: String,
     pub smtp_url: Option<String>,
     pub outbox_dir: PathBuf,
+    /// The `From` of outgoing mail.
+    pub mail_from: String,
+    /// The project's name in mail and as the TOTP issuer (per project once projects land).
+    pub project_name: String,
+    /// Register answers 202 and login 403 `email_not_verified` until the emailed code is confirmed.
+    pub require_email_verification: bool,
+    /// `otp/login` creates an account for an unknown address.
+    pub passwordless_signup: bool,
     /// `None`: `http://localhost:<bound port>`, known only once bound.
     pub public_url: Option<String>,
     /// `None`: the public URL.
@@ -121,6 +129,10 @@ impl Settings {
             cql_keyspace_options: s.cql_clause("cql_keyspace_options", false)?.unwrap_or_default(),
             smtp_url: s.text("smtp_url")?,
             outbox_dir,
+            mail_from: s.text("mail_from")?.unwrap_or_else(|| "Portcullis <no-reply@localhost>".to_owned()),
+            project_name: s.display_name("project_name", 64)?.unwrap_or_else(|| "Portcullis".to_owned()),
+            require_email_verification: s.switch("require_email_verification")?.unwrap_or(false),
+            passwordless_signup: s.switch("passwordless_signup")?.unwrap_or(false),
             data_dir,
             public_url: s.url("public_url")?,
             issuer: s.text("issuer")?,

@@ -113,6 +113,21 @@ impl Source {
         self.take(key, |v| if v.is_empty() { Err("must not be empty".into()) } else { Ok(v.to_owned()) })
     }
 
+    /// A short display name: at most `max` characters, no control
+    /// characters and no `:` (it is the TOTP issuer in otpauth URIs).
+    pub(super) fn display_name(&mut self, key: &str, max: usize) -> Result<Option<String>, SettingError> {
+        self.take(key, |v| {
+            let v = v.trim();
+            if v.is_empty() || v.chars().count() > max {
+                Err(format!("must be 1 to {max} characters"))
+            } else if v.chars().any(|c| c.is_control() || c == ':') {
+                Err("must not contain ':' or control characters".into())
+            } else {
+                Ok(v.to_owned())
+            }
+        })
+    }
+
     pub(super) fn path(&mut self, key: &str) -> Result<Option<PathBuf>, SettingError> {
         Ok(self.text(key)?.map(PathBuf::from))
     }

@@ -14,7 +14,7 @@ mod lockout;
 mod user_shard;
 
 pub use lockout::{LockKey, Lockout};
-pub use user_shard::{Command, RefreshExchange, UserChange, UserShard};
+pub use user_shard::{CodeCheck, Command, Declined, RefreshExchange, UserChange, UserEdit, UserShard};
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -49,6 +49,9 @@ pub enum ShardError {
     /// A per-user bound is reached.
     #[error("limit reached: {0}")]
     LimitReached(&'static str),
+    /// A `UserEdit` found the user in a state it does not apply to.
+    #[error("declined: {0:?}")]
+    Declined(Declined),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

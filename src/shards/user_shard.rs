@@ -14,7 +14,9 @@ use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, Wr
 
 use super::lockout::{LockKey, Lockout};
 use super::{Reply, ShardError, ShardPolicy};
-use crate::account::{ApiKey, ApiKeyId, RefreshRecord, Rotation, Session, SessionId, User, UserId};
+use crate::account::{
+    ApiKey, ApiKeyId, CodePurpose, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId,
+};
 use crate::clock::{SharedClock, Timestamp};
 use crate::store::{RotateOutcome, Store};
 use crate::token::refresh::RefreshSecret;
@@ -46,6 +48,40 @@ pub enum Command {
     CreateApiKey { key: ApiKey, reply: Reply<()> },
     /// Delete `user`'s key; `None` if they have no such key.
     RevokeApiKey { user: UserId, key: ApiKeyId, reply: Reply<Option<ApiKey>> },
+    /// Apply `edit` to the latest stored user and write it back, unless
+    /// the edit declines (it checks and changes in one step).
+    EditUser { user: UserId, edit: UserEdit, reply: Reply<User> },
+    /// Check a one-time email code: counts a wrong try (the fifth kills the
+    /// code), consumes a right one. Routed by (project, email).
+    ConsumeCode { check: CodeCheck, reply: Reply<bool> },
+}
+
+/// A check-and-change of a user record, run inside its shard.
+pub type UserEdit = Box<dyn FnOnce(&mut User) -> Result<(), Declined> + Send>;
+
+/// Why a `UserEdit` did not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declined {
+    /// Two-factor is on already.
+    AlreadyEnabled,
+    /// There is no pending two-factor setup (or it changed meanwhile).
+    NotSetUp,
+    /// Two-factor is off.
+    NotEnabled,
+    /// The account has a password already.
+    PasswordAlreadySet,
+}
+
+/// A presented one-time code.
+#[derive(Debug, Clone)]
+pub struct CodeCheck {
+    pub project: ProjectId,
+    pub purpose: CodePurpose,
+    pub subject: String,
+    /// The keyed digest of the presented code.
+    pub digest: [u8; 32],
+    /// Wrong tries after which the code is dead.
+    pub max_attempts: u32,
 }
 
 /// The most API keys one user may hold.
@@ -176,6 +212,12 @@ impl Handler<Command> for UserShard {
             Command::RevokeApiKey { user, key, reply } => Box::pin(async move {
                 let _ = reply.send(store.delete_api_key(user, key).await.map_err(ShardError::from));
             }),
+            Command::EditUser { user, edit, reply } => Box::pin(async move {
+                let _ = reply.send(edit_user(&*store, user, edit, now).await);
+            }),
+            Command::ConsumeCode { check, reply } => Box::pin(async move {
+                let _ = reply.send(consume_code(&*store, check, now).await);
+            }),
         };
         AtomicResponse::new(Box::pin(
             async move {
@@ -260,4 +302,36 @@ async fn update_user(store: &dyn Store, id: UserId, change: UserChange, now: Tim
     }
     user.updated_at = now;
     Ok(store.update_user(user).await?)
+}
+
+async fn edit_user(store: &dyn Store, id: UserId, edit: UserEdit, now: Timestamp) -> Result<User, ShardError> {
+    let mut user = store.find_user(id).await?.ok_or(crate::store::StoreError::NotFound)?;
+    edit(&mut user).map_err(ShardError::Declined)?;
+    user.updated_at = now;
+    Ok(store.update_user(user).await?)
+}
+
+/// The one-time code rule: live, not dead, matching; single use cluster-wide.
+async fn consume_code(store: &dyn Store, check: CodeCheck, now: Timestamp) -> Result<bool, ShardError> {
+    let CodeCheck { project, purpose, subject, digest, max_attempts } = check;
+    let Some(mut code) = store.find_code(&project, purpose, &subject).await? else {
+        return Ok(false);
+    };
+    if code.expires_at <= now {
+        store.delete_code(&project, purpose, &subject).await?;
+        return Ok(false);
+    }
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(code.digest.as_slice(), digest.as_slice())) {
+        code.attempts += 1;
+        if code.attempts >= max_attempts {
+            store.delete_code(&project, purpose, &subject).await?;
+        } else {
+            store.put_code(code).await?;
+        }
+        return Ok(false);
+    }
+    // Another node may be consuming the same code right now: one wins.
+    let won = store.claim_once(code.digest, code.expires_at).await?;
+    store.delete_code(&project, purpose, &subject).await?;
+    Ok(won)
 }

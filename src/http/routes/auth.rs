@@ -7,10 +7,10 @@ use serde::{Deserialize, Deserializer};
 use crate::account::{
     Fields, ProjectId, normalize_email, normalize_username, validate_company, validate_name, validate_password,
 };
-use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
+use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registered, Registration};
 use crate::hashing::Password;
 use crate::http::extract::{Authenticated, Caller, Client};
-use crate::http::view::{UserView, message, token_response};
+use crate::http::view::{UserView, login_response, message, token_response};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
 
@@ -21,7 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/refresh", web::post().to(refresh))
         .route("/logout", web::post().to(logout))
         .service(web::resource("/me").route(web::get().to(me)).route(web::put().to(update_me)))
-        .route("/me/password", web::put().to(change_password));
+        .route("/me/password", web::put().to(change_password))
+        .route("/me/set-initial-password", web::post().to(set_initial_password));
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -31,10 +32,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 
 /// Collects field problems; `finish` turns any into one `validation_error`.
 #[derive(Default)]
-struct Check(Fields);
+pub(super) struct Check(pub(super) Fields);
 
 impl Check {
-    fn required<'a>(&mut self, field: &str, value: &'a Option<String>) -> Option<&'a str> {
+    pub(super) fn required<'a>(&mut self, field: &str, value: &'a Option<String>) -> Option<&'a str> {
         match value.as_deref() {
             Some(v) if !v.is_empty() => Some(v),
             _ => {
@@ -44,18 +45,18 @@ impl Check {
         }
     }
 
-    fn rule<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
+    pub(super) fn rule<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
         result.map_err(|problem| self.0.insert(field.to_owned(), problem.to_owned())).ok()
     }
 
     /// A required password within the length rules.
-    fn password(&mut self, field: &str, value: &Option<String>, min_chars: usize) -> Option<Password> {
+    pub(super) fn password(&mut self, field: &str, value: &Option<String>, min_chars: usize) -> Option<Password> {
         let password = self.required(field, value)?;
         self.rule(field, validate_password(password, min_chars)).map(|()| Password::new(password.to_owned()))
     }
 
     /// The validated values, or one `validation_error` naming every bad field.
-    fn finish<T>(self, values: Option<T>) -> Result<T, ApiError> {
+    pub(super) fn finish<T>(self, values: Option<T>) -> Result<T, ApiError> {
         if !self.0.is_empty() {
             return Err(ApiError::fields(self.0));
         }
@@ -63,7 +64,7 @@ impl Check {
     }
 }
 
-fn rate_limit(state: &AppState, route: LimitedRoute, client: &Client) -> Result<(), ApiError> {
+pub(super) fn rate_limit(state: &AppState, route: LimitedRoute, client: &Client) -> Result<(), ApiError> {
     state.limits.check(route, client.ip()).map_err(ApiError::RateLimited)
 }
 
@@ -103,8 +104,12 @@ async fn register(
     };
     let ((email, password), name) = check.finish(email.zip(password).zip(name))?;
     let registration = Registration { project: ProjectId::default_project(), email, username, name, company, password };
-    let grant = state.auth.register(registration, client.0).await?;
-    Ok(token_response(StatusCode::CREATED, &grant, true))
+    match state.auth.register(registration, client.0).await? {
+        Registered::Signed(grant) => Ok(token_response(StatusCode::CREATED, &grant, true)),
+        Registered::VerificationRequired => {
+            Ok(HttpResponse::Accepted().json(serde_json::json!({ "message_code": "verification_required" })))
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -112,6 +117,8 @@ struct LoginBody {
     email: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    #[serde(alias = "totpCode")]
+    totp_code: Option<String>,
 }
 
 async fn login(
@@ -135,10 +142,14 @@ async fn login(
         };
     // Any length passes but an oversized one: a too-short password is simply wrong.
     let password = check.password("password", &body.password, 1);
-    let (identifier, password) = check.finish(identifier.zip(password))?;
-    let request = LoginRequest { project: ProjectId::default_project(), identifier, password };
-    let grant = state.auth.login(request, client.0).await?;
-    Ok(token_response(StatusCode::OK, &grant, true))
+    let totp_code = match body.totp_code.filter(|c| !c.is_empty()) {
+        Some(code) => check.rule("totp_code", second_factor_code(&code)).map(Some),
+        None => Some(None),
+    };
+    let ((identifier, password), totp_code) = check.finish(identifier.zip(password).zip(totp_code))?;
+    let request = LoginRequest { project: ProjectId::default_project(), identifier, password, totp_code };
+    let outcome = state.auth.login(request, client.0).await?;
+    Ok(login_response(&outcome))
 }
 
 #[derive(Deserialize)]
@@ -227,4 +238,32 @@ async fn change_password(
     let (current, new) = check.finish(current.zip(new))?;
     state.auth.change_password(caller.0, current, new).await?;
     Ok(message("password_changed"))
+}
+
+/// A TOTP or backup code as sent: short printable text (its value is the
+/// flow's business).
+pub(super) fn second_factor_code(code: &str) -> Result<String, &'static str> {
+    let code = code.trim();
+    if code.is_empty() || code.len() > 32 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ') {
+        return Err("must be a 6-digit code or a backup code");
+    }
+    Ok(code.to_owned())
+}
+
+#[derive(Deserialize)]
+struct InitialPasswordBody {
+    new_password: Option<String>,
+}
+
+async fn set_initial_password(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    body: web::Json<InitialPasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut check = Check::default();
+    let new = check.password("new_password", &body.new_password, state.password_min_chars);
+    let new = check.finish(new)?;
+    state.auth.set_initial_password(caller.0, new, client.0).await?;
+    Ok(message("password_set"))
 }

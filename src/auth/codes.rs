@@ -1,0 +1,314 @@
+//! One-time email codes: passwordless login, password reset, email
+//! verification, and the initial password of a passwordless account.
+//!
+//! A code is 6 random digits, stored only as a keyed digest (bound to the
+//! project, purpose and address), single use, dead after 10 minutes or 5
+//! wrong tries. `otp/send` does the same work and gives the same answer
+//! whether or not the account exists: a code is always generated and stored;
+//! only the mail depends on the account, and it is queued off the request path.
+
+use std::time::Duration;
+
+use crate::account::{CodePurpose, OneTimeCode, ProjectId, Role, User, UserId};
+use crate::hashing::Password;
+use crate::mail::{Mail, html_escape};
+use crate::shards::{CodeCheck, Command, Declined, UserChange, UserEdit};
+use crate::token::random_bytes;
+
+use super::audit::kind;
+use super::second_factor::LoginOutcome;
+use super::{AuthError, AuthService, ClientInfo, SessionCaller, TokenGrant};
+
+pub const CODE_TTL: Duration = Duration::from_secs(600);
+pub const MAX_CODE_TRIES: u32 = 5;
+/// A new code for the same address and purpose is mailed at most this often.
+const RESEND_AFTER: Duration = Duration::from_secs(30);
+
+/// Six uniformly random digits.
+fn generate_code() -> String {
+    // The largest multiple of 10^6 below 2^32: rejection keeps digits uniform.
+    const LIMIT: u32 = 4_294_000_000;
+    loop {
+        let n = u32::from_be_bytes(random_bytes::<4>());
+        if n < LIMIT {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
+fn is_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What the user sees: subject, plain text and HTML.
+fn compose(project_name: &str, purpose: CodePurpose, to: &str, code: &str) -> Mail {
+    let (subject, why) = match purpose {
+        CodePurpose::Login => ("sign-in code", "sign in"),
+        CodePurpose::Reset => ("password reset code", "reset your password"),
+        CodePurpose::Verify => ("verification code", "verify your email address"),
+    };
+    let minutes = CODE_TTL.as_secs() / 60;
+    let text = format!(
+        "Your {project_name} {subject} is {code}\n\nEnter it to {why}. It expires in {minutes} minutes and works once.\n\
+         If you did not ask for it, ignore this message: nothing changes without the code.\n\n{project_name}\n"
+    );
+    let name = html_escape(project_name);
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Your {name} {subject} is</p>\
+         <p style=\"font-size:28px;font-weight:bold;letter-spacing:4px\">{code}</p>\
+         <p>Enter it to {why}. It expires in {minutes} minutes and works once.</p>\
+         <p>If you did not ask for it, ignore this message: nothing changes without the code.</p>\
+         <p>{name}</p></body></html>"
+    );
+    Mail { to: to.to_owned(), subject: format!("Your {project_name} {subject}"), text, html }
+}
+
+impl AuthService {
+    fn code_digest(&self, project: &ProjectId, purpose: CodePurpose, email: &str, code: &str) -> [u8; 32] {
+        let parts: [&[u8]; 4] =
+            [project.as_str().as_bytes(), purpose.as_str().as_bytes(), email.as_bytes(), code.as_bytes()];
+        self.vault.digest("email code", &parts)
+    }
+
+    /// `otp/send`: mails a code if the account may use one. Answers the same
+    /// either way.
+    pub async fn send_code(&self, project: ProjectId, email: String, purpose: CodePurpose) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let user = self.store.find_user_by_email(&project, &email).await?;
+        let deliver = match (&user, purpose) {
+            (Some(user), _) if user.disabled => false,
+            (Some(_), CodePurpose::Login | CodePurpose::Reset) => true,
+            (Some(user), CodePurpose::Verify) => user.email_verified_at.is_none(),
+            (None, CodePurpose::Login) => self.policy.passwordless_signup,
+            (None, _) => false,
+        };
+        // A code still fresh is not replaced: this bounds mail to any one inbox.
+        if let Some(live) = self.store.find_code(&project, purpose, &email).await?
+            && live.created_at.plus(RESEND_AFTER) > now
+            && live.expires_at > now
+        {
+            return Ok(());
+        }
+        let code = generate_code();
+        let record = OneTimeCode {
+            digest: self.code_digest(&project, purpose, &email, &code),
+            project,
+            purpose,
+            subject: email.clone(),
+            attempts: 0,
+            created_at: now,
+            expires_at: now.plus(CODE_TTL),
+        };
+        self.store.put_code(record).await?;
+        if deliver {
+            self.mailer.send(compose(&self.policy.project_name, purpose, &email, &code));
+            tracing::info!(target: "security", event = "code_sent", purpose = purpose.as_str(), "one-time code queued");
+        }
+        Ok(())
+    }
+
+    /// Consumes the live code of (project, purpose, email) if `code` is it;
+    /// a wrong code counts a try and is audited.
+    async fn consume_code(
+        &self,
+        project: &ProjectId,
+        purpose: CodePurpose,
+        email: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let code = code.trim();
+        let check = CodeCheck {
+            project: project.clone(),
+            purpose,
+            subject: email.to_owned(),
+            digest: self.code_digest(project, purpose, email, code),
+            max_attempts: MAX_CODE_TRIES,
+        };
+        let accepted =
+            is_code(code) && self.shards.ask(&(project, email), |reply| Command::ConsumeCode { check, reply }).await?;
+        if accepted {
+            return Ok(());
+        }
+        let user = self.store.find_user_by_email(project, email).await?.map(|u| u.id);
+        self.audit(kind::CODE_FAILED, project, user, client, Some(purpose.as_str())).await;
+        tracing::info!(target: "security", event = "code_failed", purpose = purpose.as_str(), "wrong or dead one-time code");
+        Err(AuthError::InvalidCode)
+    }
+
+    /// Marks the address verified (the user proved they read its mail).
+    async fn mark_verified(&self, user: User, client: &ClientInfo) -> Result<User, AuthError> {
+        if user.email_verified_at.is_some() {
+            return Ok(user);
+        }
+        let now = self.clock.now();
+        let id = user.id;
+        let edit: UserEdit = Box::new(move |u: &mut User| {
+            u.email_verified_at.get_or_insert(now);
+            Ok(())
+        });
+        let user = self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), client, None).await;
+        Ok(user)
+    }
+
+    /// Signs `user` in, or asks for the second factor first.
+    pub(super) async fn sign_in(&self, user: User, client: ClientInfo) -> Result<LoginOutcome, AuthError> {
+        if user.two_factor_enabled {
+            return Ok(self.issue_challenge(user.id));
+        }
+        Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))
+    }
+
+    /// `otp/login`: passwordless sign-in with a login code; creates the
+    /// account when the project allows passwordless sign-up.
+    pub async fn code_login(
+        &self,
+        project: ProjectId,
+        email: String,
+        code: &str,
+        client: ClientInfo,
+    ) -> Result<LoginOutcome, AuthError> {
+        self.consume_code(&project, CodePurpose::Login, &email, code, &client).await?;
+        let user = match self.store.find_user_by_email(&project, &email).await? {
+            Some(user) => user,
+            None if self.policy.passwordless_signup => self.create_passwordless(project, email).await?,
+            None => return Err(AuthError::InvalidCode),
+        };
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        let user = self.mark_verified(user, &client).await?;
+        super::flows::login_outcome("success");
+        tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, method = "email_code", "login succeeded");
+        self.sign_in(user, client).await
+    }
+
+    async fn create_passwordless(&self, project: ProjectId, email: String) -> Result<User, AuthError> {
+        let now = self.clock.now();
+        let name = email.split('@').next().unwrap_or_default().to_owned();
+        let user = User {
+            id: UserId::generate(),
+            project: project.clone(),
+            email: email.clone(),
+            username: None,
+            name,
+            company: None,
+            role: Role::User,
+            password_hash: None,
+            email_verified_at: Some(now),
+            two_factor_enabled: false,
+            two_factor: None,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let user = self.shards.ask(&(project, email), |reply| Command::CreateUser { user, reply }).await?;
+        tracing::info!(target: "security", event = "user_registered", user_id = %user.id, method = "email_code", "user registered");
+        Ok(user)
+    }
+
+    /// `reset-password`: a reset code sets a new password and revokes every
+    /// session of the account.
+    pub async fn reset_password(
+        &self,
+        project: ProjectId,
+        email: String,
+        code: &str,
+        new_password: Password,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.hashing.admit()?;
+        self.consume_code(&project, CodePurpose::Reset, &email, code, &client).await?;
+        let user = self.store.find_user_by_email(&project, &email).await?.ok_or(AuthError::InvalidCode)?;
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        let password_hash = self.hashing.hash(new_password).await?;
+        let id = user.id;
+        let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
+        self.shards.ask(&id, |reply| Command::UpdateUser { user: id, change, reply }).await?;
+        let user = self.mark_verified(user, &client).await?;
+        let revoked = self.revoke_all_sessions(id).await?;
+        self.audit(kind::PASSWORD_RESET, &user.project, Some(id), &client, None).await;
+        tracing::warn!(target: "security", event = "password_reset", user_id = %id, revoked_sessions = revoked, "password reset");
+        Ok(())
+    }
+
+    /// `register/verify`: confirms the address with the emailed code and signs in.
+    pub async fn verify_registration(
+        &self,
+        project: ProjectId,
+        email: String,
+        code: &str,
+        client: ClientInfo,
+    ) -> Result<LoginOutcome, AuthError> {
+        self.consume_code(&project, CodePurpose::Verify, &email, code, &client).await?;
+        let user = self.store.find_user_by_email(&project, &email).await?.ok_or(AuthError::InvalidCode)?;
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        let user = self.mark_verified(user, &client).await?;
+        self.sign_in(user, client).await
+    }
+
+    /// `me/set-initial-password`: only for accounts without a password.
+    pub async fn set_initial_password(
+        &self,
+        caller: SessionCaller,
+        new_password: Password,
+        client: ClientInfo,
+    ) -> Result<User, AuthError> {
+        let user = self.me(caller.user_id).await?;
+        if user.password_hash.is_some() {
+            return Err(AuthError::PasswordAlreadySet);
+        }
+        let password_hash = self.hashing.hash(new_password).await?;
+        let id = user.id;
+        let edit: UserEdit = Box::new(move |u: &mut User| {
+            if u.password_hash.is_some() {
+                return Err(Declined::PasswordAlreadySet);
+            }
+            u.password_hash = Some(password_hash);
+            Ok(())
+        });
+        let user = self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        self.audit(kind::INITIAL_PASSWORD_SET, &user.project, Some(id), &client, None).await;
+        Ok(user)
+    }
+
+    /// Sends the verification code of a fresh registration.
+    pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
+        self.send_code(user.project.clone(), user.email.clone(), CodePurpose::Verify).await
+    }
+}
+
+/// What a registration answered.
+#[derive(Debug)]
+pub enum Registered {
+    Signed(Box<TokenGrant>),
+    /// The project requires email verification: a code was mailed.
+    VerificationRequired,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_vary() {
+        let codes: std::collections::HashSet<String> = (0..200).map(|_| generate_code()).collect();
+        assert!(codes.iter().all(|c| is_code(c)));
+        assert!(codes.len() > 190, "200 codes gave only {} distinct", codes.len());
+    }
+
+    #[test]
+    fn mail_carries_the_code_and_the_project_name_in_both_bodies() {
+        let mail = compose("Acme <Corp>", CodePurpose::Reset, "a@x.io", "012345");
+        assert_eq!(mail.to, "a@x.io");
+        assert!(mail.subject.contains("Acme <Corp>") && mail.subject.contains("password reset"));
+        assert!(mail.text.contains("012345") && mail.text.contains("Acme <Corp>"));
+        assert!(mail.html.contains("012345") && mail.html.contains("Acme &lt;Corp&gt;"));
+        assert!(!mail.html.contains("<Corp>"), "the project name must be escaped in HTML");
+    }
+}

@@ -1,0 +1,107 @@
+//! One-time email codes: `otp/send` (alias `send-code`), `otp/login` (alias
+//! `verify-code`), `reset-password` and `register/verify`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::auth::{Check, rate_limit};
+use crate::account::{CodePurpose, ProjectId, normalize_email};
+use crate::http::extract::Client;
+use crate::http::view::{login_response, message};
+use crate::http::{ApiError, AppState};
+use crate::ratelimit::LimitedRoute;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/otp/send", web::post().to(send))
+        .route("/send-code", web::post().to(send))
+        .route("/otp/login", web::post().to(login))
+        .route("/verify-code", web::post().to(login))
+        .route("/reset-password", web::post().to(reset))
+        .route("/register/verify", web::post().to(verify_registration));
+}
+
+fn email(check: &mut Check, value: &Option<String>) -> Option<String> {
+    check.required("email", value).and_then(|e| check.rule("email", normalize_email(e)))
+}
+
+/// A code as typed: anything short is passed on (a malformed one is simply
+/// wrong, and counts as a wrong try).
+fn code(check: &mut Check, value: &Option<String>) -> Option<String> {
+    let code = check.required("code", value)?;
+    check.rule("code", if code.len() > 32 { Err("is too long") } else { Ok(code.to_owned()) })
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    email: Option<String>,
+    purpose: Option<String>,
+}
+
+async fn send(state: web::Data<AppState>, client: Client, body: web::Json<SendBody>) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    let mut check = Check::default();
+    let email = email(&mut check, &body.email);
+    let purpose = check
+        .required("purpose", &body.purpose)
+        .and_then(|p| check.rule("purpose", CodePurpose::parse(p).ok_or("must be login, reset or verify")));
+    let (email, purpose) = check.finish(email.zip(purpose))?;
+    state.auth.send_code(ProjectId::default_project(), email, purpose).await?;
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({ "message_code": "code_sent" })))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    email: Option<String>,
+    code: Option<String>,
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    let mut check = Check::default();
+    let email = email(&mut check, &body.email);
+    let code = code(&mut check, &body.code);
+    let (email, code) = check.finish(email.zip(code))?;
+    let outcome = state.auth.code_login(ProjectId::default_project(), email, &code, client.0).await?;
+    Ok(login_response(&outcome))
+}
+
+async fn verify_registration(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    let mut check = Check::default();
+    let email = email(&mut check, &body.email);
+    let code = code(&mut check, &body.code);
+    let (email, code) = check.finish(email.zip(code))?;
+    let outcome = state.auth.verify_registration(ProjectId::default_project(), email, &code, client.0).await?;
+    Ok(login_response(&outcome))
+}
+
+#[derive(Deserialize)]
+struct ResetBody {
+    email: Option<String>,
+    code: Option<String>,
+    new_password: Option<String>,
+}
+
+async fn reset(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<ResetBody>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Reset, &client)?;
+    let mut check = Check::default();
+    let email = email(&mut check, &body.email);
+    let code = code(&mut check, &body.code);
+    let password = check.password("new_password", &body.new_password, state.password_min_chars);
+    let ((email, code), password) = check.finish(email.zip(code).zip(password))?;
+    state.auth.reset_password(ProjectId::default_project(), email, &code, password, client.0).await?;
+    Ok(message("password_reset"))
+}

@@ -1,0 +1,117 @@
+//! `/auth/2fa`: TOTP status, setup, enable, disable, backup codes, and the
+//! second step of a login (`2fa/verify`).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::auth::{Check, rate_limit, second_factor_code};
+use crate::http::extract::{Authenticated, Client};
+use crate::http::view::{message, no_store, token_response};
+use crate::http::{ApiError, AppState};
+use crate::ratelimit::LimitedRoute;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/2fa/status", web::get().to(status))
+        .route("/2fa/setup", web::post().to(setup))
+        .route("/2fa/enable", web::post().to(enable))
+        .route("/2fa/disable", web::post().to(disable))
+        .route("/2fa/backup-codes/regenerate", web::post().to(regenerate))
+        .route("/2fa/verify", web::post().to(verify));
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    #[serde(alias = "totpCode", alias = "totp_code")]
+    code: Option<String>,
+}
+
+fn code(check: &mut Check, value: &Option<String>) -> Option<String> {
+    check.required("code", value).and_then(|c| check.rule("code", second_factor_code(c)))
+}
+
+async fn status(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let status = state.auth.two_factor_status(caller.0.user_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "enabled": status.enabled,
+        "backup_codes_remaining": status.backup_codes_remaining,
+    })))
+}
+
+async fn setup(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let setup = state.auth.two_factor_setup(caller.0.user_id).await?;
+    Ok(no_store(actix_web::http::StatusCode::OK)
+        .json(serde_json::json!({ "secret": setup.secret, "qr_code_url": setup.otpauth_url })))
+}
+
+async fn enable(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    body: web::Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut check = Check::default();
+    let code = code(&mut check, &body.code);
+    let code = check.finish(code)?;
+    let backup_codes = state.auth.two_factor_enable(caller.0.user_id, &code, client.0).await?;
+    Ok(no_store(actix_web::http::StatusCode::OK)
+        .json(serde_json::json!({ "message_code": "2fa_enabled", "backup_codes": backup_codes })))
+}
+
+#[derive(Deserialize)]
+struct DisableBody {
+    password: Option<String>,
+    #[serde(alias = "totpCode", alias = "totp_code")]
+    code: Option<String>,
+}
+
+async fn disable(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    body: web::Json<DisableBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut check = Check::default();
+    let password = check.password("password", &body.password, 1);
+    let code = code(&mut check, &body.code);
+    let (password, code) = check.finish(password.zip(code))?;
+    state.auth.two_factor_disable(caller.0, password, &code, client.0).await?;
+    Ok(message("2fa_disabled"))
+}
+
+async fn regenerate(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    body: web::Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut check = Check::default();
+    let code = code(&mut check, &body.code);
+    let code = check.finish(code)?;
+    let backup_codes = state.auth.regenerate_backup_codes(caller.0.user_id, &code, client.0).await?;
+    Ok(no_store(actix_web::http::StatusCode::OK).json(serde_json::json!({ "backup_codes": backup_codes })))
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    #[serde(alias = "challengeToken")]
+    challenge_token: Option<String>,
+    #[serde(alias = "totpCode", alias = "totp_code")]
+    code: Option<String>,
+}
+
+async fn verify(
+    state: web::Data<AppState>,
+    client: Client,
+    body: web::Json<VerifyBody>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::TwoFactor, &client)?;
+    let mut check = Check::default();
+    let challenge = check.required("challenge_token", &body.challenge_token);
+    if challenge.is_some_and(|c| c.len() > 256) {
+        check.0.insert("challenge_token".into(), "is too long".into());
+    }
+    let code = code(&mut check, &body.code);
+    let (challenge, code) = check.finish(challenge.zip(code))?;
+    let grant = state.auth.verify_two_factor(challenge, &code, client.0).await?;
+    Ok(token_response(actix_web::http::StatusCode::OK, &grant, true))
+}
