@@ -21,6 +21,8 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
     pub base: String,
+    /// Where mail goes when no SMTP server is set.
+    pub outbox: std::path::PathBuf,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub auth: Arc<AuthService>,
@@ -162,13 +164,14 @@ async fn start(
 ) -> (TestApp, Arc<FaultyStore>) {
     let mut settings = Settings::for_tests(dir.path());
     tweak(&mut settings);
+    let outbox = settings.outbox_dir.clone();
     let app = Application::build_on(settings, clock.clone(), store.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let auth = app.auth();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    (TestApp { base, client, clock, auth, handle, keyspace, _dir: dir }, store)
+    (TestApp { base, outbox, client, clock, auth, handle, keyspace, _dir: dir }, store)
 }
 
 /// A response reduced to what tests look at.
@@ -313,5 +316,50 @@ impl TestApp {
     /// `GET /verify` with `credential` as the bearer.
     pub async fn verify(&self, credential: &str) -> Answer {
         self.get("/api/v1/verify", Some(credential)).await
+    }
+}
+
+/// The messages in a mail directory (an outbox or a maildir) addressed to
+/// `to`, as text, oldest first.
+pub fn mails_to(dir: &std::path::Path, to: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<(std::time::SystemTime, String)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let modified = e.metadata().ok()?.modified().ok()?;
+            text.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))).then_some((modified, text))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, text)| text).collect()
+}
+
+/// The 6-digit code in a message's plain-text part ("... is 123456").
+pub fn code_in(mail: &str) -> String {
+    let at = mail.find(" is ").expect("a code sentence") + 4;
+    let code: String = mail[at..].chars().take(6).collect();
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "no code in:\n{mail}");
+    code
+}
+
+/// Waits (up to 10 s) for the `n`th message to `to` in `dir`; its code.
+pub async fn nth_code(dir: &std::path::Path, to: &str, n: usize) -> String {
+    for _ in 0..500 {
+        if let Some(mail) = mails_to(dir, to).get(n - 1) {
+            return code_in(mail);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no message #{n} to {to} in {}", dir.display());
+}
+
+impl TestApp {
+    /// Asks for a code and returns it from the outbox (the `n`th mail to `email`).
+    pub async fn mailed_code(&self, email: &str, purpose: &str, n: usize) -> String {
+        let sent = self.post("/api/v1/auth/otp/send", &json!({"email": email, "purpose": purpose})).await;
+        assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+        nth_code(&self.outbox, email, n).await
     }
 }
