@@ -34,7 +34,9 @@ impl SmtpServer {
 fn python() -> Option<String> {
     match std::env::var("SMTP_TEST_PYTHON") {
         Ok(python) => Some(python),
-        Err(_) if std::env::var("SMTP_TEST_REQUIRED").is_ok() => panic!("SMTP_TEST_REQUIRED is set but SMTP_TEST_PYTHON is not"),
+        Err(_) if std::env::var("SMTP_TEST_REQUIRED").is_ok() => {
+            panic!("SMTP_TEST_REQUIRED is set but SMTP_TEST_PYTHON is not")
+        }
         Err(_) => None,
     }
 }
@@ -92,7 +94,12 @@ async fn a_reset_code_arrives_by_smtp_and_works() {
     assert_eq!(sent.status, StatusCode::ACCEPTED);
 
     let mail = wait_for_mail(&server.inbox(), "ada@example.com", Duration::from_secs(10)).await;
-    for part in ["From: \"Acme Accounts\" <accounts@acme.test>", "Subject: Your Acme password reset code", "text/plain", "text/html"] {
+    for part in [
+        "From: \"Acme Accounts\" <accounts@acme.test>",
+        "Subject: Your Acme password reset code",
+        "text/plain",
+        "text/html",
+    ] {
         assert!(mail.contains(part), "{part} missing from\n{mail}");
     }
     let code = crate::harness::code_in(&mail);

@@ -32,7 +32,8 @@ async fn enabled(app: &TestApp, email: &str) -> (Tokens, Totp, Vec<String>) {
     let code = code_now(app, &totp);
     let enable = app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &json!({"code": code})).await;
     assert_eq!(enable.status, StatusCode::OK, "{}", enable.body);
-    let backup = enable.body["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let backup =
+        enable.body["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
     // The enable code's step is used up; later codes come from the next step.
     app.clock.advance(STEP);
     (tokens, totp, backup)
@@ -74,7 +75,8 @@ async fn setup_then_enable_with_a_real_totp() {
     app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &json!({"code": wrong}))
         .await
         .assert_error(401, "invalid_code");
-    let enable = app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &json!({"code": code_now(&app, &totp)})).await;
+    let enable =
+        app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &json!({"code": code_now(&app, &totp)})).await;
     assert_eq!(enable.status, StatusCode::OK, "{}", enable.body);
     assert_eq!(enable.body["message_code"], "2fa_enabled");
     let backup = enable.body["backup_codes"].as_array().unwrap();
@@ -98,8 +100,10 @@ async fn the_secret_is_sealed_at_rest_and_backup_codes_are_hashed() {
     let setup = app.post_auth("/api/v1/auth/2fa/setup", &tokens.access, &json!({})).await;
     let secret = Secret::try_from_base32(setup.body["secret"].as_str().unwrap()).unwrap().as_bytes().to_vec();
     let totp = authenticator(setup.body["secret"].as_str().unwrap());
-    let enable = app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &json!({"code": code_now(&app, &totp)})).await;
-    let stored = app.auth.store().find_user_by_email(&ProjectId::default_project(), "a@example.com").await.unwrap().unwrap();
+    let enable =
+        app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &json!({"code": code_now(&app, &totp)})).await;
+    let stored =
+        app.auth.store().find_user_by_email(&ProjectId::default_project(), "a@example.com").await.unwrap().unwrap();
     let record = serde_json::to_vec(&stored).unwrap();
     let state = stored.two_factor.unwrap();
     assert!(!state.sealed_secret.windows(secret.len()).any(|w| w == secret.as_slice()), "secret stored in the clear");
@@ -132,10 +136,14 @@ async fn login_asks_for_the_second_factor_and_a_code_completes_it_once() {
     // An inline totp_code signs in at once; replayed, it is refused.
     app.clock.advance(STEP);
     let code = code_now(&app, &totp);
-    let inline = app.post("/api/v1/auth/login", &json!({"email": "a@example.com", "password": PASSWORD, "totpCode": code})).await;
+    let inline = app
+        .post("/api/v1/auth/login", &json!({"email": "a@example.com", "password": PASSWORD, "totpCode": code}))
+        .await;
     assert_eq!(inline.status, StatusCode::OK, "{}", inline.body);
     assert!(inline.body["token"].is_string());
-    let replay = app.post("/api/v1/auth/login", &json!({"email": "a@example.com", "password": PASSWORD, "totp_code": code})).await;
+    let replay = app
+        .post("/api/v1/auth/login", &json!({"email": "a@example.com", "password": PASSWORD, "totp_code": code}))
+        .await;
     replay.assert_error(401, "invalid_code");
     // A code from one step back is accepted (clock drift), two steps ahead is not.
     app.clock.advance(STEP * 2);
@@ -178,10 +186,12 @@ async fn backup_codes_work_once_and_regenerate() {
     assert_eq!(status.body["backup_codes_remaining"], 9);
     verify(&app, &new_challenge(&app, "a@example.com").await, &backup[0]).await.assert_error(401, "invalid_code");
 
-    let regenerated =
-        app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &json!({"code": code_now(&app, &totp)})).await;
+    let regenerated = app
+        .post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &json!({"code": code_now(&app, &totp)}))
+        .await;
     assert_eq!(regenerated.status, StatusCode::OK, "{}", regenerated.body);
-    let fresh: Vec<&str> = regenerated.body["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let fresh: Vec<&str> =
+        regenerated.body["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert_eq!(fresh.len(), 10);
     verify(&app, &new_challenge(&app, "a@example.com").await, &backup[1]).await.assert_error(401, "invalid_code");
     assert_eq!(verify(&app, &new_challenge(&app, "a@example.com").await, fresh[0]).await.status, StatusCode::OK);
@@ -216,11 +226,10 @@ async fn disable_needs_the_password_and_a_code() {
     app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &disable(PASSWORD, "000001"))
         .await
         .assert_error(401, "invalid_code");
-    app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &json!({}))
-        .await
-        .assert_error(400, "validation_error");
+    app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &json!({})).await.assert_error(400, "validation_error");
     app.clock.advance(STEP);
-    let done = app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &disable(PASSWORD, &code_now(&app, &totp))).await;
+    let done =
+        app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &disable(PASSWORD, &code_now(&app, &totp))).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert_eq!(done.body["message_code"], "2fa_disabled");
     let login = app.login("a@example.com", PASSWORD).await;
