@@ -59,7 +59,10 @@ impl Drop for KeyspaceGuard {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let session = cql::connect(&target).await.ok()?;
-                session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", target.keyspace), &[]).await.ok()
+                let mut drop =
+                    scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {}", target.keyspace));
+                drop.set_request_timeout(Some(Duration::from_secs(60)));
+                session.query_unpaged(drop, &[]).await.ok()
             })
         });
         let _ = dropper.join();

@@ -13,6 +13,7 @@
 //! the line, and neither may appear inside a string literal.
 
 use scylla::client::session::Session;
+use scylla::statement::Statement;
 
 use super::{CqlError, CqlTarget};
 
@@ -67,8 +68,15 @@ fn failed<E: std::fmt::Display>(statement: &str) -> impl FnOnce(E) -> CqlError +
     move |e| CqlError::Statement { statement: statement.chars().take(120).collect(), message: e.to_string() }
 }
 
+/// How long one schema statement may take. Far above the 2 s of ordinary
+/// statements: a schema change waits for the whole cluster, and several
+/// at once (two nodes starting with `--migrate`) queue behind each other.
+const DDL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn run(session: &Session, statement: &str) -> Result<(), CqlError> {
-    session.query_unpaged(statement, &[]).await.map(|_| ()).map_err(failed(statement))
+    let mut query = Statement::new(statement);
+    query.set_request_timeout(Some(DDL_TIMEOUT));
+    session.query_unpaged(query, &[]).await.map(|_| ()).map_err(failed(statement))
 }
 
 /// Creates the keyspace if needed and applies every pending migration.

@@ -49,6 +49,7 @@ pub enum CqlError {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const SCHEMA_AGREEMENT_INTERVAL: Duration = Duration::from_millis(50);
 /// A statement not answered by then fails (503 `store_unavailable`) rather than hang.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -68,6 +69,10 @@ pub async fn connect(target: &CqlTarget) -> Result<Session, CqlError> {
     SessionBuilder::new()
         .known_nodes(&target.hosts)
         .connection_timeout(CONNECT_TIMEOUT)
+        // Schema changes (migrations) wait for agreement; asking every 50 ms
+        // rather than the driver's 200 ms makes a migration of ~20 DDL
+        // statements take a fraction of the time (2.1 s before on one node).
+        .schema_agreement_interval(SCHEMA_AGREEMENT_INTERVAL)
         .default_execution_profile_handle(profile.into_handle())
         .build()
         .await
