@@ -141,6 +141,35 @@ pub struct User {
     pub updated_at: Timestamp,
 }
 
+impl User {
+    /// A new account of role `user`: no username, company, second factor or
+    /// verified address until the caller sets them.
+    pub fn fresh(
+        project: ProjectId,
+        email: String,
+        name: String,
+        password_hash: Option<String>,
+        now: Timestamp,
+    ) -> Self {
+        User {
+            id: UserId::generate(),
+            project,
+            email,
+            username: None,
+            name,
+            company: None,
+            role: Role::User,
+            password_hash,
+            email_verified_at: None,
+            two_factor_enabled: false,
+            two_factor: None,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// One signed-in device: a refresh-token family and the access tokens minted from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::account::{CodePurpose, OneTimeCode, ProjectId, Role, User, UserId};
+use crate::account::{CodePurpose, OneTimeCode, ProjectId, User};
 use crate::hashing::Password;
 use crate::mail::{Mail, html_escape};
 use crate::shards::{CodeCheck, Command, Declined, UserChange, UserEdit};
@@ -187,22 +187,8 @@ impl AuthService {
     async fn create_passwordless(&self, project: ProjectId, email: String) -> Result<User, AuthError> {
         let now = self.clock.now();
         let name = email.split('@').next().unwrap_or_default().to_owned();
-        let user = User {
-            id: UserId::generate(),
-            project: project.clone(),
-            email: email.clone(),
-            username: None,
-            name,
-            company: None,
-            role: Role::User,
-            password_hash: None,
-            email_verified_at: Some(now),
-            two_factor_enabled: false,
-            two_factor: None,
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-        };
+        let user =
+            User { email_verified_at: Some(now), ..User::fresh(project.clone(), email.clone(), name, None, now) };
         let user = self.shards.ask(&(project, email), |reply| Command::CreateUser { user, reply }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, method = "email_code", "user registered");
         Ok(user)

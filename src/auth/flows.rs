@@ -1,6 +1,6 @@
 //! The flows themselves, one method each.
 
-use crate::account::{ProjectId, RefreshRecord, Role, Session, SessionId, User, UserId};
+use crate::account::{ProjectId, RefreshRecord, Session, SessionId, User, UserId};
 use crate::hashing::Password;
 use crate::shards::{Command, LockKey, UserChange};
 use crate::telemetry::names;
@@ -72,22 +72,8 @@ impl AuthService {
         }
         let password_hash = self.hashing.hash(password).await?;
         let now = self.clock.now();
-        let user = User {
-            id: UserId::generate(),
-            project: project.clone(),
-            email: email.clone(),
-            username,
-            name,
-            company,
-            role: Role::User,
-            password_hash: Some(password_hash),
-            email_verified_at: None,
-            two_factor_enabled: false,
-            two_factor: None,
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-        };
+        let user =
+            User { username, company, ..User::fresh(project.clone(), email.clone(), name, Some(password_hash), now) };
         let user = self.shards.ask(&(project, email), |reply| Command::CreateUser { user, reply }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, role = user.role.as_str(), "user registered");
         if self.policy.require_email_verification {

@@ -108,10 +108,12 @@ fn generate_backup_code() -> String {
 
 impl AuthService {
     fn totp(&self, secret: &[u8], account: &str) -> Result<Totp, AuthError> {
+        // The otpauth label cannot hold ':' (an email's local part may); it
+        // only names the entry in the authenticator app.
         Builder::new()
             .with_secret(secret.to_vec())
             .with_issuer(Some(self.policy.project_name.as_str()))
-            .with_account_name(account)
+            .with_account_name(account.replace(':', "_"))
             .build()
             .map_err(|e| AuthError::Internal(format!("TOTP: {e}")))
     }

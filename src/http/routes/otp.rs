@@ -56,16 +56,23 @@ struct CodeBody {
     code: Option<String>,
 }
 
+impl CodeBody {
+    /// The normalized email and the code, within the per-IP budget of code routes.
+    fn checked(&self, state: &AppState, client: &Client) -> Result<(String, String), ApiError> {
+        rate_limit(state, LimitedRoute::Otp, client)?;
+        let mut check = Check::default();
+        let email = email(&mut check, &self.email);
+        let code = code(&mut check, &self.code);
+        check.finish(email.zip(code))
+    }
+}
+
 async fn login(
     state: web::Data<AppState>,
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Otp, &client)?;
-    let mut check = Check::default();
-    let email = email(&mut check, &body.email);
-    let code = code(&mut check, &body.code);
-    let (email, code) = check.finish(email.zip(code))?;
+    let (email, code) = body.checked(&state, &client)?;
     let outcome = state.auth.code_login(ProjectId::default_project(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
 }
@@ -75,11 +82,7 @@ async fn verify_registration(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Otp, &client)?;
-    let mut check = Check::default();
-    let email = email(&mut check, &body.email);
-    let code = code(&mut check, &body.code);
-    let (email, code) = check.finish(email.zip(code))?;
+    let (email, code) = body.checked(&state, &client)?;
     let outcome = state.auth.verify_registration(ProjectId::default_project(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
 }

@@ -29,6 +29,14 @@ fn code(check: &mut Check, value: &Option<String>) -> Option<String> {
     check.required("code", value).and_then(|c| check.rule("code", second_factor_code(c)))
 }
 
+impl CodeBody {
+    fn checked(&self) -> Result<String, ApiError> {
+        let mut check = Check::default();
+        let code = code(&mut check, &self.code);
+        check.finish(code)
+    }
+}
+
 async fn status(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let status = state.auth.two_factor_status(caller.0.user_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -49,9 +57,7 @@ async fn enable(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut check = Check::default();
-    let code = code(&mut check, &body.code);
-    let code = check.finish(code)?;
+    let code = body.checked()?;
     let backup_codes = state.auth.two_factor_enable(caller.0.user_id, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK)
         .json(serde_json::json!({ "message_code": "2fa_enabled", "backup_codes": backup_codes })))
@@ -84,9 +90,7 @@ async fn regenerate(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut check = Check::default();
-    let code = code(&mut check, &body.code);
-    let code = check.finish(code)?;
+    let code = body.checked()?;
     let backup_codes = state.auth.regenerate_backup_codes(caller.0.user_id, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK).json(serde_json::json!({ "backup_codes": backup_codes })))
 }
