@@ -26,6 +26,7 @@ use crate::shards::{ShardPolicy, ShardRouter};
 use crate::store::Store;
 use crate::store::cql::{self, CqlStore};
 use crate::store::embedded::EmbeddedStore;
+use crate::store::metered::MeteredStore;
 use crate::telemetry;
 use crate::token::api_key::{ApiKeyHasher, KeyUsage};
 use crate::token::vault::Vault;
@@ -36,6 +37,8 @@ use crate::token::{AccessGate, KeyRing, TokenCache, TokenSigner};
 const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STORE_SWEEP_EVERY: Duration = Duration::from_secs(600);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// How often `portcullis_sessions_active` is refreshed from the store.
+const SESSION_COUNT_EVERY: Duration = Duration::from_secs(15);
 
 pub struct Application {
     port: u16,
@@ -77,6 +80,7 @@ impl Application {
     pub async fn build_on(settings: Settings, clock: SharedClock, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         // First: metric handles taken by the parts below must reach the recorder.
         let metrics = telemetry::prometheus();
+        let store: Arc<dyn Store> = MeteredStore::new(store);
         let hashing =
             HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost)
                 .context("starting the hashing pool")?;
@@ -163,6 +167,7 @@ impl Application {
         .listen(listener)?
         .run();
 
+        count_sessions(Arc::clone(&store), clock.now()).await;
         let tasks = vec![
             every(CACHE_SWEEP_EVERY, {
                 let (cache, limits, clock) = (Arc::clone(&cache), Arc::clone(&limits), Arc::clone(&clock));
@@ -192,6 +197,10 @@ impl Application {
                         }
                     }
                 }
+            }),
+            every(SESSION_COUNT_EVERY, {
+                let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+                move || count_sessions(Arc::clone(&store), clock.now())
             }),
             every(STORE_SWEEP_EVERY, {
                 let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
@@ -246,6 +255,14 @@ impl Application {
 }
 
 /// Runs `tick` every `period` on the current arbiter until aborted.
+/// Sets `portcullis_sessions_active` from the store.
+async fn count_sessions(store: Arc<dyn Store>, now: crate::clock::Timestamp) {
+    match store.count_active_sessions(now).await {
+        Ok(live) => metrics::gauge!(telemetry::names::SESSIONS_ACTIVE).set(live as f64),
+        Err(e) => tracing::warn!(error = %e, "counting active sessions failed"),
+    }
+}
+
 fn every<F, Fut>(period: Duration, mut tick: F) -> actix_web::rt::task::JoinHandle<()>
 where
     F: FnMut() -> Fut + 'static,

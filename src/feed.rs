@@ -80,8 +80,8 @@ impl Feed {
         }
     }
 
+    /// (The store wrapper counts the error itself.)
     fn publish_failed(&self, event: &FeedEvent, error: &crate::store::StoreError) {
-        metrics::counter!(names::STORE_ERRORS, "op" => "append_feed", "backend" => self.store.backend()).increment(1);
         tracing::warn!(target: "security", event = "feed_publish_failed", kind = event.kind.as_str(), error = %error,
             "revocation not published yet; retried before the next feed poll");
     }

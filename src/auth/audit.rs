@@ -4,7 +4,6 @@
 use uuid::Uuid;
 
 use crate::account::{AuditEvent, ProjectId, UserId};
-use crate::telemetry::names;
 
 use super::{AuthService, ClientInfo};
 
@@ -43,9 +42,8 @@ impl AuthService {
             user_agent: client.user_agent.clone(),
             detail: detail.map(str::to_owned),
         };
+        // (The store wrapper counts the failure.)
         if let Err(e) = self.store.append_audit(event).await {
-            metrics::counter!(names::STORE_ERRORS, "op" => "append_audit", "backend" => self.store.backend())
-                .increment(1);
             tracing::error!(target: "security", event = "audit_write_failed", kind, error = %e, "audit event not stored");
         }
     }

@@ -694,6 +694,20 @@ impl Store for EmbeddedStore {
         })
     }
 
+    async fn count_active_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        self.read(|txn| {
+            let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+            let mut live = 0;
+            for entry in sessions.iter().map_err(unavailable)? {
+                let (_, bytes) = entry.map_err(unavailable)?;
+                if decode::<Session>(bytes.value())?.expires_at > now {
+                    live += 1;
+                }
+            }
+            Ok(live)
+        })
+    }
+
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.write(move |txn| {
             let mut removed = sweep_claims_and_codes(txn, now)?;

@@ -194,6 +194,10 @@ impl Store for FaultyStore {
         self.enter("list_audit").await?;
         self.inner.list_audit(project, limit).await
     }
+    async fn count_active_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        self.enter("count_active_sessions").await?;
+        self.inner.count_active_sessions(now).await
+    }
     async fn append_feed(&self, event: FeedEvent) -> StoreResult<()> {
         self.enter("append_feed").await?;
         self.inner.append_feed(event).await

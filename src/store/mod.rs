@@ -11,6 +11,7 @@ pub(crate) mod contract;
 pub mod cql;
 pub mod embedded;
 pub mod fault;
+pub mod metered;
 
 use async_trait::async_trait;
 
@@ -217,6 +218,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The project's audit events, newest first, at most `limit`.
     async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>>;
+
+    /// How many sessions are live: exact where counting is cheap (embedded),
+    /// the database's own estimate where it would scan a cluster (CQL).
+    async fn count_active_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 
     /// Removes expired sessions and refresh tokens; returns how many rows went.
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize>;

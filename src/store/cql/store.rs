@@ -95,12 +95,14 @@ struct Statements {
     delete_code: PreparedStatement,
     append_audit: PreparedStatement,
     select_audit: PreparedStatement,
+    session_estimate: PreparedStatement,
 }
 
 pub struct CqlStore {
     session: Arc<Session>,
     statements: Statements,
     clock: SharedClock,
+    keyspace: String,
 }
 
 async fn prepare(session: &Session, keyspace: &str, cql: &str) -> StoreResult<PreparedStatement> {
@@ -167,8 +169,9 @@ impl CqlStore {
             delete_code: prepare(s, ks, "DELETE FROM {ks}.email_codes WHERE project_id = ? AND purpose = ? AND subject = ?").await?,
             append_audit: prepare(s, ks, "INSERT INTO {ks}.audit_log (project_id, day, event_at, event_id, record) VALUES (?, ?, ?, ?, ?)").await?,
             select_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_log WHERE project_id = ? AND day = ? LIMIT ?").await?,
+            session_estimate: prepare(s, ks, "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = ? AND table_name = 'sessions'").await?,
         };
-        Ok(CqlStore { session: Arc::new(session), statements, clock })
+        Ok(CqlStore { session: Arc::new(session), statements, clock, keyspace: ks.to_owned() })
     }
 
     async fn exec(
@@ -629,6 +632,22 @@ impl Store for CqlStore {
             }
         }
         Ok(events)
+    }
+
+    async fn count_active_sessions(&self, _now: Timestamp) -> StoreResult<u64> {
+        // Counting a table would scan the cluster: the node's own estimate
+        // (refreshed every few minutes; sessions expire by TTL) will do.
+        let rows = self
+            .exec(&self.statements.session_estimate, (self.keyspace.as_str(),))
+            .await?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        let mut total: u64 = 0;
+        for row in rows.rows::<(Option<i64>,)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+            let (count,) = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            total = total.saturating_add(u64::try_from(count.unwrap_or(0)).unwrap_or(0));
+        }
+        Ok(total)
     }
 
     async fn append_feed(&self, event: FeedEvent) -> StoreResult<()> {
