@@ -14,6 +14,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use crate::auth::{AuthParts, AuthPolicy, AuthService};
 use crate::clock::SharedClock;
 use crate::feed::Feed;
@@ -49,6 +51,25 @@ pub struct Application {
     key_usage: Arc<KeyUsage>,
     auth: Arc<AuthService>,
     tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+    /// `/metrics` on its own listener (`metrics_listen`), and its port.
+    metrics_server: Option<(Server, u16)>,
+}
+
+/// A one-worker server with `/metrics` only, for an internal address.
+fn metrics_server(address: std::net::SocketAddr, handle: PrometheusHandle) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(address).with_context(|| format!("binding the metrics listener {address}"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        let handle = handle.clone();
+        App::new()
+            .route("/metrics", web::get().to(move || std::future::ready(http::routes::health::metrics_text(&handle))))
+            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, port))
 }
 
 async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
@@ -146,7 +167,8 @@ impl Application {
             limits: Arc::clone(&limits),
             signer,
             store: Arc::clone(&store),
-            metrics,
+            metrics: metrics.clone(),
+            metrics_on_main: settings.metrics_listen.is_none(),
             clock: Arc::clone(&clock),
             trusted_proxies: settings.trusted_proxies.clone(),
             password_min_chars: crate::account::PASSWORD_MIN_CHARS,
@@ -166,6 +188,10 @@ impl Application {
         .client_request_timeout(settings.request_timeout)
         .listen(listener)?
         .run();
+        let metrics_server = match settings.metrics_listen {
+            Some(address) => Some(metrics_server(address, metrics)?),
+            None => None,
+        };
 
         count_sessions(Arc::clone(&store), clock.now()).await;
         let tasks = vec![
@@ -216,7 +242,7 @@ impl Application {
             }),
         ];
         tracing::info!(port, public_url = %public_url, store = store.backend(), "portcullis listening");
-        Ok(Application { port, public_url, server, shards, store, key_usage, auth, tasks })
+        Ok(Application { port, public_url, server, shards, store, key_usage, auth, tasks, metrics_server })
     }
 
     /// The sign-in flows, for callers in the same process (the CLI, tests).
@@ -226,6 +252,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate `/metrics` listener, if there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     pub fn public_url(&self) -> &str {
@@ -239,8 +270,16 @@ impl Application {
 
     /// Serves until a signal or `handle().stop()`, then shuts down in order.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, shards, store, key_usage, tasks, .. } = self;
+        let Application { server, shards, store, key_usage, tasks, metrics_server, .. } = self;
+        let metrics_handle = metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let served = server.await;
+        if let Some(handle) = metrics_handle {
+            handle.stop(true).await;
+        }
         for task in tasks {
             task.abort();
         }

@@ -61,6 +61,8 @@ impl Feed {
         let now = clock.now();
         let node = crate::token::b64url(&crate::token::random_bytes::<9>());
         let cursor = Cursor { newest: Timestamp(now.0 - 1000), last_ok: now, seen: HashMap::new() };
+        // Exported from the start, so dashboards and alerts see the series.
+        metrics::gauge!(names::FEED_LAG).set(0.0);
         Feed { node, store, gate, clock, cursor: Mutex::new(cursor), pending: Mutex::new(VecDeque::new()) }
     }
 

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(&settings);
+    let _log_writer = telemetry::init_logging(&settings);
     let outcome = match cli.command {
         Command::Serve { migrate } => serve(settings, migrate),
         Command::Keys { action: KeysAction::Rotate } => rotate_keys(&settings),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub signer: Arc<TokenSigner>,
     pub store: Arc<dyn Store>,
     pub metrics: PrometheusHandle,
+    /// `false` when `/metrics` has a listener of its own (`metrics_listen`).
+    pub metrics_on_main: bool,
     pub clock: SharedClock,
     pub trusted_proxies: Vec<IpNet>,
     /// Minimum password length in characters (per project once projects land).

@@ -51,6 +51,8 @@ pub struct RateQuota {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Serve `/metrics` here (an internal address) instead of on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub store: StoreSetting,
     /// The replication map of the CQL keyspace (`CREATE KEYSPACE ... WITH replication = ...`).
@@ -122,6 +124,7 @@ impl Settings {
             listen: s
                 .parse("listen", "an address such as 127.0.0.1:8080")?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            metrics_listen: s.parse("metrics_listen", "an address such as 127.0.0.1:9100")?,
             store: s.store("store")?.unwrap_or(StoreSetting::Embedded),
             cql_replication: s
                 .cql_clause("cql_replication", true)?

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub base: String,
     /// Where mail goes when no SMTP server is set.
     pub outbox: std::path::PathBuf,
+    /// The separate `/metrics` listener's port, when `metrics_listen` is set.
+    pub metrics_port: Option<u16>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub auth: Arc<AuthService>,
@@ -170,11 +172,12 @@ async fn start(
     let outbox = settings.outbox_dir.clone();
     let app = Application::build_on(settings, clock.clone(), store.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     let handle = app.handle();
     let auth = app.auth();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    (TestApp { base, outbox, client, clock, auth, handle, keyspace, _dir: dir }, store)
+    (TestApp { base, outbox, metrics_port, client, clock, auth, handle, keyspace, _dir: dir }, store)
 }
 
 /// A response reduced to what tests look at.

@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{PASSWORD, spawn_app};
+use crate::harness::{PASSWORD, spawn_app, spawn_with};
 
 #[actix_web::test]
 async fn health_and_readiness() {
@@ -59,6 +59,9 @@ async fn metrics_expose_http_hashing_cache_and_login_series() {
     app.me(&tokens.access).await;
     app.login("a@example.com", PASSWORD).await;
     app.login("a@example.com", "wrong password").await;
+    let sessions = app.get("/api/v1/auth/sessions", Some(&tokens.access)).await;
+    let id = sessions.body["sessions"][0]["id"].as_str().unwrap().to_owned();
+    app.delete_auth(&format!("/api/v1/auth/sessions/{id}"), &tokens.access).await;
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
@@ -74,7 +77,30 @@ async fn metrics_expose_http_hashing_cache_and_login_series() {
         "portcullis_token_cache_entries",
         "portcullis_logins_total{outcome=\"success\"}",
         "portcullis_logins_total{outcome=\"failure\"}",
+        // Route labels are patterns, never raw paths.
+        "portcullis_http_requests_total{route=\"/api/v1/auth/sessions/{id}\",method=\"DELETE\"",
+        "portcullis_store_op_duration_seconds_bucket{op=\"create_session\",backend=",
+        "portcullis_store_op_duration_seconds_bucket{op=\"find_user_by_email\",backend=",
+        "portcullis_sessions_active",
+        "portcullis_feed_lag_seconds",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
     ] {
         assert!(text.contains(series), "missing {series}");
     }
+    assert!(!text.contains(&id), "a raw path reached a label");
+    // Token checks resolve below 100 µs.
+    assert!(text.contains("portcullis_http_request_duration_seconds_bucket{route=\"/api/v1/auth/me\",le=\"0.00001\"}"));
+}
+
+#[actix_web::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let app = spawn_with(|s| s.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    app.get("/metrics", None).await.assert_error(404, "not_found");
+    let port = app.metrics_port.expect("a metrics listener");
+    let internal = app.client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    assert_eq!(internal.status(), StatusCode::OK);
+    assert!(internal.text().await.unwrap().contains("portcullis_"));
+    let other = app.client.get(format!("http://127.0.0.1:{port}/api/v1/auth/me")).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND, "the internal listener serves /metrics only");
 }

@@ -31,6 +31,15 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .json(body)
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+/// On the main listener unless `/metrics` has its own.
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.metrics_on_main {
+        return Err(ApiError::NotFound);
+    }
+    Ok(metrics_text(&state.metrics))
+}
+
+/// The Prometheus text exposition.
+pub fn metrics_text(handle: &metrics_exporter_prometheus::PrometheusHandle) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::telemetry::render(handle))
 }
