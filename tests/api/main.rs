@@ -14,6 +14,7 @@ mod cql_fault;
 mod faults;
 mod gateway;
 mod health;
+mod logs;
 mod nginx;
 mod process;
 mod profile;

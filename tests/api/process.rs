@@ -18,6 +18,8 @@ pub(crate) struct Gateway {
     child: Child,
     pub(crate) base: String,
     pub(crate) client: reqwest::Client,
+    /// Every line the process wrote to stdout (its log).
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Gateway {
@@ -57,6 +59,8 @@ pub(crate) fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Gateway {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (found, port) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = std::sync::Arc::clone(&log);
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -65,11 +69,12 @@ pub(crate) fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Gateway {
                 let _ = found.send(json["port"].as_u64());
                 sent = true;
             }
+            lines.lock().unwrap().push(line);
         }
     });
     let port = port.recv_timeout(START_DEADLINE).expect("gateway did not start").expect("port in log line");
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    Gateway { child, base: format!("http://127.0.0.1:{port}"), client }
+    Gateway { child, base: format!("http://127.0.0.1:{port}"), client, log }
 }
 
 impl Gateway {
@@ -89,13 +94,13 @@ impl Gateway {
         self.post("/api/v1/auth/login", serde_json::json!({"email": email, "password": PASSWORD})).await
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
     }
 
     /// Waits (bounded) for the process to exit; returns its exit code.
-    fn wait_exit(&mut self) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + START_DEADLINE;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
