@@ -48,6 +48,7 @@ pub fn prometheus() -> PrometheusHandle {
                     if metrics::set_global_recorder(recorder).is_err() {
                         tracing::warn!("a metrics recorder was already installed");
                     }
+                    names::describe();
                     handle
                 }
                 Err(e) => unreachable!("static bucket lists are never empty: {e}"),

@@ -20,3 +20,27 @@ pub const SESSIONS_ACTIVE: &str = "portcullis_sessions_active";
 /// Beyond ARCHITECTURE.md's list: outgoing mail (`outcome`: sent, failed, dropped, invalid).
 pub const MAIL_MESSAGES: &str = "portcullis_mail_messages_total";
 pub const MAIL_QUEUE_DEPTH: &str = "portcullis_mail_queue_depth";
+
+/// Gives every metric its `# HELP` text (and unit), once the recorder is installed.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route pattern, method and status.");
+    describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Time to answer an HTTP request, by route pattern.");
+    describe_counter!(TOKEN_CACHE_HITS, "Token checks answered from the verified-token cache.");
+    describe_counter!(TOKEN_CACHE_MISSES, "Token checks that had to verify a signature or read a key record.");
+    describe_counter!(TOKEN_CACHE_EVICTIONS, "Verified tokens evicted from the cache to stay within capacity.");
+    describe_gauge!(TOKEN_CACHE_ENTRIES, "Verified tokens held in the cache.");
+    describe_gauge!(HASH_QUEUE_DEPTH, "Password hashing jobs waiting for a hashing thread.");
+    describe_histogram!(HASH_WAIT, Unit::Seconds, "Time a password hashing job waited for a thread.");
+    describe_histogram!(HASH_DURATION, Unit::Seconds, "Time one argon2id hash or verification took.");
+    describe_counter!(HASH_REJECTED, "Password hashing jobs refused (queue full or deadline passed): 503 overloaded.");
+    describe_counter!(LOGINS, "Sign-in attempts by outcome.");
+    describe_counter!(RATELIMIT_REJECTED, "Requests refused by the per-IP rate limits, by route.");
+    describe_histogram!(STORE_OP_DURATION, Unit::Seconds, "Time a store operation took, by operation and backend.");
+    describe_counter!(STORE_ERRORS, "Store operations that failed (unavailable or corrupt), by operation and backend.");
+    describe_gauge!(ACTOR_MAILBOX_DEPTH, "Commands queued or running in a user shard's mailbox, by shard.");
+    describe_gauge!(FEED_LAG, Unit::Seconds, "Age of the newest change-feed event from another node when applied.");
+    describe_gauge!(SESSIONS_ACTIVE, "Live sessions in the store (an estimate on CQL).");
+    describe_counter!(MAIL_MESSAGES, "Outgoing mail by outcome: sent, failed, dropped (queue full), invalid.");
+    describe_gauge!(MAIL_QUEUE_DEPTH, "Mail messages waiting for delivery.");
+}
