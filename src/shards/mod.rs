@@ -70,8 +70,45 @@ pub struct ShardPolicy {
 struct ShardHandle {
     addr: Addr<UserShard>,
     /// Commands sent and not yet finished: the mailbox depth we bound.
-    depth: Arc<AtomicUsize>,
-    label: String,
+    depth: Arc<Depth>,
+}
+
+/// A shard's depth and its `portcullis_actor_mailbox_depth{shard}` gauge,
+/// which moves both when a command arrives and when one finishes.
+pub struct Depth {
+    count: AtomicUsize,
+    gauge: metrics::Gauge,
+}
+
+impl Depth {
+    fn new(shard: usize) -> Self {
+        Depth {
+            count: AtomicUsize::new(0),
+            gauge: metrics::gauge!(names::ACTOR_MAILBOX_DEPTH, "shard" => shard.to_string()),
+        }
+    }
+
+    /// Counts a command in, unless `capacity` are already in.
+    fn enter(&self, capacity: usize) -> bool {
+        let before = self.count.fetch_add(1, Ordering::AcqRel);
+        if before >= capacity {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        self.gauge.set((before + 1) as f64);
+        true
+    }
+
+    /// Counts a command out (finished, or never delivered).
+    pub(crate) fn leave(&self) {
+        let before = self.count.fetch_sub(1, Ordering::AcqRel);
+        self.gauge.set(before.saturating_sub(1) as f64);
+    }
+
+    #[cfg(test)]
+    fn load(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
 }
 
 /// Picks the shard for a key and delivers commands to it.
@@ -102,7 +139,7 @@ impl ShardRouter {
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         for index in 0..count {
             let arbiter = &arbiters[index % threads];
-            let depth = Arc::new(AtomicUsize::new(0));
+            let depth = Arc::new(Depth::new(index));
             let shard = UserShard::new(index, Arc::clone(&store), Arc::clone(&clock), policy, Arc::clone(&depth));
             // Slack over our own bound so actix's parking never refuses first.
             let mailbox = capacity + 16;
@@ -110,7 +147,7 @@ impl ShardRouter {
                 ctx.set_mailbox_capacity(mailbox);
                 shard
             });
-            shards.push(ShardHandle { addr, depth, label: index.to_string() });
+            shards.push(ShardHandle { addr, depth });
         }
         ShardRouter { shards, capacity, deadline, arbiters }
     }
@@ -126,15 +163,12 @@ impl ShardRouter {
     /// for its answer.
     pub async fn ask<T>(&self, key: &impl Hash, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ShardError> {
         let shard = &self.shards[self.shard_for(key)];
-        if shard.depth.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            shard.depth.fetch_sub(1, Ordering::AcqRel);
+        if !shard.depth.enter(self.capacity) {
             return Err(ShardError::Overloaded);
         }
-        metrics::gauge!(names::ACTOR_MAILBOX_DEPTH, "shard" => shard.label.clone())
-            .set(shard.depth.load(Ordering::Relaxed) as f64);
         let (reply, answer) = oneshot::channel();
         if shard.addr.try_send(make(reply)).is_err() {
-            shard.depth.fetch_sub(1, Ordering::AcqRel);
+            shard.depth.leave();
             return Err(ShardError::Overloaded);
         }
         match tokio::time::timeout(self.deadline, answer).await {
@@ -167,6 +201,20 @@ mod tests {
     use super::*;
     use crate::account::UserId;
     use crate::clock::ManualClock;
+
+    #[test]
+    fn depth_admits_up_to_capacity_and_falls_as_commands_finish() {
+        let depth = Depth::new(0);
+        assert!(depth.enter(2) && depth.enter(2));
+        assert!(!depth.enter(2), "a third command over a capacity of two");
+        assert_eq!(depth.load(), 2);
+        depth.leave();
+        assert_eq!(depth.load(), 1);
+        assert!(depth.enter(2));
+        depth.leave();
+        depth.leave();
+        assert_eq!(depth.load(), 0);
+    }
     use crate::store::embedded::EmbeddedStore;
     use crate::store::fault::FaultyStore;
 
@@ -199,7 +247,7 @@ mod tests {
         let (first, second) = (create("a@x.io"), create("b@x.io"));
         // Both are in the shard's mailbox (one running and stalled); the third must not wait.
         for _ in 0..500 {
-            if router.shards[0].depth.load(Ordering::Acquire) == 2 {
+            if router.shards[0].depth.load() == 2 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -212,12 +260,12 @@ mod tests {
         assert!(second.await.unwrap().is_ok());
         // The answer can arrive a moment before the shard lets go of the command.
         for _ in 0..500 {
-            if router.shards[0].depth.load(Ordering::Acquire) == 0 {
+            if router.shards[0].depth.load() == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        assert_eq!(router.shards[0].depth.load(Ordering::Acquire), 0);
+        assert_eq!(router.shards[0].depth.load(), 0);
         router.stop();
     }
 

@@ -7,13 +7,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, WrapFuture};
 
 use super::lockout::{LockKey, Lockout};
-use super::{Reply, ShardError, ShardPolicy};
+use super::{Depth, Reply, ShardError, ShardPolicy};
 use crate::account::{
     ApiKey, ApiKeyId, CodePurpose, ProjectId, RefreshRecord, Rotation, Session, SessionId, User, UserId,
 };
@@ -115,7 +114,7 @@ pub struct UserShard {
     clock: SharedClock,
     policy: ShardPolicy,
     lockout: Lockout,
-    depth: Arc<AtomicUsize>,
+    depth: Arc<Depth>,
 }
 
 impl UserShard {
@@ -124,7 +123,7 @@ impl UserShard {
         store: Arc<dyn Store>,
         clock: SharedClock,
         policy: ShardPolicy,
-        depth: Arc<AtomicUsize>,
+        depth: Arc<Depth>,
     ) -> Self {
         let lockout = Lockout::new(policy.lockout_threshold, policy.lockout_base, LOCKOUT_ENTRIES_PER_SHARD);
         UserShard { index, store, clock, policy, lockout, depth }
@@ -136,11 +135,11 @@ impl Actor for UserShard {
 }
 
 /// Lowers the shard's depth when a command is finished, however it ends.
-struct DepthGuard(Arc<AtomicUsize>);
+struct DepthGuard(Arc<Depth>);
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.leave();
     }
 }
 
