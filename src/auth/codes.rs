@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::account::{CodePurpose, OneTimeCode, ProjectId, User};
 use crate::hashing::Password;
 use crate::mail::{Mail, html_escape};
-use crate::shards::{CodeCheck, Command, Declined, UserChange, UserEdit};
+use crate::shards::{CodeCheck, Command, Declined, LockKey, UserChange, UserEdit};
 use crate::token::random_bytes;
 
 use super::audit::kind;
@@ -107,8 +107,10 @@ impl AuthService {
         Ok(())
     }
 
-    /// Consumes the live code of (project, purpose, email) if `code` is it;
-    /// a wrong code counts a try and is audited.
+    /// Consumes the live code of (project, purpose, email) if `code` is it.
+    /// A wrong code counts a try against the code (5 kill it) and a failed
+    /// login against the account's lock, so fresh codes cannot be guessed
+    /// at without limit; unknown addresses are counted and locked alike.
     async fn consume_code(
         &self,
         project: &ProjectId,
@@ -117,6 +119,12 @@ impl AuthService {
         code: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
+        let user = self.store.find_user_by_email(project, email).await?.map(|u| u.id);
+        let lock = match user {
+            Some(id) => LockKey::Account(id),
+            None => LockKey::Unknown(project.clone(), email.to_owned()),
+        };
+        self.ask_lock(&lock, |key, reply| Command::CheckLock { key, reply }).await?;
         let code = code.trim();
         let check = CodeCheck {
             project: project.clone(),
@@ -130,7 +138,7 @@ impl AuthService {
         if accepted {
             return Ok(());
         }
-        let user = self.store.find_user_by_email(project, email).await?.map(|u| u.id);
+        self.ask_lock(&lock, |key, reply| Command::RecordFailure { key, reply }).await?;
         self.audit(kind::CODE_FAILED, project, user, client, Some(purpose.as_str())).await;
         tracing::info!(target: "security", event = "code_failed", purpose = purpose.as_str(), "wrong or dead one-time code");
         Err(AuthError::InvalidCode)

@@ -218,3 +218,26 @@ async fn code_routes_are_rate_limited_per_ip() {
     assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 5, "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429));
 }
+
+#[actix_web::test]
+async fn wrong_codes_count_toward_the_account_lock_known_or_not() {
+    let app = spawn_with(|s| s.lockout_threshold = 3).await;
+    app.signed_up("a@example.com").await;
+    let code = app.mailed_code("a@example.com", "login", 1).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for email in ["a@example.com", "nobody@example.com"] {
+        for _ in 0..3 {
+            app.post("/api/v1/auth/otp/login", &json!({"email": email, "code": wrong}))
+                .await
+                .assert_error(401, "invalid_code");
+        }
+        let locked = app.post("/api/v1/auth/otp/login", &json!({"email": email, "code": wrong})).await;
+        locked.assert_error(429, "rate_limited");
+        assert!(locked.header("retry-after").is_some());
+    }
+    // Locked, even the right code waits; the password login is locked too.
+    app.post("/api/v1/auth/otp/login", &json!({"email": "a@example.com", "code": code}))
+        .await
+        .assert_error(429, "rate_limited");
+    app.login("a@example.com", PASSWORD).await.assert_error(429, "rate_limited");
+}
