@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::HashingPool;
 use crate::http::{self, ApiError, AppState};
-use crate::mail::Mailer;
+use crate::mail::{MailSettings, Mailer};
 use crate::ratelimit::RateLimits;
 use crate::settings::Settings;
 use crate::shards::{ShardPolicy, ShardRouter};
@@ -139,8 +139,13 @@ impl Application {
         ));
         let feed = Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&clock)));
         let vault = Arc::new(Vault::open(&settings.data_dir).context("loading the secrets key")?);
-        let mailer = Mailer::start(settings.smtp_url.as_deref(), &settings.outbox_dir, &settings.mail_from)
-            .context("setting up mail")?;
+        let mailer = Mailer::start(MailSettings {
+            smtp_url: settings.smtp_url.as_deref(),
+            smtp_ca_file: settings.smtp_ca_file.as_deref(),
+            outbox: &settings.outbox_dir,
+            from: &settings.mail_from,
+        })
+        .context("setting up mail")?;
         let policy = AuthPolicy {
             refresh_ttl: settings.refresh_ttl,
             refresh_reuse_grace: settings.refresh_reuse_grace,

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::{Mutex, mpsc};
 
@@ -48,6 +50,47 @@ pub enum MailError {
     From(String),
     #[error("outbox {path}: {message}")]
     Outbox { path: String, message: String },
+    #[error("SMTP CA file {path}: {message}")]
+    CaFile { path: String, message: String },
+}
+
+/// Where and how mail goes.
+#[derive(Debug, Clone, Copy)]
+pub struct MailSettings<'a> {
+    /// `None`: the outbox.
+    pub smtp_url: Option<&'a str>,
+    /// Extra root certificate(s) (PEM) trusted for the relay's TLS, for a
+    /// relay with a private CA.
+    pub smtp_ca_file: Option<&'a Path>,
+    pub outbox: &'a Path,
+    pub from: &'a str,
+}
+
+/// The SMTP transport for `url`, trusting `ca_file`'s certificates as well
+/// when given (the URL must then ask for TLS).
+fn smtp_transport(url: &str, ca_file: Option<&Path>) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
+    let smtp_url = |e: &dyn std::fmt::Display| MailError::SmtpUrl(e.to_string());
+    let mut builder: AsyncSmtpTransportBuilder =
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| smtp_url(&e))?;
+    if let Some(path) = ca_file {
+        let ca_error = |message: String| MailError::CaFile { path: path.display().to_string(), message };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certificate = Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
+        let parsed = url::Url::parse(url).map_err(|e| smtp_url(&e))?;
+        let host = parsed.host_str().ok_or_else(|| MailError::SmtpUrl("no host".into()))?.to_owned();
+        let parameters = TlsParameters::builder(host)
+            .add_root_certificate(certificate)
+            .build()
+            .map_err(|e| ca_error(e.to_string()))?;
+        let tls_mode = parsed.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+        builder = builder.tls(match (parsed.scheme(), tls_mode.as_deref()) {
+            ("smtps", _) => Tls::Wrapper(parameters),
+            (_, Some("required")) => Tls::Required(parameters),
+            (_, Some("opportunistic")) => Tls::Opportunistic(parameters),
+            _ => return Err(MailError::SmtpUrl("smtp_ca_file needs smtps:// or ?tls=required".into())),
+        });
+    }
+    Ok(builder.timeout(Some(SMTP_TIMEOUT)).build())
 }
 
 enum Transport {
@@ -64,15 +107,11 @@ pub struct Mailer {
 impl Mailer {
     /// Validates the settings and starts the delivery workers (on the
     /// current runtime).
-    pub fn start(smtp_url: Option<&str>, outbox: &Path, from: &str) -> Result<Mailer, MailError> {
+    pub fn start(settings: MailSettings<'_>) -> Result<Mailer, MailError> {
+        let MailSettings { smtp_url, smtp_ca_file, outbox, from } = settings;
         let from: Mailbox = from.parse().map_err(|_| MailError::From(from.to_owned()))?;
         let transport = match smtp_url {
-            Some(url) => Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| MailError::SmtpUrl(e.to_string()))?
-                    .timeout(Some(SMTP_TIMEOUT))
-                    .build(),
-            ),
+            Some(url) => Transport::Smtp(smtp_transport(url, smtp_ca_file)?),
             None => {
                 std::fs::create_dir_all(outbox)
                     .map_err(|e| MailError::Outbox { path: outbox.display().to_string(), message: e.to_string() })?;
@@ -184,6 +223,10 @@ pub fn html_escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn outbox<'a>(dir: &'a Path, from: &'a str) -> MailSettings<'a> {
+        MailSettings { smtp_url: None, smtp_ca_file: None, outbox: dir, from }
+    }
+
     fn mail() -> Mail {
         Mail {
             to: "ada@example.com".into(),
@@ -196,7 +239,7 @@ mod tests {
     #[actix_web::test]
     async fn the_outbox_gets_one_whole_eml_per_message() {
         let dir = tempfile::tempdir().unwrap();
-        let mailer = Mailer::start(None, dir.path(), "Acme <no-reply@acme.test>").unwrap();
+        let mailer = Mailer::start(outbox(dir.path(), "Acme <no-reply@acme.test>")).unwrap();
         assert!(mailer.send(mail()));
         let mut found = Vec::new();
         for _ in 0..200 {
@@ -223,8 +266,12 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(Mailer::start(Some("ftp://x"), dir.path(), "a@b.c"), Err(MailError::SmtpUrl(_))));
-        assert!(matches!(Mailer::start(None, dir.path(), "not an address"), Err(MailError::From(_))));
+        let smtp = |url| MailSettings { smtp_url: Some(url), ..outbox(dir.path(), "a@b.c") };
+        assert!(matches!(Mailer::start(smtp("ftp://x")), Err(MailError::SmtpUrl(_))));
+        assert!(matches!(Mailer::start(outbox(dir.path(), "not an address")), Err(MailError::From(_))));
+        let missing =
+            MailSettings { smtp_ca_file: Some(Path::new("/no/such/ca.pem")), ..smtp("smtp://x?tls=required") };
+        assert!(matches!(Mailer::start(missing), Err(MailError::CaFile { .. })));
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct Settings {
     /// Extra CQL keyspace options, such as `AND tablets = {'enabled': false}` on ScyllaDB.
     pub cql_keyspace_options: String,
     pub smtp_url: Option<String>,
+    /// PEM root certificate(s) to trust for the SMTP relay (a private CA).
+    pub smtp_ca_file: Option<PathBuf>,
     pub outbox_dir: PathBuf,
     /// The `From` of outgoing mail.
     pub mail_from: String,
@@ -131,6 +133,7 @@ impl Settings {
                 .unwrap_or_else(|| "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".to_owned()),
             cql_keyspace_options: s.cql_clause("cql_keyspace_options", false)?.unwrap_or_default(),
             smtp_url: s.text("smtp_url")?,
+            smtp_ca_file: s.path("smtp_ca_file")?,
             outbox_dir,
             mail_from: s.text("mail_from")?.unwrap_or_else(|| "Portcullis <no-reply@localhost>".to_owned()),
             project_name: s.display_name("project_name", 64)?.unwrap_or_else(|| "Portcullis".to_owned()),

@@ -47,9 +47,16 @@ fn free_port() -> u16 {
 
 /// Starts aiosmtpd on `port` and waits (up to 10 s) until it accepts connections.
 async fn smtp_server(python: &str, port: u16) -> SmtpServer {
+    smtp_server_with(python, port, &[]).await
+}
+
+/// The same, with more aiosmtpd options (such as a STARTTLS certificate).
+async fn smtp_server_with(python: &str, port: u16, options: &[&str]) -> SmtpServer {
     let maildir = tempfile::tempdir().unwrap();
     let child = Command::new(python)
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(options)
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
         // A path that does not exist yet: the Mailbox handler makes the maildir.
         .arg(maildir.path().join("maildir"))
         .spawn()
@@ -129,4 +136,100 @@ async fn mail_is_retried_until_the_server_answers() {
     let code = nth_code(&server.inbox(), "ada@example.com", 1).await;
     let login = app.post("/api/v1/auth/otp/login", &json!({"email": "ada@example.com", "code": code})).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+}
+
+/// A test CA and a `localhost` server certificate it signed (openssl).
+fn certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Portcullis test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+#[actix_web::test]
+async fn starttls_to_a_relay_with_a_private_ca() {
+    let Some(python) = python() else {
+        eprintln!("skipped: SMTP_TEST_PYTHON not set");
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let port = free_port();
+    let cert = certs.path().join("server.pem").display().to_string();
+    let key = certs.path().join("server.key").display().to_string();
+    // aiosmtpd refuses mail until the client has switched to TLS.
+    let server = smtp_server_with(&python, port, &["--tlscert", &cert, "--tlskey", &key]).await;
+    let url = format!("smtp://localhost:{port}?tls=required");
+
+    // Without the CA the relay's certificate is not trusted: nothing is sent.
+    let untrusting = spawn_with(|s| s.smtp_url = Some(url.clone())).await;
+    untrusting.signed_up("eve@example.com").await;
+    let sent = untrusting.post("/api/v1/auth/otp/send", &json!({"email": "eve@example.com", "purpose": "login"})).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED);
+
+    let ca = certs.path().join("ca.pem");
+    let app = spawn_with(|s| {
+        s.smtp_url = Some(url.clone());
+        s.smtp_ca_file = Some(ca.clone());
+    })
+    .await;
+    app.signed_up("ada@example.com").await;
+    let sent = app.post("/api/v1/auth/otp/send", &json!({"email": "ada@example.com", "purpose": "login"})).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED);
+    let code = nth_code(&server.inbox(), "ada@example.com", 1).await;
+    let login = app.post("/api/v1/auth/otp/login", &json!({"email": "ada@example.com", "code": code})).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert!(
+        mails_to(&server.inbox(), "eve@example.com").is_empty(),
+        "mail went to a relay whose certificate is not trusted"
+    );
 }
