@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::account::{CodePurpose, OneTimeCode, ProjectId, User};
 use crate::hashing::Password;
 use crate::mail::{Mail, html_escape};
-use crate::shards::{CodeCheck, Command, Declined, LockKey, UserChange, UserEdit};
+use crate::shards::{CodeCheck, Command, Declined, LockKey, UserEdit};
 use crate::token::random_bytes;
 
 use super::audit::kind;
@@ -111,6 +111,8 @@ impl AuthService {
     /// A wrong code counts a try against the code (5 kill it) and a failed
     /// login against the account's lock, so fresh codes cannot be guessed
     /// at without limit; unknown addresses are counted and locked alike.
+    /// Returns the account of the address as read before the check (callers
+    /// need not read it again).
     async fn consume_code(
         &self,
         project: &ProjectId,
@@ -118,10 +120,10 @@ impl AuthService {
         email: &str,
         code: &str,
         client: &ClientInfo,
-    ) -> Result<(), AuthError> {
-        let user = self.store.find_user_by_email(project, email).await?.map(|u| u.id);
-        let lock = match user {
-            Some(id) => LockKey::Account(id),
+    ) -> Result<Option<User>, AuthError> {
+        let user = self.store.find_user_by_email(project, email).await?;
+        let lock = match &user {
+            Some(user) => LockKey::Account(user.id),
             None => LockKey::Unknown(project.clone(), email.to_owned()),
         };
         self.ask_lock(&lock, |key, reply| Command::CheckLock { key, reply }).await?;
@@ -136,10 +138,10 @@ impl AuthService {
         let accepted =
             is_code(code) && self.shards.ask(&(project, email), |reply| Command::ConsumeCode { check, reply }).await?;
         if accepted {
-            return Ok(());
+            return Ok(user);
         }
         self.ask_lock(&lock, |key, reply| Command::RecordFailure { key, reply }).await?;
-        self.audit(kind::CODE_FAILED, project, user, client, Some(purpose.as_str())).await;
+        self.audit(kind::CODE_FAILED, project, user.map(|u| u.id), client, Some(purpose.as_str())).await;
         tracing::info!(target: "security", event = "code_failed", purpose = purpose.as_str(), "wrong or dead one-time code");
         Err(AuthError::InvalidCode)
     }
@@ -177,8 +179,7 @@ impl AuthService {
         code: &str,
         client: ClientInfo,
     ) -> Result<LoginOutcome, AuthError> {
-        self.consume_code(&project, CodePurpose::Login, &email, code, &client).await?;
-        let user = match self.store.find_user_by_email(&project, &email).await? {
+        let user = match self.consume_code(&project, CodePurpose::Login, &email, code, &client).await? {
             Some(user) => user,
             None if self.policy.passwordless_signup => self.create_passwordless(project, email).await?,
             None => return Err(AuthError::InvalidCode),
@@ -213,16 +214,23 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<(), AuthError> {
         self.hashing.admit()?;
-        self.consume_code(&project, CodePurpose::Reset, &email, code, &client).await?;
-        let user = self.store.find_user_by_email(&project, &email).await?.ok_or(AuthError::InvalidCode)?;
+        let user = self.consume_code(&project, CodePurpose::Reset, &email, code, &client).await?;
+        let user = user.ok_or(AuthError::InvalidCode)?;
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
         let password_hash = self.hashing.hash(new_password).await?;
-        let id = user.id;
-        let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
-        self.shards.ask(&id, |reply| Command::UpdateUser { user: id, change, reply }).await?;
-        let user = self.mark_verified(user, &client).await?;
+        let (id, was_verified, now) = (user.id, user.email_verified_at.is_some(), self.clock.now());
+        // One write: the new password, and the address verified by the code.
+        let edit: UserEdit = Box::new(move |u: &mut User| {
+            u.password_hash = Some(password_hash);
+            u.email_verified_at.get_or_insert(now);
+            Ok(())
+        });
+        let user = self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        if !was_verified {
+            self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), &client, None).await;
+        }
         let revoked = self.revoke_all_sessions(id).await?;
         self.audit(kind::PASSWORD_RESET, &user.project, Some(id), &client, None).await;
         tracing::warn!(target: "security", event = "password_reset", user_id = %id, revoked_sessions = revoked, "password reset");
@@ -237,8 +245,8 @@ impl AuthService {
         code: &str,
         client: ClientInfo,
     ) -> Result<LoginOutcome, AuthError> {
-        self.consume_code(&project, CodePurpose::Verify, &email, code, &client).await?;
-        let user = self.store.find_user_by_email(&project, &email).await?.ok_or(AuthError::InvalidCode)?;
+        let user = self.consume_code(&project, CodePurpose::Verify, &email, code, &client).await?;
+        let user = user.ok_or(AuthError::InvalidCode)?;
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
