@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use portcullis::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Role, Session, SessionId, User, UserId};
+use portcullis::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Session, User};
 use portcullis::clock::{Clock, SharedClock, SystemClock, Timestamp};
 use portcullis::hashing::{HashingPool, Password};
 use portcullis::settings::HashCost;
@@ -35,48 +35,15 @@ async fn fixture(sessions: usize, cache_capacity: usize) -> Fixture {
     let clock: SharedClock = Arc::new(SystemClock);
     let now = clock.now();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let user = store
-        .create_user(User {
-            id: UserId::generate(),
-            project: ProjectId::default_project(),
-            email: "bench@example.com".into(),
-            username: Some("bench".into()),
-            name: "Bench".into(),
-            company: None,
-            role: Role::User,
-            password_hash: None,
-            email_verified_at: None,
-            two_factor_enabled: false,
-            two_factor: None,
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .unwrap();
+    let fresh = User::fresh(ProjectId::default_project(), "bench@example.com".into(), "Bench".into(), None, now);
+    let user = store.create_user(User { username: Some("bench".into()), ..fresh }).await.unwrap();
     let keys = Arc::new(KeyRing::open(dir.path(), now).unwrap());
     let signer = Arc::new(TokenSigner::new(keys, "http://bench".into(), Duration::from_secs(3600)));
     let mut tokens = Vec::with_capacity(sessions);
     for i in 0..sessions {
-        let session = Session {
-            id: SessionId::generate(),
-            project: user.project.clone(),
-            user_id: user.id,
-            user_agent: None,
-            ip: None,
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now.plus(Duration::from_secs(86_400)),
-        };
-        let refresh = RefreshRecord {
-            digest: *blake3::hash(&i.to_le_bytes()).as_bytes(),
-            session_id: session.id,
-            user_id: user.id,
-            project: user.project.clone(),
-            created_at: now,
-            expires_at: session.expires_at,
-            rotated: None,
-        };
+        let session = Session::begin(&user, None, None, now, now.plus(Duration::from_secs(86_400)));
+        let refresh =
+            RefreshRecord::live(&session, *blake3::hash(&i.to_le_bytes()).as_bytes(), now, session.expires_at);
         store.create_session(session.clone(), refresh).await.unwrap();
         tokens.push(signer.mint(&user, &session, now).unwrap());
     }

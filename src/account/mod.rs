@@ -197,6 +197,43 @@ pub struct RefreshRecord {
     pub rotated: Option<Rotation>,
 }
 
+impl Session {
+    /// A new session of `user`, live from `now` until `expires_at`.
+    pub fn begin(
+        user: &User,
+        user_agent: Option<String>,
+        ip: Option<String>,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Self {
+        Session {
+            id: SessionId::generate(),
+            project: user.project.clone(),
+            user_id: user.id,
+            user_agent,
+            ip,
+            created_at: now,
+            last_seen_at: now,
+            expires_at,
+        }
+    }
+}
+
+impl RefreshRecord {
+    /// The not yet rotated refresh token `digest` of `session`.
+    pub fn live(session: &Session, digest: [u8; 32], created_at: Timestamp, expires_at: Timestamp) -> Self {
+        RefreshRecord {
+            digest,
+            session_id: session.id,
+            user_id: session.user_id,
+            project: session.project.clone(),
+            created_at,
+            expires_at,
+            rotated: None,
+        }
+    }
+}
+
 /// What happened when a refresh token was exchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rotation {

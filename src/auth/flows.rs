@@ -146,26 +146,10 @@ impl AuthService {
     /// Creates a session with its first refresh token and mints the access token.
     pub(super) async fn start_session(&self, user: User, client: ClientInfo) -> Result<TokenGrant, AuthError> {
         let now = self.clock.now();
-        let session = Session {
-            id: SessionId::generate(),
-            project: user.project.clone(),
-            user_id: user.id,
-            user_agent: client.user_agent,
-            ip: client.ip.map(|ip| ip.to_string()),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now.plus(self.policy.refresh_ttl),
-        };
+        let ip = client.ip.map(|ip| ip.to_string());
+        let session = Session::begin(&user, client.user_agent, ip, now, now.plus(self.policy.refresh_ttl));
         let secret = RefreshSecret::generate();
-        let refresh = RefreshRecord {
-            digest: secret.digest(),
-            session_id: session.id,
-            user_id: user.id,
-            project: user.project.clone(),
-            created_at: now,
-            expires_at: session.expires_at,
-            rotated: None,
-        };
+        let refresh = RefreshRecord::live(&session, secret.digest(), now, session.expires_at);
         let key = LockKey::Account(user.id);
         let stored = session.clone();
         self.shards.ask(&user.id, |reply| Command::StartSession { key, session: stored, refresh, reply }).await?;

@@ -252,15 +252,7 @@ async fn rotate_refresh(
         None => {
             let successor = RefreshSecret::generate();
             let rotation = Rotation { at: now, sealed_successor: secret.seal(&successor) };
-            let successor_record = RefreshRecord {
-                digest: successor.digest(),
-                session_id: session.id,
-                user_id: session.user_id,
-                project: session.project.clone(),
-                created_at: now,
-                expires_at: now.plus(refresh_ttl),
-                rotated: None,
-            };
+            let successor_record = RefreshRecord::live(&session, successor.digest(), now, now.plus(refresh_ttl));
             let touch = (now, now.plus(refresh_ttl));
             match store.rotate_refresh_token(&digest, rotation, successor_record, touch).await {
                 Ok(RotateOutcome::Rotated) => {

@@ -18,49 +18,22 @@ const T0: Timestamp = Timestamp(1_800_000_000_000);
 const DAY: Duration = Duration::from_secs(86_400);
 
 pub fn user(email: &str, username: Option<&str>) -> User {
+    let hash = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned();
     User {
-        id: UserId::generate(),
-        project: ProjectId::default_project(),
-        email: email.to_owned(),
         username: username.map(str::to_owned),
-        name: "Contract".into(),
-        company: None,
-        role: Role::User,
-        password_hash: Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
-        email_verified_at: None,
-        two_factor_enabled: false,
-        two_factor: None,
-        disabled: false,
-        created_at: T0,
-        updated_at: T0,
+        ..User::fresh(ProjectId::default_project(), email.to_owned(), "Contract".into(), Some(hash), T0)
     }
 }
 
 fn session_for(user: &User, expires_at: Timestamp) -> (Session, RefreshRecord) {
-    let session = Session {
-        id: SessionId::generate(),
-        project: user.project.clone(),
-        user_id: user.id,
-        user_agent: Some("contract".into()),
-        ip: Some("127.0.0.1".into()),
-        created_at: T0,
-        last_seen_at: T0,
-        expires_at,
-    };
+    let session = Session::begin(user, Some("contract".into()), Some("127.0.0.1".into()), T0, expires_at);
     let refresh = refresh_for(&session, T0, expires_at);
     (session, refresh)
 }
 
 fn refresh_for(session: &Session, at: Timestamp, expires_at: Timestamp) -> RefreshRecord {
-    RefreshRecord {
-        digest: *blake3::hash(SessionId::generate().to_string().as_bytes()).as_bytes(),
-        session_id: session.id,
-        user_id: session.user_id,
-        project: session.project.clone(),
-        created_at: at,
-        expires_at,
-        rotated: None,
-    }
+    let digest = *blake3::hash(SessionId::generate().to_string().as_bytes()).as_bytes();
+    RefreshRecord::live(session, digest, at, expires_at)
 }
 
 pub async fn first_user_of_default_project_is_superadmin(store: Arc<dyn Store>) {

@@ -117,38 +117,13 @@ pub(crate) fn parse_subject(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{SessionId, UserId};
 
     fn user() -> User {
-        User {
-            id: UserId::generate(),
-            project: ProjectId::default_project(),
-            email: "ada@example.com".into(),
-            username: None,
-            name: "Ada".into(),
-            company: None,
-            role: Role::User,
-            password_hash: None,
-            email_verified_at: None,
-            two_factor_enabled: false,
-            two_factor: None,
-            disabled: false,
-            created_at: Timestamp(0),
-            updated_at: Timestamp(0),
-        }
+        User::fresh(ProjectId::default_project(), "ada@example.com".into(), "Ada".into(), None, Timestamp(0))
     }
 
     fn session(user: &User) -> Session {
-        Session {
-            id: SessionId::generate(),
-            project: user.project.clone(),
-            user_id: user.id,
-            user_agent: None,
-            ip: None,
-            created_at: Timestamp(0),
-            last_seen_at: Timestamp(0),
-            expires_at: Timestamp(i64::MAX),
-        }
+        Session::begin(user, None, None, Timestamp(0), Timestamp(i64::MAX))
     }
 
     fn signer(dir: &std::path::Path) -> TokenSigner {

@@ -762,25 +762,8 @@ mod tests {
         };
         let now = SystemClock.now();
         let user = store.create_user(crate::store::contract::user("ttl@x.io", None)).await.unwrap();
-        let session = UserSession {
-            id: SessionId::generate(),
-            project: user.project.clone(),
-            user_id: user.id,
-            user_agent: None,
-            ip: None,
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now.plus(Duration::from_secs(1)),
-        };
-        let refresh = RefreshRecord {
-            digest: [42; 32],
-            session_id: session.id,
-            user_id: user.id,
-            project: user.project.clone(),
-            created_at: now,
-            expires_at: session.expires_at,
-            rotated: None,
-        };
+        let session = UserSession::begin(&user, None, None, now, now.plus(Duration::from_secs(1)));
+        let refresh = RefreshRecord::live(&session, [42; 32], now, session.expires_at);
         store.create_session(session.clone(), refresh).await.unwrap();
         assert!(store.find_session(session.id).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(2500)).await;
