@@ -198,7 +198,9 @@ impl Application {
             None => None,
         };
 
-        count_sessions(Arc::clone(&store), clock.now()).await;
+        // The first count off the start-up path: on the embedded store it
+        // reads every session.
+        actix_web::rt::spawn(count_sessions(Arc::clone(&store), clock.now()));
         let tasks = vec![
             every(CACHE_SWEEP_EVERY, {
                 let (cache, limits, clock) = (Arc::clone(&cache), Arc::clone(&limits), Arc::clone(&clock));
