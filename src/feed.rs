@@ -102,11 +102,6 @@ impl Feed {
         }
     }
 
-    /// Revocations waiting to be published again.
-    pub fn pending(&self) -> usize {
-        lock(&self.pending).len()
-    }
-
     pub async fn publish_session(&self, session: SessionId) {
         self.publish(FeedKind::SessionRevoked, session.0).await;
     }
@@ -174,10 +169,6 @@ impl Feed {
         let floor = Timestamp(now.0 - 1000);
         cursor.newest = cursor.newest.max(floor);
         metrics::gauge!(names::FEED_LAG).set(lag);
-    }
-
-    pub fn node(&self) -> &str {
-        &self.node
     }
 }
 

@@ -21,10 +21,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use audit::kind as audit_kind;
-pub use codes::{CODE_TTL, MAX_CODE_TRIES, Registered};
+pub use codes::Registered;
 pub use flows::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
-pub use second_factor::{BACKUP_CODE_COUNT, CHALLENGE_TTL, LoginOutcome, TwoFactorSetup, TwoFactorStatus};
+pub use second_factor::{LoginOutcome, TwoFactorSetup, TwoFactorStatus};
 
 use crate::account::{Session, SessionId, User, UserId};
 use crate::clock::SharedClock;
