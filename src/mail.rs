@@ -126,7 +126,13 @@ impl Mailer {
             actix_web::rt::spawn(async move {
                 loop {
                     // The lock is held only while waiting for the next message.
-                    let Some(mail) = waiting.lock().await.recv().await else { return };
+                    let mail = {
+                        let mut queue = waiting.lock().await;
+                        let Some(mail) = queue.recv().await else { return };
+                        // Down as well as up, or an idle queue would show its last peak.
+                        metrics::gauge!(names::MAIL_QUEUE_DEPTH).set(queue.len() as f64);
+                        mail
+                    };
                     deliver(&transport, &from, mail).await;
                 }
             });
