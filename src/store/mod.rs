@@ -1,7 +1,15 @@
 //! Persistence: the [`Store`] trait every backend implements, and its errors.
 //!
-//! Owns the durable truth about users, sessions and refresh tokens. Shards
-//! call it; nothing else writes through it. A backend converts its driver's
+//! Owns the durable truth about users, sessions, refresh tokens, API keys,
+//! codes, the audit log and the change feed. Who writes through it:
+//! - the shards: every change of a user's own state (accounts, sessions,
+//!   refresh rotation, API keys, email-code tries), serialized per user;
+//! - the flows in `auth`, for records no other request races on: single-use
+//!   claims (`claim_once`, itself atomic), fresh email codes and audit events;
+//! - the feed (its events), the API-key usage flusher (`touch_api_keys`) and
+//!   the app's sweeper (`sweep_expired`), off the request path.
+//!
+//! Everything else only reads. A backend converts its driver's
 //! errors into [`StoreError`] at its boundary and nowhere else. Every
 //! conditional write (unique email, single-use refresh token) is decided by
 //! the backend atomically, never by the caller's reading first.
@@ -10,7 +18,9 @@
 pub(crate) mod contract;
 pub mod cql;
 pub mod embedded;
+#[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
+mod layer;
 pub mod metered;
 
 use async_trait::async_trait;

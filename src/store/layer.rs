@@ -1,0 +1,77 @@
+//! Store wrappers (`metered`, `fault`): one forwarding of every [`Store`]
+//! method, written once here.
+//!
+//! A wrapper is a struct with an `inner: Arc<dyn Store>` field and an
+//! inherent `async fn around<T>(&self, op: &'static str, call: impl
+//! Future<Output = StoreResult<T>> + Send) -> StoreResult<T>`; the call is
+//! the wrapped store's method, not yet started, and `op` its name (the
+//! `op` label of the store metrics, and what `FaultyStore::fail_op` names).
+//! `forward_store!(Wrapper)` then implements `Store` by passing every
+//! method through `around`. A method added to `Store` is added here once.
+//!
+//! [`Store`]: super::Store
+
+/// Implements `Store` for a wrapper by sending every call through its `around`.
+macro_rules! forward_store {
+    ($wrapper:ty) => {
+        $crate::store::layer::forward_methods! { $wrapper;
+            ping() -> ();
+            has_users(project: &$crate::account::ProjectId) -> bool;
+            create_user(user: $crate::account::User) -> $crate::account::User;
+            find_user(id: $crate::account::UserId) -> Option<$crate::account::User>;
+            find_user_by_email(project: &$crate::account::ProjectId, email: &str) -> Option<$crate::account::User>;
+            find_user_by_username(project: &$crate::account::ProjectId, username: &str) -> Option<$crate::account::User>;
+            update_user(user: $crate::account::User) -> $crate::account::User;
+            create_session(session: $crate::account::Session, refresh: $crate::account::RefreshRecord) -> ();
+            find_session(id: $crate::account::SessionId) -> Option<$crate::account::Session>;
+            list_sessions(user: $crate::account::UserId, now: $crate::clock::Timestamp) -> Vec<$crate::account::Session>;
+            delete_session(id: $crate::account::SessionId) -> bool;
+            delete_user_sessions(user: $crate::account::UserId, keep: Option<$crate::account::SessionId>)
+                -> Vec<$crate::account::SessionId>;
+            find_refresh_token(digest: &[u8; 32]) -> Option<$crate::account::RefreshRecord>;
+            rotate_refresh_token(
+                old: &[u8; 32],
+                rotation: $crate::account::Rotation,
+                successor: $crate::account::RefreshRecord,
+                session_touch: ($crate::clock::Timestamp, $crate::clock::Timestamp)
+            ) -> $crate::store::RotateOutcome;
+            create_api_key(key: $crate::account::ApiKey) -> ();
+            find_api_key(digest: &[u8; 32]) -> Option<$crate::account::ApiKey>;
+            list_api_keys(user: $crate::account::UserId) -> Vec<$crate::account::ApiKey>;
+            delete_api_key(user: $crate::account::UserId, id: $crate::account::ApiKeyId)
+                -> Option<$crate::account::ApiKey>;
+            touch_api_keys(used: Vec<($crate::account::ApiKeyId, $crate::clock::Timestamp)>) -> ();
+            append_feed(event: $crate::store::FeedEvent) -> ();
+            read_feed(after: $crate::clock::Timestamp, now: $crate::clock::Timestamp) -> Vec<$crate::store::FeedEvent>;
+            claim_once(key: [u8; 32], expires_at: $crate::clock::Timestamp) -> bool;
+            put_code(code: $crate::account::OneTimeCode) -> ();
+            find_code(project: &$crate::account::ProjectId, purpose: $crate::account::CodePurpose, subject: &str)
+                -> Option<$crate::account::OneTimeCode>;
+            delete_code(project: &$crate::account::ProjectId, purpose: $crate::account::CodePurpose, subject: &str) -> ();
+            append_audit(event: $crate::account::AuditEvent) -> ();
+            list_audit(project: &$crate::account::ProjectId, limit: usize) -> Vec<$crate::account::AuditEvent>;
+            count_active_sessions(now: $crate::clock::Timestamp) -> u64;
+            sweep_expired(now: $crate::clock::Timestamp) -> usize;
+            flush() -> ();
+        }
+    };
+}
+
+/// The expansion of [`forward_store!`]: one method per line of its list.
+macro_rules! forward_methods {
+    ($wrapper:ty; $($name:ident($($arg:ident: $t:ty),*) -> $out:ty;)*) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $wrapper {
+            fn backend(&self) -> &'static str {
+                self.inner.backend()
+            }
+            $(
+                async fn $name(&self, $($arg: $t),*) -> $crate::store::StoreResult<$out> {
+                    self.around(stringify!($name), self.inner.$name($($arg),*)).await
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use {forward_methods, forward_store};
