@@ -27,7 +27,7 @@ fn seconds() -> Duration {
 /// Verifications per second with `clients` callers keeping the pool busy.
 async fn raw_rate(settings: &Settings, clients: usize) -> f64 {
     let pool =
-        HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost)
+        HashingPool::start(settings.hash.threads, settings.hash.queue, settings.hash.deadline, settings.hash.cost)
             .unwrap();
     let stored = pool.hash(Password::new(PASSWORD.into())).await.unwrap();
     let done = Arc::new(AtomicU64::new(0));
@@ -78,13 +78,13 @@ async fn login_rate(settings: Settings, clients: usize) -> f64 {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(None, Vec::new()).unwrap();
-    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.http.listen = "127.0.0.1:0".parse().unwrap();
     settings.data_dir = dir.path().to_path_buf();
-    settings.rate_limit_enabled = false;
+    settings.limits.rate_limit_enabled = false;
     // Enough callers to keep every hashing thread busy, within the queue.
-    let clients = (settings.hash_threads * 8).min(settings.hash_queue);
-    let cost = settings.hash_cost;
-    let threads = settings.hash_threads;
+    let clients = (settings.hash.threads * 8).min(settings.hash.queue);
+    let cost = settings.hash.cost;
+    let threads = settings.hash.threads;
     actix_web::rt::System::new().block_on(async move {
         let raw = raw_rate(&settings, clients).await;
         let login = login_rate(settings, clients).await;

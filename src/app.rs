@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::HashingPool;
 use crate::http::{self, ApiError, AppState};
-use crate::mail::{MailSettings, Mailer};
+use crate::mail::Mailer;
 use crate::ratelimit::RateLimits;
 use crate::settings::Settings;
 use crate::shards::{ShardPolicy, ShardRouter};
@@ -73,7 +73,7 @@ fn metrics_server(address: std::net::SocketAddr, handle: PrometheusHandle) -> an
 }
 
 async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
-    match settings.cql_target() {
+    match settings.store.cql_target() {
         None => {
             let store = EmbeddedStore::open(&settings.data_dir)
                 .with_context(|| format!("opening the embedded store in {}", settings.data_dir.display()))?;
@@ -102,31 +102,33 @@ impl Application {
         // First: metric handles taken by the parts below must reach the recorder.
         let metrics = telemetry::prometheus();
         let store: Arc<dyn Store> = MeteredStore::new(store);
-        let hashing =
-            HashingPool::start(settings.hash_threads, settings.hash_queue, settings.hash_deadline, settings.hash_cost)
-                .context("starting the hashing pool")?;
+        let hash = &settings.hash;
+        let hashing = HashingPool::start(hash.threads, hash.queue, hash.deadline, hash.cost)
+            .context("starting the hashing pool")?;
         let shard_policy = ShardPolicy {
-            refresh_ttl: settings.refresh_ttl,
-            lockout_threshold: settings.lockout_threshold,
-            lockout_base: settings.lockout_base,
+            refresh_ttl: settings.token.refresh_ttl,
+            lockout_threshold: settings.limits.lockout_threshold,
+            lockout_base: settings.limits.lockout_base,
         };
         let shards = Arc::new(ShardRouter::start(
-            settings.shards,
-            settings.shard_mailbox,
-            settings.request_timeout,
+            settings.shards.count,
+            settings.shards.mailbox,
+            settings.http.request_timeout,
             Arc::clone(&store),
             Arc::clone(&clock),
             shard_policy,
         ));
 
-        let listener = TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let http_settings = &settings.http;
+        let listener =
+            TcpListener::bind(http_settings.listen).with_context(|| format!("binding {}", http_settings.listen))?;
         let port = listener.local_addr()?.port();
-        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
-        let issuer = settings.issuer.clone().unwrap_or_else(|| public_url.clone());
+        let public_url = http_settings.public_url.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
+        let issuer = settings.token.issuer.clone().unwrap_or_else(|| public_url.clone());
 
         let keys = Arc::new(KeyRing::open(&settings.data_dir, clock.now()).context("loading signing keys")?);
-        let signer = Arc::new(TokenSigner::new(Arc::clone(&keys), issuer, settings.access_ttl));
-        let cache = Arc::new(TokenCache::new(settings.token_cache_capacity));
+        let signer = Arc::new(TokenSigner::new(Arc::clone(&keys), issuer, settings.token.access_ttl));
+        let cache = Arc::new(TokenCache::new(settings.token.cache_capacity));
         let key_hasher = ApiKeyHasher::open(&settings.data_dir).context("loading the API-key hashing key")?;
         let key_usage = Arc::new(KeyUsage::default());
         let gate = Arc::new(AccessGate::new(
@@ -139,19 +141,13 @@ impl Application {
         ));
         let feed = Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&clock)));
         let vault = Arc::new(Vault::open(&settings.data_dir).context("loading the secrets key")?);
-        let mailer = Mailer::start(MailSettings {
-            smtp_url: settings.smtp_url.as_deref(),
-            smtp_ca_file: settings.smtp_ca_file.as_deref(),
-            outbox: &settings.outbox_dir,
-            from: &settings.mail_from,
-        })
-        .context("setting up mail")?;
+        let mailer = Mailer::start(&settings.mail).context("setting up mail")?;
         let policy = AuthPolicy {
-            refresh_ttl: settings.refresh_ttl,
-            refresh_reuse_grace: settings.refresh_reuse_grace,
-            project_name: settings.project_name.clone(),
-            require_email_verification: settings.require_email_verification,
-            passwordless_signup: settings.passwordless_signup,
+            refresh_ttl: settings.token.refresh_ttl,
+            refresh_reuse_grace: settings.token.refresh_reuse_grace,
+            project_name: settings.flows.project_name.clone(),
+            require_email_verification: settings.flows.require_email_verification,
+            passwordless_signup: settings.flows.passwordless_signup,
         };
         let auth = Arc::new(AuthService::new(AuthParts {
             store: Arc::clone(&store),
@@ -165,7 +161,7 @@ impl Application {
             clock: Arc::clone(&clock),
             policy,
         }));
-        let limits = Arc::new(RateLimits::new(&settings));
+        let limits = Arc::new(RateLimits::new(&settings.limits));
 
         let state = web::Data::new(AppState {
             auth: Arc::clone(&auth),
@@ -173,11 +169,11 @@ impl Application {
             signer,
             store: Arc::clone(&store),
             metrics: metrics.clone(),
-            metrics_on_main: settings.metrics_listen.is_none(),
+            metrics_on_main: http_settings.metrics_listen.is_none(),
             clock: Arc::clone(&clock),
-            trusted_proxies: settings.trusted_proxies.clone(),
+            trusted_proxies: http_settings.trusted_proxies.clone(),
             password_min_chars: crate::account::PASSWORD_MIN_CHARS,
-            request_timeout: settings.request_timeout,
+            request_timeout: http_settings.request_timeout,
             request_ids: http::middleware::RequestIds::new(),
             http_metrics: http::middleware::HttpMetrics::default(),
         });
@@ -188,12 +184,12 @@ impl Application {
                 .configure(http::configure)
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
-        .workers(settings.workers)
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        .client_request_timeout(settings.request_timeout)
+        .workers(http_settings.workers)
+        .shutdown_timeout(http_settings.shutdown_timeout.as_secs())
+        .client_request_timeout(http_settings.request_timeout)
         .listen(listener)?
         .run();
-        let metrics_server = match settings.metrics_listen {
+        let metrics_server = match http_settings.metrics_listen {
             Some(address) => Some(metrics_server(address, metrics)?),
             None => None,
         };
@@ -216,11 +212,11 @@ impl Application {
                 }
                 async {}
             }),
-            every(settings.feed_poll, move || {
+            every(settings.store.feed_poll, move || {
                 let feed = Arc::clone(&feed);
                 async move { feed.poll().await }
             }),
-            every(settings.key_usage_flush, {
+            every(settings.token.key_usage_flush, {
                 let (usage, store) = (Arc::clone(&key_usage), Arc::clone(&store));
                 move || {
                     let (usage, store) = (Arc::clone(&usage), Arc::clone(&store));

@@ -21,6 +21,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::settings::MailSettings;
 use crate::telemetry::names;
 
 /// Messages waiting for delivery at most; past it new ones are dropped.
@@ -52,18 +53,6 @@ pub enum MailError {
     Outbox { path: String, message: String },
     #[error("SMTP CA file {path}: {message}")]
     CaFile { path: String, message: String },
-}
-
-/// Where and how mail goes.
-#[derive(Debug, Clone, Copy)]
-pub struct MailSettings<'a> {
-    /// `None`: the outbox.
-    pub smtp_url: Option<&'a str>,
-    /// Extra root certificate(s) (PEM) trusted for the relay's TLS, for a
-    /// relay with a private CA.
-    pub smtp_ca_file: Option<&'a Path>,
-    pub outbox: &'a Path,
-    pub from: &'a str,
 }
 
 /// The SMTP transport for `url`, trusting `ca_file`'s certificates as well
@@ -107,11 +96,11 @@ pub struct Mailer {
 impl Mailer {
     /// Validates the settings and starts the delivery workers (on the
     /// current runtime).
-    pub fn start(settings: MailSettings<'_>) -> Result<Mailer, MailError> {
-        let MailSettings { smtp_url, smtp_ca_file, outbox, from } = settings;
+    pub fn start(settings: &MailSettings) -> Result<Mailer, MailError> {
+        let MailSettings { smtp_url, smtp_ca_file, outbox_dir: outbox, from } = settings;
         let from: Mailbox = from.parse().map_err(|_| MailError::From(from.to_owned()))?;
         let transport = match smtp_url {
-            Some(url) => Transport::Smtp(smtp_transport(url, smtp_ca_file)?),
+            Some(url) => Transport::Smtp(smtp_transport(url, smtp_ca_file.as_deref())?),
             None => {
                 std::fs::create_dir_all(outbox)
                     .map_err(|e| MailError::Outbox { path: outbox.display().to_string(), message: e.to_string() })?;
@@ -229,8 +218,8 @@ pub fn html_escape(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn outbox<'a>(dir: &'a Path, from: &'a str) -> MailSettings<'a> {
-        MailSettings { smtp_url: None, smtp_ca_file: None, outbox: dir, from }
+    fn outbox(dir: &Path, from: &str) -> MailSettings {
+        MailSettings { smtp_url: None, smtp_ca_file: None, outbox_dir: dir.to_path_buf(), from: from.to_owned() }
     }
 
     fn mail() -> Mail {
@@ -245,7 +234,7 @@ mod tests {
     #[actix_web::test]
     async fn the_outbox_gets_one_whole_eml_per_message() {
         let dir = tempfile::tempdir().unwrap();
-        let mailer = Mailer::start(outbox(dir.path(), "Acme <no-reply@acme.test>")).unwrap();
+        let mailer = Mailer::start(&outbox(dir.path(), "Acme <no-reply@acme.test>")).unwrap();
         assert!(mailer.send(mail()));
         let mut found = Vec::new();
         for _ in 0..200 {
@@ -272,12 +261,12 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let smtp = |url| MailSettings { smtp_url: Some(url), ..outbox(dir.path(), "a@b.c") };
-        assert!(matches!(Mailer::start(smtp("ftp://x")), Err(MailError::SmtpUrl(_))));
-        assert!(matches!(Mailer::start(outbox(dir.path(), "not an address")), Err(MailError::From(_))));
+        let smtp = |url: &str| MailSettings { smtp_url: Some(url.to_owned()), ..outbox(dir.path(), "a@b.c") };
+        assert!(matches!(Mailer::start(&smtp("ftp://x")), Err(MailError::SmtpUrl(_))));
+        assert!(matches!(Mailer::start(&outbox(dir.path(), "not an address")), Err(MailError::From(_))));
         let missing =
-            MailSettings { smtp_ca_file: Some(Path::new("/no/such/ca.pem")), ..smtp("smtp://x?tls=required") };
-        assert!(matches!(Mailer::start(missing), Err(MailError::CaFile { .. })));
+            MailSettings { smtp_ca_file: Some(PathBuf::from("/no/such/ca.pem")), ..smtp("smtp://x?tls=required") };
+        assert!(matches!(Mailer::start(&missing), Err(MailError::CaFile { .. })));
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log_writer = telemetry::init_logging(&settings);
+    let _log_writer = telemetry::init_logging(&settings.log);
     let outcome = match cli.command {
         Command::Serve { migrate } => serve(settings, migrate),
         Command::Keys { action: KeysAction::Rotate } => rotate_keys(&settings),
@@ -87,7 +87,7 @@ fn rotate_keys(settings: &Settings) -> anyhow::Result<()> {
 }
 
 fn migrate_only(settings: &Settings) -> anyhow::Result<()> {
-    let Some(target) = settings.cql_target() else {
+    let Some(target) = settings.store.cql_target() else {
         println!("the embedded store needs no migrations");
         return Ok(());
     };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::settings::{RateQuota, Settings};
+use crate::settings::{LimitSettings, RateQuota};
 use crate::telemetry::names;
 
 /// The route kinds that are limited, each with its own budget.
@@ -69,7 +69,7 @@ fn quota(q: RateQuota) -> Quota {
 }
 
 impl RateLimits {
-    pub fn new(settings: &Settings) -> Self {
+    pub fn new(settings: &LimitSettings) -> Self {
         RateLimits {
             enabled: settings.rate_limit_enabled,
             auth: RateLimiter::keyed(quota(settings.auth_rate)),
@@ -108,7 +108,7 @@ mod tests {
     use super::*;
 
     fn limits() -> RateLimits {
-        let mut settings = Settings::load(None, Vec::new()).unwrap();
+        let mut settings = crate::settings::Settings::load(None, Vec::new()).unwrap().limits;
         settings.auth_rate = RateQuota { per_minute: 10, burst: 5 };
         RateLimits::new(&settings)
     }
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn off_means_never_limited() {
-        let mut settings = Settings::load(None, Vec::new()).unwrap();
+        let mut settings = crate::settings::Settings::load(None, Vec::new()).unwrap().limits;
         settings.rate_limit_enabled = false;
         let limits = RateLimits::new(&settings);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::{LogFormat, Settings};
+use crate::settings::{LogFormat, LogSettings};
 
 /// Buckets for request latencies (seconds): 10 µs to 10 s, so cached token
 /// checks (tens of µs) and sign-ins (tens of ms) both resolve.
@@ -77,11 +77,11 @@ pub fn render(handle: &PrometheusHandle) -> String {
 /// thread, so a slow stdout never stalls a request (past 128k waiting
 /// lines, new ones are dropped and counted by the appender). Keep the guard
 /// until exit: dropping it flushes what is waiting.
-pub fn init_logging(settings: &Settings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+pub fn init_logging(settings: &LogSettings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_writer(writer);
-    let result = match settings.log_format {
+    let result = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };

@@ -133,7 +133,7 @@ async fn expired_key_fails_even_when_cached() {
 
 #[actix_web::test]
 async fn last_use_is_written_in_batches() {
-    let app = spawn_with(|s| s.key_usage_flush = Duration::from_millis(50)).await;
+    let app = spawn_with(|s| s.token.key_usage_flush = Duration::from_millis(50)).await;
     let owner = app.signed_up("owner@example.com").await;
     let key = app.create_key(&owner.access, json!({"name": "k"})).await.body["api_key"].as_str().unwrap().to_owned();
     assert_eq!(app.verify(&key).await.status, StatusCode::OK);

@@ -176,8 +176,8 @@ async fn repeated_failures_lock_known_and_unknown_accounts_alike() {
 #[actix_web::test]
 async fn per_ip_limit_refuses_the_burst_excess_with_retry_after() {
     let app = spawn_with(|s| {
-        s.rate_limit_enabled = true;
-        s.auth_rate = RateQuota { per_minute: 10, burst: 5 };
+        s.limits.rate_limit_enabled = true;
+        s.limits.auth_rate = RateQuota { per_minute: 10, burst: 5 };
     })
     .await;
     let mut statuses = Vec::new();
@@ -195,10 +195,10 @@ async fn per_ip_limit_refuses_the_burst_excess_with_retry_after() {
 async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     let limited = |trusted: bool| {
         spawn_with(move |s| {
-            s.rate_limit_enabled = true;
-            s.auth_rate = RateQuota { per_minute: 10, burst: 1 };
+            s.limits.rate_limit_enabled = true;
+            s.limits.auth_rate = RateQuota { per_minute: 10, burst: 1 };
             if trusted {
-                s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+                s.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
             }
         })
     };
@@ -236,9 +236,9 @@ async fn malformed_bodies_get_json_errors() {
 #[actix_web::test]
 async fn saturated_hashing_pool_answers_503_with_retry_after() {
     let app = spawn_with(|s| {
-        s.hash_threads = 1;
-        s.hash_queue = 1;
-        s.hash_cost = HashCost { memory_kib: 65_536, iterations: 3, parallelism: 1 };
+        s.hash.threads = 1;
+        s.hash.queue = 1;
+        s.hash.cost = HashCost { memory_kib: 65_536, iterations: 3, parallelism: 1 };
     })
     .await;
     let emails: Vec<String> = (0..12).map(|i| format!("u{i}@example.com")).collect();
@@ -265,9 +265,9 @@ async fn tokens_identify_the_user() {
 #[actix_web::test]
 async fn request_past_its_deadline_answers_503_overloaded() {
     let app = spawn_with(|s| {
-        s.request_timeout = Duration::from_millis(100);
-        s.hash_threads = 1;
-        s.hash_cost = HashCost { memory_kib: 131_072, iterations: 4, parallelism: 1 };
+        s.http.request_timeout = Duration::from_millis(100);
+        s.hash.threads = 1;
+        s.hash.cost = HashCost { memory_kib: 131_072, iterations: 4, parallelism: 1 };
     })
     .await;
     let answer = app.login("slow@example.com", "some password").await;

@@ -133,7 +133,7 @@ async fn an_unknown_address_gets_no_account_without_passwordless_signup() {
 
 #[actix_web::test]
 async fn passwordless_signup_creates_the_account_and_an_initial_password_can_be_set_once() {
-    let app = spawn_with(|s| s.passwordless_signup = true).await;
+    let app = spawn_with(|s| s.flows.passwordless_signup = true).await;
     let code = app.mailed_code("new@example.com", "login", 1).await;
     let login = app.post("/api/v1/auth/otp/login", &json!({"email": "new@example.com", "code": code})).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
@@ -161,7 +161,7 @@ async fn passwordless_signup_creates_the_account_and_an_initial_password_can_be_
 
 #[actix_web::test]
 async fn required_verification_holds_login_until_the_code_is_confirmed() {
-    let app = spawn_with(|s| s.require_email_verification = true).await;
+    let app = spawn_with(|s| s.flows.require_email_verification = true).await;
     let register = app.register("a@example.com").await;
     assert_eq!(register.status, StatusCode::ACCEPTED, "{}", register.body);
     assert_eq!(register.body, json!({"message_code": "verification_required"}));
@@ -185,7 +185,7 @@ async fn required_verification_holds_login_until_the_code_is_confirmed() {
 
 #[actix_web::test]
 async fn a_lost_verification_code_can_be_sent_again() {
-    let app = spawn_with(|s| s.require_email_verification = true).await;
+    let app = spawn_with(|s| s.flows.require_email_verification = true).await;
     assert_eq!(app.register("a@example.com").await.status, StatusCode::ACCEPTED);
     crate::harness::nth_code(&app.outbox, "a@example.com", 1).await;
     app.clock.advance(Duration::from_secs(31));
@@ -209,7 +209,7 @@ async fn bad_code_requests_are_validation_errors() {
 
 #[actix_web::test]
 async fn code_routes_are_rate_limited_per_ip() {
-    let app = spawn_with(|s| s.rate_limit_enabled = true).await;
+    let app = spawn_with(|s| s.limits.rate_limit_enabled = true).await;
     let body = json!({"email": "a@example.com", "purpose": "login"});
     let mut statuses = Vec::new();
     for _ in 0..7 {
@@ -221,7 +221,7 @@ async fn code_routes_are_rate_limited_per_ip() {
 
 #[actix_web::test]
 async fn wrong_codes_count_toward_the_account_lock_known_or_not() {
-    let app = spawn_with(|s| s.lockout_threshold = 3).await;
+    let app = spawn_with(|s| s.limits.lockout_threshold = 3).await;
     app.signed_up("a@example.com").await;
     let code = app.mailed_code("a@example.com", "login", 1).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };

@@ -145,8 +145,8 @@ async fn verify_refuses_what_is_not_live() {
 #[actix_web::test]
 async fn gateway_routes_are_not_rate_limited() {
     let app = crate::harness::spawn_with(|s| {
-        s.rate_limit_enabled = true;
-        s.auth_rate = portcullis::settings::RateQuota { per_minute: 1, burst: 1 };
+        s.limits.rate_limit_enabled = true;
+        s.limits.auth_rate = portcullis::settings::RateQuota { per_minute: 1, burst: 1 };
     })
     .await;
     let tokens = app.signed_up("a@example.com").await;

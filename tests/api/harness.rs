@@ -153,7 +153,7 @@ pub async fn spawn_pair() -> Option<[(TestApp, Arc<FaultyStore>); 2]> {
     // As behind a load balancer: one key directory, one public URL.
     let share_keys = |s: &mut Settings| {
         *s = Settings::for_tests(&shared);
-        s.public_url = Some("http://auth.test".into());
+        s.http.public_url = Some("http://auth.test".into());
     };
     let a = start(tempfile::tempdir().unwrap(), share_keys, clock.clone(), FaultyStore::new(first), None).await;
     let b = start(dir, share_keys, clock, FaultyStore::new(second), Some(keyspace)).await;
@@ -169,7 +169,7 @@ async fn start(
 ) -> (TestApp, Arc<FaultyStore>) {
     let mut settings = Settings::for_tests(dir.path());
     tweak(&mut settings);
-    let outbox = settings.outbox_dir.clone();
+    let outbox = settings.mail.outbox_dir.clone();
     let app = Application::build_on(settings, clock.clone(), store.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let metrics_port = app.metrics_port();

@@ -95,7 +95,7 @@ async fn metrics_expose_http_hashing_cache_and_login_series() {
 
 #[actix_web::test]
 async fn metrics_can_have_a_listener_of_their_own() {
-    let app = spawn_with(|s| s.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let app = spawn_with(|s| s.http.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     app.get("/metrics", None).await.assert_error(404, "not_found");
     let port = app.metrics_port.expect("a metrics listener");
     let internal = app.client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();

@@ -74,7 +74,7 @@ async fn repeat_within_grace_gets_the_same_successor() {
 
 #[actix_web::test]
 async fn reuse_after_grace_revokes_the_session() {
-    let app = spawn_with(|s| s.refresh_reuse_grace = Duration::from_secs(2)).await;
+    let app = spawn_with(|s| s.token.refresh_reuse_grace = Duration::from_secs(2)).await;
     let tokens = app.signed_up("a@example.com").await;
     let rotated = app.refresh(&tokens.refresh).await;
     let successor = rotated.body["refresh_token"].as_str().unwrap().to_owned();

@@ -91,9 +91,9 @@ async fn a_reset_code_arrives_by_smtp_and_works() {
     let port = free_port();
     let server = smtp_server(&python, port).await;
     let app = spawn_with(|s| {
-        s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
-        s.mail_from = "Acme Accounts <accounts@acme.test>".into();
-        s.project_name = "Acme".into();
+        s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        s.mail.from = "Acme Accounts <accounts@acme.test>".into();
+        s.flows.project_name = "Acme".into();
     })
     .await;
     let tokens = app.signed_up("ada@example.com").await;
@@ -124,7 +124,7 @@ async fn mail_is_retried_until_the_server_answers() {
         return;
     };
     let port = free_port();
-    let app = spawn_with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
+    let app = spawn_with(|s| s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
     app.signed_up("ada@example.com").await;
     // The relay is down: the request is answered at once all the same.
     let started = std::time::Instant::now();
@@ -211,15 +211,15 @@ async fn starttls_to_a_relay_with_a_private_ca() {
     let url = format!("smtp://localhost:{port}?tls=required");
 
     // Without the CA the relay's certificate is not trusted: nothing is sent.
-    let untrusting = spawn_with(|s| s.smtp_url = Some(url.clone())).await;
+    let untrusting = spawn_with(|s| s.mail.smtp_url = Some(url.clone())).await;
     untrusting.signed_up("eve@example.com").await;
     let sent = untrusting.post("/api/v1/auth/otp/send", &json!({"email": "eve@example.com", "purpose": "login"})).await;
     assert_eq!(sent.status, StatusCode::ACCEPTED);
 
     let ca = certs.path().join("ca.pem");
     let app = spawn_with(|s| {
-        s.smtp_url = Some(url.clone());
-        s.smtp_ca_file = Some(ca.clone());
+        s.mail.smtp_url = Some(url.clone());
+        s.mail.smtp_ca_file = Some(ca.clone());
     })
     .await;
     app.signed_up("ada@example.com").await;

@@ -202,7 +202,7 @@ async fn backup_codes_work_once_and_regenerate() {
 
 #[actix_web::test]
 async fn wrong_codes_count_toward_the_account_lock() {
-    let app = spawn_with(|s| s.lockout_threshold = 3).await;
+    let app = spawn_with(|s| s.limits.lockout_threshold = 3).await;
     let (_, totp, _) = enabled(&app, "a@example.com").await;
     let challenge = new_challenge(&app, "a@example.com").await;
     let wrong = if code_now(&app, &totp) == "000000" { "111111" } else { "000000" };

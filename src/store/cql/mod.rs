@@ -25,16 +25,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::retry::DefaultRetryPolicy;
 
-/// Where and how to reach the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CqlTarget {
-    pub hosts: Vec<String>,
-    pub keyspace: String,
-    /// The replication map of `CREATE KEYSPACE`.
-    pub replication: String,
-    /// Extra keyspace options, appended after the replication clause.
-    pub keyspace_options: String,
-}
+pub use crate::settings::CqlTarget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CqlError {
