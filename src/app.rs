@@ -136,7 +136,7 @@ impl Application {
             Arc::clone(&cache),
             Arc::clone(&store),
             Arc::clone(&clock),
-            key_hasher,
+            key_hasher.clone(),
             Arc::clone(&key_usage),
         ));
         let feed = Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&clock)));
@@ -154,7 +154,7 @@ impl Application {
             hashing,
             shards: Arc::clone(&shards),
             signer: Arc::clone(&signer),
-            gate,
+            key_hasher,
             feed: Arc::clone(&feed),
             vault,
             mailer,
@@ -165,6 +165,7 @@ impl Application {
 
         let state = web::Data::new(AppState {
             auth: Arc::clone(&auth),
+            gate,
             limits: Arc::clone(&limits),
             signer,
             store: Arc::clone(&store),

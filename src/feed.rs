@@ -1,8 +1,10 @@
 //! The change feed: how a revocation on one node reaches every other node.
 //!
-//! Owns this node's id, the publishing of revocations and account changes
-//! to the store's feed table, and the poller that applies other nodes'
-//! events to the local token cache (`AccessGate::invalidate_*`).
+//! Owns this node's id, revocation (`revoke_session`, `revoke_api_key`,
+//! `revoke_user`: the local token cache at once, then an event in the
+//! store's feed table), and the poller that applies other nodes' events to
+//! the local token cache (`AccessGate::invalidate_*`). Revoking anything is
+//! one call here; no flow invalidates or publishes by itself.
 //!
 //! Invariants: the poller looks back `LOOK_BACK` behind the newest event it
 //! has seen (clocks of nodes differ a little) and skips events it already
@@ -68,7 +70,7 @@ impl Feed {
 
     /// Tells the other nodes; a failure is logged and the event kept for
     /// retry, never returned to the caller.
-    pub async fn publish(&self, kind: FeedKind, subject: Uuid) {
+    async fn publish(&self, kind: FeedKind, subject: Uuid) {
         let event = FeedEvent { id: Uuid::now_v7(), at: self.clock.now(), kind, subject, node: self.node.clone() };
         if let Err(e) = self.store.append_feed(event.clone()).await {
             self.publish_failed(&event, &e);
@@ -102,15 +104,23 @@ impl Feed {
         }
     }
 
-    pub async fn publish_session(&self, session: SessionId) {
+    /// Revokes a session everywhere: at once on this node, through the feed
+    /// on the others.
+    pub async fn revoke_session(&self, session: SessionId) {
+        self.gate.invalidate_session(session, self.clock.now());
         self.publish(FeedKind::SessionRevoked, session.0).await;
     }
 
-    pub async fn publish_api_key(&self, key: ApiKeyId) {
+    /// Revokes an API key everywhere.
+    pub async fn revoke_api_key(&self, key: ApiKeyId) {
+        self.gate.invalidate_api_key(key, self.clock.now());
         self.publish(FeedKind::ApiKeyRevoked, key.0).await;
     }
 
-    pub async fn publish_user(&self, user: UserId) {
+    /// Makes every cached credential of `user` be checked again, everywhere
+    /// (the account was disabled or changed role).
+    pub async fn revoke_user(&self, user: UserId) {
+        self.gate.invalidate_user(user, self.clock.now());
         self.publish(FeedKind::UserChanged, user.0).await;
     }
 

@@ -1,16 +1,14 @@
-//! API keys: create (shown once), list, revoke.
+//! API keys: create (shown once), list, revoke. Only admins may grant the
+//! `introspect` scope; a revoked key stops working at once on every node.
 
 use zeroize::Zeroizing;
 
 use crate::account::{ApiKey, ApiKeyId, Role, UserId};
 use crate::clock::Timestamp;
-use crate::shards::Command;
-use crate::token::api_key;
+use crate::shards::{CreateApiKey, RevokeApiKey};
+use crate::token::{INTROSPECT_SCOPE, api_key};
 
 use super::{AuthError, AuthService, SessionCaller};
-
-/// The scope that lets a key call `/introspect`; only admins may grant it.
-pub const INTROSPECT_SCOPE: &str = "introspect";
 
 /// A validated request for a new key.
 #[derive(Debug)]
@@ -41,14 +39,13 @@ impl AuthService {
             user_id: owner.id,
             name: new.name,
             prefix: minted.prefix,
-            digest: self.gate.key_hasher().digest(&minted.secret),
+            digest: self.key_hasher.digest(&minted.secret),
             scopes: new.scopes,
             created_at: self.clock.now(),
             expires_at: new.expires_at,
             last_used_at: None,
         };
-        let stored = key.clone();
-        self.shards.ask(&owner.id, |reply| Command::CreateApiKey { key: stored, reply }).await?;
+        self.shards.ask(&owner.id, CreateApiKey { key: key.clone() }).await?;
         tracing::info!(target: "security", event = "api_key_created", user_id = %owner.id, key_id = %key.id, "API key created");
         Ok(CreatedApiKey { key, secret: minted.secret })
     }
@@ -60,12 +57,10 @@ impl AuthService {
 
     /// Revokes one of the user's keys; it stops working at once.
     pub async fn revoke_api_key(&self, user: UserId, key: ApiKeyId) -> Result<(), AuthError> {
-        let revoked = self.shards.ask(&user, |reply| Command::RevokeApiKey { user, key, reply }).await?;
-        if revoked.is_none() {
+        if self.shards.ask(&user, RevokeApiKey { user, key }).await?.is_none() {
             return Err(AuthError::NotFound);
         }
-        self.gate.invalidate_api_key(key, self.clock.now());
-        self.feed.publish_api_key(key).await;
+        self.feed.revoke_api_key(key).await;
         tracing::info!(target: "security", event = "api_key_revoked", user_id = %user, key_id = %key, "API key revoked");
         Ok(())
     }

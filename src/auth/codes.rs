@@ -12,12 +12,12 @@ use std::time::Duration;
 use crate::account::{CodePurpose, OneTimeCode, ProjectId, User};
 use crate::hashing::Password;
 use crate::mail::{Mail, html_escape};
-use crate::shards::{CodeCheck, Command, Declined, LockKey, UserEdit};
+use crate::shards::{ConsumeCode, CreateUser, Declined, EditUser, UserEdit};
 use crate::token::random_bytes;
 
 use super::audit::kind;
-use super::second_factor::LoginOutcome;
-use super::{AuthError, AuthService, ClientInfo, SessionCaller, TokenGrant};
+use super::outcome::{LoginOutcome, count_login, lock_key};
+use super::{AuthError, AuthService, ClientInfo, SessionCaller};
 
 pub const CODE_TTL: Duration = Duration::from_secs(600);
 pub const MAX_CODE_TRIES: u32 = 5;
@@ -122,25 +122,21 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<Option<User>, AuthError> {
         let user = self.store.find_user_by_email(project, email).await?;
-        let lock = match &user {
-            Some(user) => LockKey::Account(user.id),
-            None => LockKey::Unknown(project.clone(), email.to_owned()),
-        };
-        self.ask_lock(&lock, |key, reply| Command::CheckLock { key, reply }).await?;
+        let lock = lock_key(user.as_ref(), project, email);
+        self.check_lock(&lock).await?;
         let code = code.trim();
-        let check = CodeCheck {
+        let check = ConsumeCode {
             project: project.clone(),
             purpose,
             subject: email.to_owned(),
             digest: self.code_digest(project, purpose, email, code),
             max_attempts: MAX_CODE_TRIES,
         };
-        let accepted =
-            is_code(code) && self.shards.ask(&(project, email), |reply| Command::ConsumeCode { check, reply }).await?;
+        let accepted = is_code(code) && self.shards.ask(&(project, email), check).await?;
         if accepted {
             return Ok(user);
         }
-        self.ask_lock(&lock, |key, reply| Command::RecordFailure { key, reply }).await?;
+        self.record_failure(&lock).await?;
         self.audit(kind::CODE_FAILED, project, user.map(|u| u.id), client, Some(purpose.as_str())).await;
         tracing::info!(target: "security", event = "code_failed", purpose = purpose.as_str(), "wrong or dead one-time code");
         Err(AuthError::InvalidCode)
@@ -157,17 +153,9 @@ impl AuthService {
             u.email_verified_at.get_or_insert(now);
             Ok(())
         });
-        let user = self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        let user = self.shards.ask(&id, EditUser { user: id, edit }).await?;
         self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), client, None).await;
         Ok(user)
-    }
-
-    /// Signs `user` in, or asks for the second factor first.
-    pub(super) async fn sign_in(&self, user: User, client: ClientInfo) -> Result<LoginOutcome, AuthError> {
-        if user.two_factor_enabled {
-            return Ok(self.issue_challenge(user.id));
-        }
-        Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))
     }
 
     /// `otp/login`: passwordless sign-in with a login code; creates the
@@ -188,7 +176,7 @@ impl AuthService {
             return Err(AuthError::AccountDisabled);
         }
         let user = self.mark_verified(user, &client).await?;
-        super::flows::login_outcome("success");
+        count_login("success");
         tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, method = "email_code", "login succeeded");
         self.sign_in(user, client).await
     }
@@ -198,7 +186,7 @@ impl AuthService {
         let name = email.split('@').next().unwrap_or_default().to_owned();
         let user =
             User { email_verified_at: Some(now), ..User::fresh(project.clone(), email.clone(), name, None, now) };
-        let user = self.shards.ask(&(project, email), |reply| Command::CreateUser { user, reply }).await?;
+        let user = self.shards.ask(&(project, email), CreateUser { user }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, method = "email_code", "user registered");
         Ok(user)
     }
@@ -227,11 +215,11 @@ impl AuthService {
             u.email_verified_at.get_or_insert(now);
             Ok(())
         });
-        let user = self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        let user = self.shards.ask(&id, EditUser { user: id, edit }).await?;
         if !was_verified {
             self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), &client, None).await;
         }
-        let revoked = self.revoke_all_sessions(id).await?;
+        let revoked = self.revoke_sessions(id, None).await?;
         self.audit(kind::PASSWORD_RESET, &user.project, Some(id), &client, None).await;
         tracing::warn!(target: "security", event = "password_reset", user_id = %id, revoked_sessions = revoked, "password reset");
         Ok(())
@@ -274,7 +262,7 @@ impl AuthService {
             u.password_hash = Some(password_hash);
             Ok(())
         });
-        let user = self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        let user = self.shards.ask(&id, EditUser { user: id, edit }).await?;
         self.audit(kind::INITIAL_PASSWORD_SET, &user.project, Some(id), &client, None).await;
         Ok(user)
     }
@@ -283,14 +271,6 @@ impl AuthService {
     pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
         self.send_code(user.project.clone(), user.email.clone(), CodePurpose::Verify).await
     }
-}
-
-/// What a registration answered.
-#[derive(Debug)]
-pub enum Registered {
-    Signed(Box<TokenGrant>),
-    /// The project requires email verification: a code was mailed.
-    VerificationRequired,
 }
 
 #[cfg(test)]

@@ -1,11 +1,25 @@
-//! Sign-in flows: register, login, refresh, logout, profile, password,
-//! sessions, two-factor (`second_factor`), one-time email codes (`codes`)
-//! and the audit events they leave (`audit`).
+//! The sign-in flows, one file per family:
+//! - `login`: setup status, register, login, refresh;
+//! - `sessions`: the signed-in account (me, profile, password change), its
+//!   sessions (list, revoke) and disabling it;
+//! - `second_factor`: TOTP, backup codes and the login challenge;
+//! - `codes`: one-time email codes (passwordless sign-in, password reset,
+//!   email verification) and the initial password of a passwordless account;
+//! - `api_keys`: create, list, revoke;
+//! - `audit`: the audit events the flows leave;
+//! - `outcome`: what the flows share: how a sign-in ends (`TokenGrant`,
+//!   `LoginOutcome`, `Registered`), starting a session, the failed-login
+//!   lock, the login counter.
+//!
+//! Imports run one way: a flow file uses `outcome` and `audit`, never
+//! another flow file. All are methods of one [`AuthService`], built once by
+//! the app.
 //!
 //! Owns the order of steps in each flow: password work in the hashing pool,
 //! state changes through the user's shard, tokens from the signer, and
-//! revocations into the token gate. Knows nothing about HTTP; handlers call
-//! one method here and map its result.
+//! revocations through the feed. Knows nothing about HTTP; handlers call one
+//! method here and map its result. Token checks do not come here: they go
+//! to `token::AccessGate` directly.
 //!
 //! Never: answers differently (in body or in work done) for an unknown
 //! account and a wrong password, or hashes a password inside a shard.
@@ -13,32 +27,41 @@
 mod api_keys;
 mod audit;
 mod codes;
-mod flows;
+mod login;
+mod outcome;
 mod second_factor;
+mod sessions;
 
-pub use api_keys::{CreatedApiKey, INTROSPECT_SCOPE, NewApiKey};
+pub use api_keys::{CreatedApiKey, NewApiKey};
+pub use login::{LoginIdentifier, LoginRequest, Registration};
+pub use outcome::{LoginOutcome, Registered, TokenGrant};
+pub use second_factor::{TwoFactorSetup, TwoFactorStatus};
+pub use sessions::ProfileChange;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use codes::Registered;
-pub use flows::{LoginIdentifier, LoginRequest, ProfileChange, Registration};
-pub use second_factor::{LoginOutcome, TwoFactorSetup, TwoFactorStatus};
-
-use crate::account::{Session, SessionId, User, UserId};
+use crate::account::{SessionId, UserId};
 use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::{HashError, HashingPool};
 use crate::mail::Mailer;
-use crate::shards::{ShardError, ShardRouter};
+use crate::shards::{Declined, ShardError, ShardRouter};
 use crate::store::{Store, StoreError, UniqueField};
+use crate::token::api_key::ApiKeyHasher;
 use crate::token::vault::Vault;
-use crate::token::{AccessGate, TokenError, TokenSigner};
+use crate::token::{TokenError, TokenSigner};
+
+/// A cause kept for the log (never shown to clients).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// A wrong password, or an account that does not exist (never told apart).
     #[error("wrong credentials")]
     InvalidCredentials,
+    /// Too many failed sign-ins; retry after the duration.
     #[error("locked out for {0:?}")]
     Locked(Duration),
     #[error("email taken")]
@@ -48,8 +71,11 @@ pub enum AuthError {
     /// A refresh token that is unknown, expired or revoked.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// A rotated refresh token came back after the grace window; its session
+    /// is revoked.
     #[error("refresh token reused")]
     RefreshTokenReused,
+    /// The account exists and the credentials are right, but it is disabled.
     #[error("account disabled")]
     AccountDisabled,
     /// A wrong, used, expired or dead TOTP, backup or email code.
@@ -60,15 +86,19 @@ pub enum AuthError {
     InvalidChallenge,
     #[error("challenge expired")]
     ChallengeExpired,
+    /// The project requires a verified address, and this one is not.
     #[error("email not verified")]
     EmailNotVerified,
     /// Two-factor is already on.
     #[error("two-factor already enabled")]
     AlreadyEnabled,
+    /// `2fa/enable` with no pending `2fa/setup`.
     #[error("two-factor not set up")]
     TwoFactorNotSetUp,
+    /// A two-factor operation on an account with two-factor off.
     #[error("two-factor not enabled")]
     TwoFactorNotEnabled,
+    /// `set-initial-password` on an account that has one.
     #[error("password already set")]
     PasswordAlreadySet,
     /// Authenticated, but not allowed to do this.
@@ -77,15 +107,24 @@ pub enum AuthError {
     /// A per-user bound (such as the number of API keys) is reached.
     #[error("limit reached: {0}")]
     LimitReached(&'static str),
+    /// The session, key or account named is not the caller's, or is gone.
     #[error("not found")]
     NotFound,
     /// Password work or a shard is saturated; retry after the duration.
     #[error("overloaded")]
     Overloaded(Duration),
-    #[error("store unavailable: {0}")]
-    StoreUnavailable(String),
-    #[error("internal: {0}")]
-    Internal(String),
+    /// The store cannot take requests now.
+    #[error("store unavailable")]
+    StoreUnavailable(#[source] StoreError),
+    /// Something that should not happen (a broken key, a corrupt record).
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+impl AuthError {
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        AuthError::Internal(cause.into())
+    }
 }
 
 /// How long a client refused for load should wait.
@@ -95,7 +134,7 @@ impl From<HashError> for AuthError {
     fn from(e: HashError) -> Self {
         match e {
             HashError::Overloaded | HashError::DeadlineExceeded => AuthError::Overloaded(crate::hashing::RETRY_AFTER),
-            HashError::Stopped | HashError::Argon2(_) => AuthError::Internal(e.to_string()),
+            HashError::Stopped | HashError::Argon2(_) => AuthError::internal(e),
         }
     }
 }
@@ -106,8 +145,8 @@ impl From<StoreError> for AuthError {
             StoreError::AlreadyExists(UniqueField::Email) => AuthError::EmailTaken,
             StoreError::AlreadyExists(UniqueField::Username) => AuthError::UsernameTaken,
             StoreError::NotFound => AuthError::NotFound,
-            StoreError::Unavailable(why) => AuthError::StoreUnavailable(why),
-            StoreError::Conflict | StoreError::Corrupt(_) => AuthError::Internal(e.to_string()),
+            StoreError::Unavailable(_) => AuthError::StoreUnavailable(e),
+            StoreError::Conflict | StoreError::Corrupt(_) => AuthError::internal(e),
         }
     }
 }
@@ -126,9 +165,8 @@ impl From<ShardError> for AuthError {
     }
 }
 
-impl From<crate::shards::Declined> for AuthError {
-    fn from(why: crate::shards::Declined) -> Self {
-        use crate::shards::Declined;
+impl From<Declined> for AuthError {
+    fn from(why: Declined) -> Self {
         match why {
             Declined::AlreadyEnabled => AuthError::AlreadyEnabled,
             Declined::NotSetUp => AuthError::TwoFactorNotSetUp,
@@ -138,11 +176,12 @@ impl From<crate::shards::Declined> for AuthError {
     }
 }
 
+/// Minting a token: only a store failure or a broken key can stop it.
 impl From<TokenError> for AuthError {
     fn from(e: TokenError) -> Self {
         match e {
             TokenError::Store(e) => e.into(),
-            other => AuthError::Internal(other.to_string()),
+            other => AuthError::internal(other),
         }
     }
 }
@@ -159,16 +198,6 @@ pub struct ClientInfo {
 pub struct SessionCaller {
     pub user_id: UserId,
     pub session_id: SessionId,
-}
-
-/// What a successful sign-in or refresh hands out.
-#[derive(Debug)]
-pub struct TokenGrant {
-    pub access_token: String,
-    pub expires_in: Duration,
-    pub refresh_token: String,
-    pub user: User,
-    pub session: Session,
 }
 
 /// Per-flow knobs (per project once projects land).
@@ -188,7 +217,8 @@ pub struct AuthParts {
     pub hashing: HashingPool,
     pub shards: Arc<ShardRouter>,
     pub signer: Arc<TokenSigner>,
-    pub gate: Arc<AccessGate>,
+    /// Digests of new API keys (the same key the gate checks them with).
+    pub key_hasher: ApiKeyHasher,
     pub feed: Arc<Feed>,
     pub vault: Arc<Vault>,
     pub mailer: Mailer,
@@ -201,7 +231,7 @@ pub struct AuthService {
     hashing: HashingPool,
     shards: Arc<ShardRouter>,
     signer: Arc<TokenSigner>,
-    gate: Arc<AccessGate>,
+    key_hasher: ApiKeyHasher,
     feed: Arc<Feed>,
     vault: Arc<Vault>,
     mailer: Mailer,
@@ -211,12 +241,8 @@ pub struct AuthService {
 
 impl AuthService {
     pub fn new(parts: AuthParts) -> Self {
-        let AuthParts { store, hashing, shards, signer, gate, feed, vault, mailer, clock, policy } = parts;
-        AuthService { store, hashing, shards, signer, gate, feed, vault, mailer, clock, policy }
-    }
-
-    pub fn gate(&self) -> &AccessGate {
-        &self.gate
+        let AuthParts { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy } = parts;
+        AuthService { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -17,11 +17,12 @@ use zeroize::Zeroizing;
 use crate::account::{TwoFactor, User, UserId};
 use crate::clock::Timestamp;
 use crate::hashing::Password;
-use crate::shards::{Command, Declined, LockKey, UserEdit};
+use crate::shards::{Declined, EditUser, LockKey, UserEdit};
 use crate::token::{b64url, b64url_decode, random_bytes};
 
 use super::audit::kind;
-use super::{AuthError, AuthService, ClientInfo, SessionCaller, TokenGrant};
+use super::outcome::{LoginOutcome, TokenGrant, count_login};
+use super::{AuthError, AuthService, ClientInfo, SessionCaller};
 
 /// 160-bit secrets, as RFC 4226 recommends.
 const SECRET_BYTES: usize = 20;
@@ -47,13 +48,6 @@ pub struct TwoFactorSetup {
 pub struct TwoFactorStatus {
     pub enabled: bool,
     pub backup_codes_remaining: usize,
-}
-
-/// How a login ended: signed in, or waiting for the second factor.
-#[derive(Debug)]
-pub enum LoginOutcome {
-    Signed(Box<TokenGrant>),
-    TwoFactorRequired { challenge_token: String, expires_in: Duration },
 }
 
 /// Which second factor was accepted.
@@ -115,13 +109,13 @@ impl AuthService {
             .with_issuer(Some(self.policy.project_name.as_str()))
             .with_account_name(account.replace(':', "_"))
             .build()
-            .map_err(|e| AuthError::Internal(format!("TOTP: {e}")))
+            .map_err(|e| AuthError::internal(format!("TOTP: {e}")))
     }
 
     fn open_secret(&self, user: &User, state: &TwoFactor) -> Result<Zeroizing<Vec<u8>>, AuthError> {
         self.vault
             .open_sealed(user.id.0.as_bytes(), &state.sealed_secret)
-            .ok_or_else(|| AuthError::Internal("a TOTP secret does not open with this secrets key".into()))
+            .ok_or_else(|| AuthError::internal("a TOTP secret does not open with this secrets key"))
     }
 
     fn backup_digest(&self, user: UserId, canonical: &str) -> [u8; 32] {
@@ -176,7 +170,7 @@ impl AuthService {
             }
             Ok(())
         });
-        self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        self.shards.ask(&id, EditUser { user: id, edit }).await?;
         Ok(true)
     }
 
@@ -203,16 +197,24 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let lock = LockKey::Account(user.id);
-        self.ask_lock(&lock, |key, reply| Command::CheckLock { key, reply }).await?;
+        self.check_lock(&lock).await?;
         if let Some(factor) = self.check_second_factor(user, code).await? {
             tracing::info!(target: "security", event = "two_factor_passed", user_id = %user.id, factor = factor.as_str(), "second factor accepted");
             return Ok(());
         }
-        super::flows::login_outcome("two_factor_failure");
-        self.ask_lock(&lock, |key, reply| Command::RecordFailure { key, reply }).await?;
+        count_login("two_factor_failure");
+        self.record_failure(&lock).await?;
         self.audit(kind::TWO_FACTOR_FAILED, &user.project, Some(user.id), client, Some("login")).await;
         tracing::info!(target: "security", event = "two_factor_failed", user_id = %user.id, "wrong second factor");
         Err(AuthError::InvalidCode)
+    }
+
+    /// Signs `user` in, or asks for the second factor first.
+    pub(super) async fn sign_in(&self, user: User, client: ClientInfo) -> Result<LoginOutcome, AuthError> {
+        if user.two_factor_enabled {
+            return Ok(self.issue_challenge(user.id));
+        }
+        Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))
     }
 
     /// A challenge for `user`: stateless, MAC'd with the vault, expiring.
@@ -267,7 +269,7 @@ impl AuthService {
         if !self.store.claim_once(claim, expires_at).await? {
             return Err(AuthError::InvalidChallenge);
         }
-        super::flows::login_outcome("success");
+        count_login("success");
         self.start_session(user, client).await
     }
 
@@ -286,7 +288,7 @@ impl AuthService {
         }
         let secret = Zeroizing::new(random_bytes::<SECRET_BYTES>());
         let totp = self.totp(secret.as_slice(), &current.email)?;
-        let otpauth_url = totp.to_url().map_err(|e| AuthError::Internal(format!("otpauth URL: {e}")))?;
+        let otpauth_url = totp.to_url().map_err(|e| AuthError::internal(format!("otpauth URL: {e}")))?;
         let pending = TwoFactor {
             sealed_secret: self.vault.seal(user.0.as_bytes(), secret.as_slice()),
             enabled_at: None,
@@ -299,7 +301,7 @@ impl AuthService {
             u.two_factor = Some(pending);
             Ok(())
         });
-        self.shards.ask(&user, |reply| Command::EditUser { user, edit, reply }).await?;
+        self.shards.ask(&user, EditUser { user, edit }).await?;
         Ok(TwoFactorSetup { secret: totp.secret().to_base32(), otpauth_url })
     }
 
@@ -338,7 +340,7 @@ impl AuthService {
                 _ => Err(Declined::NotSetUp),
             }
         });
-        self.shards.ask(&user, |reply| Command::EditUser { user, edit, reply }).await?;
+        self.shards.ask(&user, EditUser { user, edit }).await?;
         self.audit(kind::TWO_FACTOR_ENABLED, &current.project, Some(user), &client, None).await;
         tracing::info!(target: "security", event = "two_factor_enabled", user_id = %user, "two-factor enabled");
         Ok(codes)
@@ -372,7 +374,7 @@ impl AuthService {
             Ok(())
         });
         let id = user.id;
-        self.shards.ask(&id, |reply| Command::EditUser { user: id, edit, reply }).await?;
+        self.shards.ask(&id, EditUser { user: id, edit }).await?;
         self.audit(kind::TWO_FACTOR_DISABLED, &user.project, Some(id), &client, None).await;
         tracing::warn!(target: "security", event = "two_factor_disabled", user_id = %id, "two-factor disabled");
         Ok(())
@@ -401,7 +403,7 @@ impl AuthService {
             }
             _ => Err(Declined::NotEnabled),
         });
-        self.shards.ask(&user, |reply| Command::EditUser { user, edit, reply }).await?;
+        self.shards.ask(&user, EditUser { user, edit }).await?;
         self.audit(kind::BACKUP_CODES_REGENERATED, &current.project, Some(user), &client, None).await;
         Ok(codes)
     }

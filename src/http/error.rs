@@ -3,18 +3,23 @@
 //!
 //! Every failure a client can see passes through [`ApiError`]: handler
 //! results, extractor failures (via the configs in `extract`), and actix's own
-//! error responses (rewritten by the middleware). 5xx bodies are opaque; the
-//! cause is logged once here.
+//! error responses (rewritten by the middleware). This file is the one table:
+//! every conversion into `ApiError` (from `AuthError`, `TokenError`,
+//! `StoreError`, JSON body errors, actix statuses) is here, and the test at
+//! the bottom pins each row. 5xx bodies are opaque; the cause (kept with
+//! `#[source]`) is logged once here, with its whole chain.
 
 use std::time::Duration;
 
+use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::account::Fields;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Cause};
+use crate::store::StoreError;
 use crate::token::TokenError;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +67,9 @@ pub enum ApiError {
     #[error("server busy; retry later")]
     Overloaded(Duration),
     #[error("storage unavailable; retry later")]
-    StoreUnavailable(String),
+    StoreUnavailable(#[source] StoreError),
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 #[derive(Serialize)]
@@ -87,6 +92,11 @@ impl ApiError {
     pub fn fields(fields: Fields) -> Self {
         let message = fields.iter().map(|(f, p)| format!("{f} {p}")).collect::<Vec<_>>().join("; ");
         ApiError::Validation { message, fields }
+    }
+
+    /// A 500 whose cause is logged, never shown.
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        ApiError::Internal(cause.into())
     }
 
     /// The stable machine-readable code of API.md.
@@ -132,7 +142,7 @@ impl ApiError {
                 ApiError::Overloaded(Duration::from_secs(1))
             }
             s if s.is_client_error() => ApiError::Validation { message: "bad request".into(), fields: Fields::new() },
-            s => ApiError::Internal(format!("status {s}")),
+            s => ApiError::internal(format!("status {s}")),
         }
     }
 }
@@ -167,12 +177,12 @@ impl ResponseError for ApiError {
         let message = match self {
             ApiError::Validation { message, .. } => message.clone(),
             ApiError::InvalidJson(detail) => format!("malformed JSON: {detail}"),
-            ApiError::Internal(cause) => {
-                tracing::error!(cause = %cause, "internal error");
+            ApiError::Internal(_) => {
+                tracing::error!(cause = %causes(self), "internal error");
                 self.to_string()
             }
-            ApiError::StoreUnavailable(cause) => {
-                tracing::warn!(cause = %cause, "store unavailable");
+            ApiError::StoreUnavailable(_) => {
+                tracing::warn!(cause = %causes(self), "store unavailable");
                 self.to_string()
             }
             other => other.to_string(),
@@ -194,6 +204,20 @@ impl ResponseError for ApiError {
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         response.json(ErrorBody { error: message, code: self.code(), fields })
     }
+}
+
+/// The chain of causes under `error`, outermost first, joined by `: `.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = String::new();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 impl From<AuthError> for ApiError {
@@ -223,20 +247,48 @@ impl From<AuthError> for ApiError {
             }
             AuthError::NotFound => ApiError::NotFound,
             AuthError::Overloaded(wait) => ApiError::Overloaded(wait),
-            AuthError::StoreUnavailable(why) => ApiError::StoreUnavailable(why),
-            AuthError::Internal(why) => ApiError::Internal(why),
+            AuthError::StoreUnavailable(cause) => ApiError::StoreUnavailable(cause),
+            AuthError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }
 
+/// A credential check (`/verify`, `/introspect`, the extractors).
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
             TokenError::Missing => ApiError::Unauthorized,
             TokenError::Invalid => ApiError::InvalidToken,
             TokenError::Expired => ApiError::TokenExpired,
-            TokenError::Store(e) => AuthError::from(e).into(),
-            TokenError::Signing(why) => ApiError::Internal(why),
+            TokenError::Store(e) => e.into(),
+            TokenError::Signing(_) => ApiError::internal(e),
+        }
+    }
+}
+
+/// A store read at the edge (`/readyz`, a token check): the same rows as
+/// for the flows.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        AuthError::from(e).into()
+    }
+}
+
+/// A JSON body that could not be read (the `JsonConfig` error handler).
+impl From<&JsonPayloadError> for ApiError {
+    fn from(e: &JsonPayloadError) -> Self {
+        match e {
+            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+                ApiError::PayloadTooLarge
+            }
+            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+            JsonPayloadError::Deserialize(e) if e.is_data() => {
+                ApiError::Validation { message: e.to_string(), fields: Default::default() }
+            }
+            JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(e.to_string()),
+            JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+            JsonPayloadError::Payload(e) => ApiError::InvalidJson(e.to_string()),
+            other => ApiError::InvalidJson(other.to_string()),
         }
     }
 }
@@ -273,8 +325,8 @@ mod tests {
             (ApiError::UnsupportedMediaType, 415, "unsupported_media_type"),
             (ApiError::RateLimited(second), 429, "rate_limited"),
             (ApiError::Overloaded(second), 503, "overloaded"),
-            (ApiError::StoreUnavailable("down".into()), 503, "store_unavailable"),
-            (ApiError::Internal("boom".into()), 500, "internal"),
+            (ApiError::StoreUnavailable(StoreError::Unavailable("down".into())), 503, "store_unavailable"),
+            (ApiError::internal("boom"), 500, "internal"),
         ];
         for (error, status, code) in table {
             assert_eq!(error.status_code().as_u16(), status, "{code}");
@@ -284,9 +336,89 @@ mod tests {
         }
     }
 
+    /// Every subsystem error a handler can return, to its status and code.
+    #[test]
+    fn every_subsystem_error_maps_to_its_status_and_code() {
+        use crate::hashing::HashError;
+        use crate::shards::{Declined, ShardError};
+        use crate::store::UniqueField;
+        let wait = Duration::from_secs(7);
+        let down = || StoreError::Unavailable("down".into());
+        let auth: Vec<(AuthError, u16, &str)> = vec![
+            (AuthError::InvalidCredentials, 401, "invalid_credentials"),
+            (AuthError::Locked(wait), 429, "rate_limited"),
+            (AuthError::EmailTaken, 409, "email_taken"),
+            (AuthError::UsernameTaken, 409, "username_taken"),
+            (AuthError::InvalidRefreshToken, 401, "invalid_token"),
+            (AuthError::RefreshTokenReused, 401, "refresh_token_reused"),
+            (AuthError::AccountDisabled, 403, "account_disabled"),
+            (AuthError::InvalidCode, 401, "invalid_code"),
+            (AuthError::InvalidChallenge, 401, "invalid_token"),
+            (AuthError::ChallengeExpired, 401, "token_expired"),
+            (AuthError::EmailNotVerified, 403, "email_not_verified"),
+            (AuthError::AlreadyEnabled, 409, "already_enabled"),
+            (AuthError::TwoFactorNotSetUp, 400, "validation_error"),
+            (AuthError::TwoFactorNotEnabled, 400, "validation_error"),
+            (AuthError::PasswordAlreadySet, 409, "password_already_set"),
+            (AuthError::Forbidden, 403, "forbidden"),
+            (AuthError::LimitReached("at most 100"), 400, "validation_error"),
+            (AuthError::NotFound, 404, "not_found"),
+            (AuthError::Overloaded(wait), 503, "overloaded"),
+            (AuthError::StoreUnavailable(down()), 503, "store_unavailable"),
+            (AuthError::internal("boom"), 500, "internal"),
+            // What the flows' own subsystems answer, through AuthError.
+            (HashError::Overloaded.into(), 503, "overloaded"),
+            (HashError::DeadlineExceeded.into(), 503, "overloaded"),
+            (HashError::Stopped.into(), 500, "internal"),
+            (ShardError::Overloaded.into(), 503, "overloaded"),
+            (ShardError::Timeout.into(), 503, "overloaded"),
+            (ShardError::Locked(wait).into(), 429, "rate_limited"),
+            (ShardError::InvalidRefresh.into(), 401, "invalid_token"),
+            (ShardError::RefreshReused(crate::account::SessionId::generate()).into(), 401, "refresh_token_reused"),
+            (ShardError::LimitReached("at most 100").into(), 400, "validation_error"),
+            (ShardError::Declined(Declined::AlreadyEnabled).into(), 409, "already_enabled"),
+            (ShardError::Declined(Declined::NotSetUp).into(), 400, "validation_error"),
+            (ShardError::Declined(Declined::NotEnabled).into(), 400, "validation_error"),
+            (ShardError::Declined(Declined::PasswordAlreadySet).into(), 409, "password_already_set"),
+            (ShardError::Store(down()).into(), 503, "store_unavailable"),
+        ];
+        let store: Vec<(StoreError, u16, &str)> = vec![
+            (StoreError::AlreadyExists(UniqueField::Email), 409, "email_taken"),
+            (StoreError::AlreadyExists(UniqueField::Username), 409, "username_taken"),
+            (StoreError::NotFound, 404, "not_found"),
+            (down(), 503, "store_unavailable"),
+            (StoreError::Conflict, 500, "internal"),
+            (StoreError::Corrupt("bad json".into()), 500, "internal"),
+        ];
+        let token: Vec<(TokenError, u16, &str)> = vec![
+            (TokenError::Missing, 401, "unauthorized"),
+            (TokenError::Invalid, 401, "invalid_token"),
+            (TokenError::Expired, 401, "token_expired"),
+            (TokenError::Store(down()), 503, "store_unavailable"),
+            (TokenError::Signing("broken key".into()), 500, "internal"),
+        ];
+        let rows = auth
+            .into_iter()
+            .map(|(e, s, c)| (ApiError::from(e), s, c))
+            .chain(store.into_iter().map(|(e, s, c)| (ApiError::from(e), s, c)))
+            .chain(token.into_iter().map(|(e, s, c)| (ApiError::from(e), s, c)));
+        for (error, status, code) in rows {
+            assert_eq!((error.status_code().as_u16(), error.code()), (status, code), "{error:?}");
+        }
+        let locked = ApiError::from(AuthError::Locked(wait)).error_response();
+        assert_eq!(locked.headers().get(header::RETRY_AFTER).unwrap(), "7", "a lock tells how long it lasts");
+    }
+
+    #[test]
+    fn the_cause_chain_is_kept_for_the_log() {
+        let error = ApiError::from(AuthError::from(StoreError::Corrupt("bad json".into())));
+        assert!(causes(&error).contains("bad json"), "{}", causes(&error));
+        assert_eq!(body(&error)["error"], "internal error");
+    }
+
     #[test]
     fn internal_errors_hide_their_cause() {
-        let json = body(&ApiError::Internal("secret path /etc/x".into()));
+        let json = body(&ApiError::internal("secret path /etc/x"));
         assert_eq!(json["error"], "internal error");
     }
 

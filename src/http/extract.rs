@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use ipnet::IpNet;
@@ -24,31 +23,10 @@ const MAX_TOKEN_BYTES: usize = 4096;
 /// User agents are stored for the sessions list; longer ones are cut.
 const MAX_USER_AGENT_CHARS: usize = 512;
 
-fn payload_error(e: &PayloadError) -> ApiError {
-    match e {
-        PayloadError::Overflow => ApiError::PayloadTooLarge,
-        other => ApiError::InvalidJson(other.to_string()),
-    }
-}
-
 /// JSON bodies: at most 64 KiB, `application/json` required, and every
 /// failure in API.md's shape.
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(|err, _req| {
-        let api = match &err {
-            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                ApiError::PayloadTooLarge
-            }
-            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-            JsonPayloadError::Deserialize(e) if e.is_data() => {
-                ApiError::Validation { message: e.to_string(), fields: Default::default() }
-            }
-            JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(e.to_string()),
-            JsonPayloadError::Payload(e) => payload_error(e),
-            other => ApiError::InvalidJson(other.to_string()),
-        };
-        api.into()
-    })
+    web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(|err, _req| ApiError::from(&err).into())
 }
 
 pub fn payload_config() -> web::PayloadConfig {
@@ -75,7 +53,7 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
 }
 
 fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::Internal("app state missing".into()))
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("app state missing"))
 }
 
 /// Who sent the request: address and user agent.
@@ -134,7 +112,7 @@ async fn verify(
     state: web::Data<AppState>,
     credential: Result<Vec<u8>, ApiError>,
 ) -> Result<Arc<VerifiedAccess>, ApiError> {
-    let access = state.auth.gate().check(&credential?).await?;
+    let access = state.gate.check(&credential?).await?;
     // Credentials are bound to their project; these routes serve `default`.
     if access.project.as_str() != ProjectId::DEFAULT {
         return Err(ApiError::InvalidToken);

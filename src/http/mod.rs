@@ -21,13 +21,16 @@ use crate::auth::AuthService;
 use crate::clock::SharedClock;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
-use crate::token::TokenSigner;
+use crate::token::{AccessGate, TokenSigner};
 
 pub use error::ApiError;
 
 /// What handlers share; built once by `Application::build`.
 pub struct AppState {
     pub auth: Arc<AuthService>,
+    /// Token checks: the extractors, `/verify` and `/introspect` ask it
+    /// directly, never through `auth`.
+    pub gate: Arc<AccessGate>,
     pub limits: Arc<RateLimits>,
     pub signer: Arc<TokenSigner>,
     pub store: Arc<dyn Store>,

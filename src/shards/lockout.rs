@@ -1,20 +1,65 @@
 //! Failed-login counting and the doubling account lock.
 //!
-//! Owned by one shard; never shared. Unknown identifiers are counted and
-//! locked exactly like accounts, so the lock does not reveal which exist.
+//! The table is owned by one shard; never shared. Unknown identifiers are
+//! counted and locked exactly like accounts, so the lock does not reveal
+//! which exist.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use crate::account::{ProjectId, UserId};
 use crate::clock::Timestamp;
 
+use super::{ShardCommand, ShardError, UserShard, Work, done};
+
 /// Whose failures are counted: an existing account, or an identifier (email
 /// or username) that matched none.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockKey {
     Account(UserId),
     Unknown(ProjectId, String),
+}
+
+/// A key routes (and hashes) as what it names: an account's key to the
+/// shard of its user id, where its sessions start; an unknown name to the
+/// shard of (project, name), where a registration of that name would go.
+impl Hash for LockKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            LockKey::Account(id) => id.hash(state),
+            LockKey::Unknown(project, name) => (project, name).hash(state),
+        }
+    }
+}
+
+/// Answer `Locked` at once if `key` is locked out. Routed by the key.
+pub struct CheckLock {
+    pub key: LockKey,
+}
+
+impl ShardCommand for CheckLock {
+    type Output = ();
+
+    fn run(self, shard: &mut UserShard, now: Timestamp) -> Work<()> {
+        done(shard.lockout.locked_for(&self.key, now).map_or(Ok(()), |wait| Err(ShardError::Locked(wait))))
+    }
+}
+
+/// Count a failed sign-in for `key` (it may lock the key). Routed by the key.
+pub struct RecordFailure {
+    pub key: LockKey,
+}
+
+impl ShardCommand for RecordFailure {
+    type Output = ();
+
+    fn run(self, shard: &mut UserShard, now: Timestamp) -> Work<()> {
+        if let Some(lock) = shard.lockout.record_failure(self.key, now) {
+            tracing::warn!(target: "security", event = "login_locked", shard = shard.index, seconds = lock.as_secs(), "login locked after repeated failures");
+        }
+        done(Ok(()))
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -1,30 +1,46 @@
 //! Sharded actors: the one owner, per node, of each user's mutable state.
 //!
-//! Owns the [`ShardRouter`] (hash of the owning key → shard) and the
-//! [`UserShard`] actors. A shard runs one command at a time, to completion,
-//! including its store calls: that is what serializes a user's refresh
-//! rotation, session revocation, profile change and failed-login counting
-//! without locks. Password hashing never runs inside a shard (it would stall
-//! every user of the shard); callers hash first, then send the result.
+//! This file is the plumbing: the [`ShardRouter`] (hash of the owning key →
+//! shard), the [`UserShard`] actor, its bounded mailbox, and the one generic
+//! handler that runs any [`ShardCommand`]. The rules live beside it, one file
+//! per family, each with its command structs: `users` (create, profile and
+//! checked edits), `sessions` (start, revoke), `refresh` (rotation), `codes`
+//! (email-code tries), `lockout` (failed-login counting) and `api_keys`.
+//!
+//! A shard runs one command at a time, to completion, including its store
+//! calls: that is what serializes a user's refresh rotation, session
+//! revocation, profile change and failed-login counting without locks.
+//! Password hashing never runs inside a shard (it would stall every user of
+//! the shard); callers hash first, then send the result.
 //!
 //! Every mailbox is bounded: a command to a shard with `capacity` commands
 //! already waiting is refused at once with [`ShardError::Overloaded`].
 
+mod api_keys;
+mod codes;
 mod lockout;
-mod user_shard;
+mod refresh;
+mod sessions;
+mod users;
 
-pub use lockout::{LockKey, Lockout};
-pub use user_shard::{CodeCheck, Command, Declined, RefreshExchange, UserChange, UserEdit, UserShard};
+pub use api_keys::{CreateApiKey, MAX_API_KEYS_PER_USER, RevokeApiKey};
+pub use codes::ConsumeCode;
+pub use lockout::{CheckLock, LockKey, Lockout, RecordFailure};
+pub use refresh::{RefreshExchange, RotateRefresh};
+pub use sessions::{RevokeSession, RevokeSessions, StartSession};
+pub use users::{CreateUser, Declined, EditUser, UpdateUser, UserChange, UserEdit};
 
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actix::{Actor, Addr, Arbiter};
+use actix::{Actor, ActorFutureExt, Addr, Arbiter, AtomicResponse, Context, Handler, Message, WrapFuture};
 use tokio::sync::oneshot;
 
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, Timestamp};
 use crate::store::{Store, StoreError};
 use crate::telemetry::names;
 
@@ -56,8 +72,93 @@ pub enum ShardError {
     Store(#[from] StoreError),
 }
 
-/// Where a command's answer goes.
-pub type Reply<T> = oneshot::Sender<Result<T, ShardError>>;
+/// The store work a command leaves after its synchronous part, run to
+/// completion before the shard takes its next command.
+pub type Work<T> = Pin<Box<dyn Future<Output = Result<T, ShardError>>>>;
+
+/// A command for a user shard: one documented struct per command, in the
+/// file of its rule family.
+pub trait ShardCommand: Send + 'static {
+    /// What the caller gets back.
+    type Output: Send + 'static;
+
+    /// Runs inside the shard. The synchronous part may read and change the
+    /// shard's own state (its lockout table); the returned work does the
+    /// store calls.
+    fn run(self, shard: &mut UserShard, now: Timestamp) -> Work<Self::Output>;
+}
+
+/// Finished work with nothing left to do in the store.
+fn done<T: 'static>(result: Result<T, ShardError>) -> Work<T> {
+    Box::pin(std::future::ready(result))
+}
+
+/// A command on its way, with the channel its answer goes to.
+struct Envelope<C: ShardCommand> {
+    command: C,
+    reply: oneshot::Sender<Result<C::Output, ShardError>>,
+}
+
+impl<C: ShardCommand> Message for Envelope<C> {
+    type Result = ();
+}
+
+/// Failed-login keys one shard remembers at most.
+const LOCKOUT_ENTRIES_PER_SHARD: usize = 100_000;
+
+/// One shard: the single owner, on this node, of its users' mutable state.
+///
+/// Invariant: its state (the lockout table) is touched only by its own
+/// handler, and a command's store calls finish before the next command
+/// starts (`AtomicResponse`).
+pub struct UserShard {
+    index: usize,
+    store: Arc<dyn Store>,
+    policy: ShardPolicy,
+    lockout: Lockout,
+    clock: SharedClock,
+    depth: Arc<Depth>,
+}
+
+impl UserShard {
+    fn new(index: usize, store: Arc<dyn Store>, clock: SharedClock, policy: ShardPolicy, depth: Arc<Depth>) -> Self {
+        let lockout = Lockout::new(policy.lockout_threshold, policy.lockout_base, LOCKOUT_ENTRIES_PER_SHARD);
+        UserShard { index, store, policy, lockout, clock, depth }
+    }
+}
+
+impl Actor for UserShard {
+    type Context = Context<Self>;
+}
+
+/// Lowers the shard's depth when a command is finished, however it ends.
+struct DepthGuard(Arc<Depth>);
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+impl<C: ShardCommand> Handler<Envelope<C>> for UserShard {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, envelope: Envelope<C>, _ctx: &mut Context<Self>) -> Self::Result {
+        let guard = DepthGuard(Arc::clone(&self.depth));
+        let Envelope { command, reply } = envelope;
+        let now = self.clock.now();
+        let work = command.run(self, now);
+        AtomicResponse::new(Box::pin(
+            async move {
+                // A caller that timed out dropped its receiver; nothing to tell.
+                let _ = reply.send(work.await);
+                drop(guard);
+            }
+            .into_actor(self)
+            .map(|(), _, _| ()),
+        ))
+    }
+}
 
 /// Settings the shards act on.
 #[derive(Debug, Clone, Copy)]
@@ -159,15 +260,14 @@ impl ShardRouter {
         (hasher.finish() % self.shards.len() as u64) as usize
     }
 
-    /// Sends the command made by `make` to the shard owning `key` and waits
-    /// for its answer.
-    pub async fn ask<T>(&self, key: &impl Hash, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ShardError> {
+    /// Sends `command` to the shard owning `key` and waits for its answer.
+    pub async fn ask<C: ShardCommand>(&self, key: &impl Hash, command: C) -> Result<C::Output, ShardError> {
         let shard = &self.shards[self.shard_for(key)];
         if !shard.depth.enter(self.capacity) {
             return Err(ShardError::Overloaded);
         }
         let (reply, answer) = oneshot::channel();
-        if shard.addr.try_send(make(reply)).is_err() {
+        if shard.addr.try_send(Envelope { command, reply }).is_err() {
             shard.depth.leave();
             return Err(ShardError::Overloaded);
         }
@@ -241,7 +341,7 @@ mod tests {
             let router = Arc::clone(&router);
             actix_rt::spawn(async move {
                 let user = crate::store::contract::user(email, None);
-                router.ask(&email, |reply| Command::CreateUser { user, reply }).await
+                router.ask(&email, CreateUser { user }).await
             })
         };
         let (first, second) = (create("a@x.io"), create("b@x.io"));
@@ -253,7 +353,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let user = crate::store::contract::user("c@x.io", None);
-        let third = router.ask(&"c@x.io", |reply| Command::CreateUser { user, reply }).await;
+        let third = router.ask(&"c@x.io", CreateUser { user }).await;
         assert!(matches!(third, Err(ShardError::Overloaded)), "{third:?}");
         store.resume();
         assert!(first.await.unwrap().is_ok());

@@ -20,6 +20,8 @@ use crate::clock::Timestamp;
 use crate::store::{Store, StoreResult};
 
 pub const API_KEY_PREFIX: &str = "pk_live_";
+/// The scope that lets a key call `/introspect`; only admins may grant it.
+pub const INTROSPECT_SCOPE: &str = "introspect";
 /// Characters of a key shown in lists: the prefix and four of the secret.
 const SHOWN_CHARS: usize = API_KEY_PREFIX.len() + 4;
 /// `pk_live_` and 43 base64url characters (32 bytes).
@@ -43,6 +45,7 @@ pub fn generate() -> NewKeySecret {
 }
 
 /// Digests keys with the installation's secret hashing key.
+#[derive(Clone)]
 pub struct ApiKeyHasher {
     key: Zeroizing<[u8; 32]>,
 }

@@ -20,8 +20,8 @@ pub mod vault;
 use crate::store::StoreError;
 
 pub use access::{AccessClaims, TokenSigner};
-pub use cache::Credential;
-pub use cache::TokenCache;
+pub use api_key::INTROSPECT_SCOPE;
+pub use cache::{Credential, TokenCache};
 pub use gate::{AccessGate, VerifiedAccess};
 pub use keys::KeyRing;
 
@@ -42,6 +42,14 @@ pub enum TokenError {
     /// Signing failed (a broken key).
     #[error("signing failed: {0}")]
     Signing(String),
+}
+
+impl TokenError {
+    /// Whether the credential itself was refused (missing, invalid,
+    /// expired), as opposed to a check that could not be made.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, TokenError::Missing | TokenError::Invalid | TokenError::Expired)
+    }
 }
 
 /// Base64url without padding, the encoding of every opaque token we hand out.

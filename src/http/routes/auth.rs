@@ -60,7 +60,7 @@ impl Check {
         if !self.0.is_empty() {
             return Err(ApiError::fields(self.0));
         }
-        values.ok_or_else(|| ApiError::Internal("a checked field has no value".into()))
+        values.ok_or_else(|| ApiError::internal("a checked field has no value"))
     }
 }
 

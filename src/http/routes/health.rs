@@ -18,7 +18,7 @@ async fn healthz() -> HttpResponse {
 
 /// Ready when the store answers.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.ping().await.map_err(|e| ApiError::StoreUnavailable(e.to_string()))?;
+    state.store.ping().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "store": state.store.backend() })))
 }
 

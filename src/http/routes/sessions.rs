@@ -32,6 +32,6 @@ async fn revoke_session(
 }
 
 async fn revoke_other_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let revoked = state.auth.revoke_other_sessions(caller.0).await?;
+    let revoked = state.auth.revoke_sessions(caller.0.user_id, Some(caller.0.session_id)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "message_code": "sessions_revoked", "revoked": revoked })))
 }

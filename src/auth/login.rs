@@ -1,0 +1,140 @@
+//! Register, login and refresh: how an account comes to hold tokens.
+
+use crate::account::{ProjectId, User};
+use crate::hashing::Password;
+use crate::shards::{CreateUser, RotateRefresh, ShardError};
+use crate::token::refresh::RefreshSecret;
+
+use super::outcome::{LoginOutcome, Registered, TokenGrant, count_login, lock_key};
+use super::{AuthError, AuthService, ClientInfo};
+
+/// A validated registration.
+#[derive(Debug)]
+pub struct Registration {
+    pub project: ProjectId,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: String,
+    pub company: Option<String>,
+    pub password: Password,
+}
+
+/// How the account is named at login.
+#[derive(Debug, Clone)]
+pub enum LoginIdentifier {
+    Email(String),
+    Username(String),
+}
+
+#[derive(Debug)]
+pub struct LoginRequest {
+    pub project: ProjectId,
+    pub identifier: LoginIdentifier,
+    pub password: Password,
+    /// A TOTP or backup code sent along, for accounts with 2FA on.
+    pub totp_code: Option<String>,
+}
+
+impl AuthService {
+    /// Whether the default project has its first user.
+    pub async fn setup_complete(&self) -> Result<bool, AuthError> {
+        Ok(self.store.has_users(&ProjectId::default_project()).await?)
+    }
+
+    /// Creates the account; signs it in, or, when the project requires
+    /// email verification, mails the code and waits for `register/verify`.
+    pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<Registered, AuthError> {
+        let Registration { project, email, username, name, company, password } = registration;
+        self.hashing.admit()?;
+        // Spare the hashing pool for addresses that are plainly taken; the
+        // shard and the store still decide races.
+        if self.store.find_user_by_email(&project, &email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        if let Some(username) = &username
+            && self.store.find_user_by_username(&project, username).await?.is_some()
+        {
+            return Err(AuthError::UsernameTaken);
+        }
+        let password_hash = self.hashing.hash(password).await?;
+        let now = self.clock.now();
+        let user =
+            User { username, company, ..User::fresh(project.clone(), email.clone(), name, Some(password_hash), now) };
+        let user = self.shards.ask(&(project, email), CreateUser { user }).await?;
+        tracing::info!(target: "security", event = "user_registered", user_id = %user.id, role = user.role.as_str(), "user registered");
+        if self.policy.require_email_verification {
+            self.send_verification(&user).await?;
+            return Ok(Registered::VerificationRequired);
+        }
+        Ok(Registered::Signed(Box::new(self.start_session(user, client).await?)))
+    }
+
+    pub async fn login(&self, request: LoginRequest, client: ClientInfo) -> Result<LoginOutcome, AuthError> {
+        let LoginRequest { project, identifier, password, totp_code } = request;
+        // Under a flood, the excess is refused here, before a store read or a shard visit.
+        self.hashing.admit()?;
+        let (user, name) = match &identifier {
+            LoginIdentifier::Email(email) => (self.store.find_user_by_email(&project, email).await?, email),
+            LoginIdentifier::Username(name) => (self.store.find_user_by_username(&project, name).await?, name),
+        };
+        let lock = lock_key(user.as_ref(), &project, name);
+        if let Err(e) = self.check_lock(&lock).await {
+            count_login("locked");
+            return Err(e);
+        }
+        let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verified = self.hashing.verify(password, stored_hash).await?;
+        let Some(user) = user.filter(|_| verified) else {
+            count_login("failure");
+            tracing::info!(target: "security", event = "login_failed", "login failed");
+            self.record_failure(&lock).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        if user.disabled {
+            count_login("disabled");
+            return Err(AuthError::AccountDisabled);
+        }
+        if self.policy.require_email_verification && user.email_verified_at.is_none() {
+            count_login("unverified");
+            return Err(AuthError::EmailNotVerified);
+        }
+        if user.two_factor_enabled {
+            let Some(code) = totp_code else {
+                count_login("two_factor_required");
+                return Ok(self.issue_challenge(user.id));
+            };
+            self.pass_second_factor(&user, &code, &client).await?;
+        }
+        count_login("success");
+        tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, "login succeeded");
+        Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))
+    }
+
+    /// Exchanges a refresh token per API.md's rotation and grace rules.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenGrant, AuthError> {
+        let secret = RefreshSecret::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+        let record = self.store.find_refresh_token(&secret.digest()).await?.ok_or(AuthError::InvalidRefreshToken)?;
+        let grace = self.policy.refresh_reuse_grace;
+        let exchange = match self.shards.ask(&record.user_id, RotateRefresh { secret, grace }).await {
+            Ok(exchange) => exchange,
+            Err(ShardError::RefreshReused(session)) => {
+                self.feed.revoke_session(session).await;
+                tracing::warn!(target: "security", event = "refresh_token_reused", user_id = %record.user_id, session_id = %session, "refresh token reused; session revoked");
+                return Err(AuthError::RefreshTokenReused);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let user = self.store.find_user(record.user_id).await?.ok_or(AuthError::InvalidRefreshToken)?;
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        let access_token = self.signer.mint(&user, &exchange.session, self.clock.now())?;
+        Ok(TokenGrant {
+            access_token,
+            expires_in: self.signer.ttl(),
+            refresh_token: exchange.successor.token(),
+            user,
+            session: exchange.session,
+        })
+    }
+}

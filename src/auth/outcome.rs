@@ -1,0 +1,80 @@
+//! What the flows share: how a sign-in ends, starting the session it ends
+//! in, the failed-login lock every secret check goes through, and the login
+//! counter.
+//!
+//! Uses no other flow file; every flow file may use this one.
+
+use std::time::Duration;
+
+use crate::account::{ProjectId, RefreshRecord, Session, User};
+use crate::shards::{CheckLock, LockKey, RecordFailure, StartSession};
+use crate::telemetry::names;
+use crate::token::refresh::RefreshSecret;
+
+use super::{AuthError, AuthService, ClientInfo};
+
+/// What a successful sign-in or refresh hands out.
+#[derive(Debug)]
+pub struct TokenGrant {
+    pub access_token: String,
+    pub expires_in: Duration,
+    pub refresh_token: String,
+    pub user: User,
+    pub session: Session,
+}
+
+/// How a sign-in ended: signed in, or waiting for the second factor.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Signed(Box<TokenGrant>),
+    TwoFactorRequired { challenge_token: String, expires_in: Duration },
+}
+
+/// What a registration answered.
+#[derive(Debug)]
+pub enum Registered {
+    Signed(Box<TokenGrant>),
+    /// The project requires email verification: a code was mailed.
+    VerificationRequired,
+}
+
+/// Counts a sign-in attempt in `portcullis_logins_total{outcome}`.
+pub(super) fn count_login(outcome: &'static str) {
+    metrics::counter!(names::LOGINS, "outcome" => outcome).increment(1);
+}
+
+/// Whose failures a sign-in by `name` counts against: the account when it
+/// exists (however it is named), else the name itself, so unknown names are
+/// counted and locked the same way.
+pub(super) fn lock_key(user: Option<&User>, project: &ProjectId, name: &str) -> LockKey {
+    match user {
+        Some(user) => LockKey::Account(user.id),
+        None => LockKey::Unknown(project.clone(), name.to_owned()),
+    }
+}
+
+impl AuthService {
+    /// `Locked` while `key` is locked out.
+    pub(super) async fn check_lock(&self, key: &LockKey) -> Result<(), AuthError> {
+        Ok(self.shards.ask(key, CheckLock { key: key.clone() }).await?)
+    }
+
+    /// Counts a failed secret against `key`.
+    pub(super) async fn record_failure(&self, key: &LockKey) -> Result<(), AuthError> {
+        Ok(self.shards.ask(key, RecordFailure { key: key.clone() }).await?)
+    }
+
+    /// Creates a session with its first refresh token, clears the account's
+    /// failed sign-ins, and mints the access token.
+    pub(super) async fn start_session(&self, user: User, client: ClientInfo) -> Result<TokenGrant, AuthError> {
+        let now = self.clock.now();
+        let ip = client.ip.map(|ip| ip.to_string());
+        let session = Session::begin(&user, client.user_agent, ip, now, now.plus(self.policy.refresh_ttl));
+        let secret = RefreshSecret::generate();
+        let refresh = RefreshRecord::live(&session, secret.digest(), now, session.expires_at);
+        let start = StartSession { key: LockKey::Account(user.id), session: session.clone(), refresh };
+        self.shards.ask(&user.id, start).await?;
+        let access_token = self.signer.mint(&user, &session, now)?;
+        Ok(TokenGrant { access_token, expires_in: self.signer.ttl(), refresh_token: secret.token(), user, session })
+    }
+}

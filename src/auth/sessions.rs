@@ -1,0 +1,109 @@
+//! The signed-in account: reading it, changing its profile and password,
+//! its sessions (list, revoke one, revoke the others or all), and disabling
+//! it. Every revocation goes through the feed, so it holds on every node.
+
+use crate::account::{Session, SessionId, User, UserId};
+use crate::hashing::Password;
+use crate::shards::{RevokeSession, RevokeSessions, UpdateUser, UserChange};
+
+use super::{AuthError, AuthService, SessionCaller};
+
+/// A validated profile change (`None`: leave as is).
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub username: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+}
+
+impl AuthService {
+    /// The caller's account, unless it is gone or disabled.
+    pub async fn me(&self, user: UserId) -> Result<User, AuthError> {
+        let user = self.store.find_user(user).await?.ok_or(AuthError::NotFound)?;
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        Ok(user)
+    }
+
+    pub async fn update_profile(&self, user: UserId, change: ProfileChange) -> Result<User, AuthError> {
+        let change = UserChange {
+            name: change.name,
+            username: change.username,
+            company: change.company,
+            ..UserChange::default()
+        };
+        Ok(self.shards.ask(&user, UpdateUser { user, change }).await?)
+    }
+
+    /// The caller's live sessions, oldest first.
+    pub async fn list_sessions(&self, user: UserId) -> Result<Vec<Session>, AuthError> {
+        Ok(self.store.list_sessions(user, self.clock.now()).await?)
+    }
+
+    /// Revokes the caller's session: its refresh token and access tokens.
+    pub async fn logout(&self, caller: SessionCaller) -> Result<(), AuthError> {
+        self.revoke_session(caller.user_id, caller.session_id).await
+    }
+
+    /// Revokes one of the user's sessions; `NotFound` if it is not theirs.
+    pub async fn revoke_session(&self, user: UserId, session: SessionId) -> Result<(), AuthError> {
+        if !self.shards.ask(&user, RevokeSession { user, session }).await? {
+            return Err(AuthError::NotFound);
+        }
+        self.feed.revoke_session(session).await;
+        tracing::info!(target: "security", event = "session_revoked", user_id = %user, session_id = %session, "session revoked");
+        Ok(())
+    }
+
+    /// Revokes every session of `user` but `keep` (all of them with `None`)
+    /// on every node; returns how many.
+    pub async fn revoke_sessions(&self, user: UserId, keep: Option<SessionId>) -> Result<usize, AuthError> {
+        let revoked = self.shards.ask(&user, RevokeSessions { user, keep }).await?;
+        for session in &revoked {
+            self.feed.revoke_session(*session).await;
+        }
+        Ok(revoked.len())
+    }
+
+    /// Checks the current password, stores the new one, and revokes every
+    /// other session.
+    ///
+    /// Other sessions are revoked before the new hash is stored and again
+    /// after: if the store fails between the steps, the old password still
+    /// works for a retry and no old session survives a changed password; the
+    /// second pass catches a login with the old password that raced the change.
+    pub async fn change_password(
+        &self,
+        caller: SessionCaller,
+        current: Password,
+        new: Password,
+    ) -> Result<(), AuthError> {
+        let user = self.me(caller.user_id).await?;
+        if !self.hashing.verify(current, user.password_hash.clone()).await? {
+            tracing::info!(target: "security", event = "password_change_refused", user_id = %user.id, "wrong current password");
+            return Err(AuthError::InvalidCredentials);
+        }
+        let password_hash = self.hashing.hash(new).await?;
+        let (id, keep) = (user.id, Some(caller.session_id));
+        let mut revoked = self.revoke_sessions(id, keep).await?;
+        let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
+        self.shards.ask(&id, UpdateUser { user: id, change }).await?;
+        revoked += self.revoke_sessions(id, keep).await?;
+        tracing::info!(target: "security", event = "password_changed", user_id = %id, revoked_sessions = revoked, "password changed");
+        Ok(())
+    }
+
+    /// Disables (or enables) an account. Disabling revokes every session and
+    /// makes every credential of the user, API keys included, fail at once.
+    pub async fn set_disabled(&self, user: UserId, disabled: bool) -> Result<User, AuthError> {
+        let change = UserChange { disabled: Some(disabled), ..UserChange::default() };
+        let updated = self.shards.ask(&user, UpdateUser { user, change }).await?;
+        if disabled {
+            self.feed.revoke_user(user).await;
+            self.revoke_sessions(user, None).await?;
+            tracing::warn!(target: "security", event = "account_disabled", user_id = %user, "account disabled");
+        }
+        Ok(updated)
+    }
+}
