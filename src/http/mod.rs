@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod routes;
+pub mod validate;
 pub mod view;
 
 use std::sync::Arc;

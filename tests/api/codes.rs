@@ -205,6 +205,17 @@ async fn bad_code_requests_are_validation_errors() {
     let missing = app.post("/api/v1/auth/otp/login", &json!({"email": "a@example.com"})).await;
     missing.assert_error(400, "validation_error");
     assert!(missing.body["fields"]["code"].is_string());
+    // A code no flow could accept is refused for its shape, on every code route alike.
+    for (path, body) in [
+        ("/api/v1/auth/otp/login", json!({"email": "a@example.com", "code": "12345!"})),
+        ("/api/v1/auth/register/verify", json!({"email": "a@example.com", "code": "1".repeat(33)})),
+        ("/api/v1/auth/reset-password", json!({"email": "a@example.com", "code": "12;456", "new_password": PASSWORD})),
+        ("/api/v1/auth/2fa/verify", json!({"challenge_token": "x", "totp_code": "12345!"})),
+    ] {
+        let answer = app.post(path, &body).await;
+        answer.assert_error(400, "validation_error");
+        assert!(answer.body["fields"]["code"].is_string(), "{path}: {:?}", answer.body);
+    }
 }
 
 #[actix_web::test]

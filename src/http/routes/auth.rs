@@ -2,14 +2,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::account::{
-    Fields, ProjectId, normalize_email, normalize_username, validate_company, validate_name, validate_password,
-};
+use super::rate_limit;
+use crate::account::{ProjectId, normalize_email, normalize_username, validate_company, validate_name};
 use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registered, Registration};
-use crate::hashing::Password;
 use crate::http::extract::{Authenticated, Caller, Client};
+use crate::http::validate::{Check, code_shape, present};
 use crate::http::view::{UserView, login_response, message, token_response};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
@@ -23,49 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/me").route(web::get().to(me)).route(web::put().to(update_me)))
         .route("/me/password", web::put().to(change_password))
         .route("/me/set-initial-password", web::post().to(set_initial_password));
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
-/// Collects field problems; `finish` turns any into one `validation_error`.
-#[derive(Default)]
-pub(super) struct Check(pub(super) Fields);
-
-impl Check {
-    pub(super) fn required<'a>(&mut self, field: &str, value: &'a Option<String>) -> Option<&'a str> {
-        match value.as_deref() {
-            Some(v) if !v.is_empty() => Some(v),
-            _ => {
-                self.0.insert(field.to_owned(), "is required".to_owned());
-                None
-            }
-        }
-    }
-
-    pub(super) fn rule<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
-        result.map_err(|problem| self.0.insert(field.to_owned(), problem.to_owned())).ok()
-    }
-
-    /// A required password within the length rules.
-    pub(super) fn password(&mut self, field: &str, value: &Option<String>, min_chars: usize) -> Option<Password> {
-        let password = self.required(field, value)?;
-        self.rule(field, validate_password(password, min_chars)).map(|()| Password::new(password.to_owned()))
-    }
-
-    /// The validated values, or one `validation_error` naming every bad field.
-    pub(super) fn finish<T>(self, values: Option<T>) -> Result<T, ApiError> {
-        if !self.0.is_empty() {
-            return Err(ApiError::fields(self.0));
-        }
-        values.ok_or_else(|| ApiError::internal("a checked field has no value"))
-    }
-}
-
-pub(super) fn rate_limit(state: &AppState, route: LimitedRoute, client: &Client) -> Result<(), ApiError> {
-    state.limits.check(route, client.ip()).map_err(ApiError::RateLimited)
 }
 
 async fn setup_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -91,7 +47,7 @@ async fn register(
     rate_limit(&state, LimitedRoute::Register, &client)?;
     let body = body.into_inner();
     let mut check = Check::default();
-    let email = check.required("email", &body.email).and_then(|e| check.rule("email", normalize_email(e)));
+    let email = check.email("email", &body.email);
     let password = check.password("password", &body.password, state.password_min_chars);
     let name = check.required("name", &body.name).and_then(|n| check.rule("name", validate_name(n)));
     let username = match body.username.as_deref().filter(|u| !u.is_empty()) {
@@ -136,14 +92,14 @@ async fn login(
                 check.rule("username", normalize_username(username)).map(LoginIdentifier::Username)
             }
             (None, None) => {
-                check.0.insert("email".into(), "email or username is required".into());
+                check.problem("email", "email or username is required");
                 None
             }
         };
     // Any length passes but an oversized one: a too-short password is simply wrong.
     let password = check.password("password", &body.password, 1);
     let totp_code = match body.totp_code.filter(|c| !c.is_empty()) {
-        Some(code) => check.rule("totp_code", second_factor_code(&code)).map(Some),
+        Some(code) => check.rule("totp_code", code_shape(&code)).map(Some),
         None => Some(None),
     };
     let ((identifier, password), totp_code) = check.finish(identifier.zip(password).zip(totp_code))?;
@@ -201,9 +157,7 @@ async fn update_me(
     let mut change = ProfileChange::default();
     match body.name {
         Some(Some(name)) => change.name = check.rule("name", validate_name(&name)),
-        Some(None) => {
-            check.0.insert("name".into(), "cannot be null".into());
-        }
+        Some(None) => check.problem("name", "cannot be null"),
         None => {}
     }
     change.username = match body.username {
@@ -238,16 +192,6 @@ async fn change_password(
     let (current, new) = check.finish(current.zip(new))?;
     state.auth.change_password(caller.0, current, new).await?;
     Ok(message("password_changed"))
-}
-
-/// A TOTP or backup code as sent: short printable text (its value is the
-/// flow's business).
-pub(super) fn second_factor_code(code: &str) -> Result<String, &'static str> {
-    let code = code.trim();
-    if code.is_empty() || code.len() > 32 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ') {
-        return Err("must be a 6-digit code or a backup code");
-    }
-    Ok(code.to_owned())
 }
 
 #[derive(Deserialize)]

@@ -5,9 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::auth::{Check, rate_limit};
-use crate::account::{CodePurpose, ProjectId, normalize_email};
+use super::rate_limit;
+use crate::account::{CodePurpose, ProjectId};
 use crate::http::extract::Client;
+use crate::http::validate::{Check, CodeBody};
 use crate::http::view::{login_response, message};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
@@ -21,17 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/register/verify", web::post().to(verify_registration));
 }
 
-fn email(check: &mut Check, value: &Option<String>) -> Option<String> {
-    check.required("email", value).and_then(|e| check.rule("email", normalize_email(e)))
-}
-
-/// A code as typed: anything short is passed on (a malformed one is simply
-/// wrong, and counts as a wrong try).
-fn code(check: &mut Check, value: &Option<String>) -> Option<String> {
-    let code = check.required("code", value)?;
-    check.rule("code", if code.len() > 32 { Err("is too long") } else { Ok(code.to_owned()) })
-}
-
 #[derive(Deserialize)]
 struct SendBody {
     email: Option<String>,
@@ -41,7 +31,7 @@ struct SendBody {
 async fn send(state: web::Data<AppState>, client: Client, body: web::Json<SendBody>) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, LimitedRoute::Otp, &client)?;
     let mut check = Check::default();
-    let email = email(&mut check, &body.email);
+    let email = check.email("email", &body.email);
     let purpose = check
         .required("purpose", &body.purpose)
         .and_then(|p| check.rule("purpose", CodePurpose::parse(p).ok_or("must be login, reset or verify")));
@@ -50,29 +40,13 @@ async fn send(state: web::Data<AppState>, client: Client, body: web::Json<SendBo
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({ "message_code": "code_sent" })))
 }
 
-#[derive(Deserialize)]
-struct CodeBody {
-    email: Option<String>,
-    code: Option<String>,
-}
-
-impl CodeBody {
-    /// The normalized email and the code, within the per-IP budget of code routes.
-    fn checked(&self, state: &AppState, client: &Client) -> Result<(String, String), ApiError> {
-        rate_limit(state, LimitedRoute::Otp, client)?;
-        let mut check = Check::default();
-        let email = email(&mut check, &self.email);
-        let code = code(&mut check, &self.code);
-        check.finish(email.zip(code))
-    }
-}
-
 async fn login(
     state: web::Data<AppState>,
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (email, code) = body.checked(&state, &client)?;
+    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    let (email, code) = body.email_and_code()?;
     let outcome = state.auth.code_login(ProjectId::default_project(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
 }
@@ -82,7 +56,8 @@ async fn verify_registration(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (email, code) = body.checked(&state, &client)?;
+    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    let (email, code) = body.email_and_code()?;
     let outcome = state.auth.verify_registration(ProjectId::default_project(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
 }
@@ -101,8 +76,8 @@ async fn reset(
 ) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, LimitedRoute::Reset, &client)?;
     let mut check = Check::default();
-    let email = email(&mut check, &body.email);
-    let code = code(&mut check, &body.code);
+    let email = check.email("email", &body.email);
+    let code = check.code("code", &body.code);
     let password = check.password("new_password", &body.new_password, state.password_min_chars);
     let ((email, code), password) = check.finish(email.zip(code).zip(password))?;
     state.auth.reset_password(ProjectId::default_project(), email, &code, password, client.0).await?;

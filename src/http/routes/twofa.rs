@@ -4,8 +4,9 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::auth::{Check, rate_limit, second_factor_code};
+use super::rate_limit;
 use crate::http::extract::{Authenticated, Client};
+use crate::http::validate::{Check, CodeBody};
 use crate::http::view::{message, no_store, token_response};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
@@ -17,24 +18,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/2fa/disable", web::post().to(disable))
         .route("/2fa/backup-codes/regenerate", web::post().to(regenerate))
         .route("/2fa/verify", web::post().to(verify));
-}
-
-#[derive(Deserialize)]
-struct CodeBody {
-    #[serde(alias = "totpCode", alias = "totp_code")]
-    code: Option<String>,
-}
-
-fn code(check: &mut Check, value: &Option<String>) -> Option<String> {
-    check.required("code", value).and_then(|c| check.rule("code", second_factor_code(c)))
-}
-
-impl CodeBody {
-    fn checked(&self) -> Result<String, ApiError> {
-        let mut check = Check::default();
-        let code = code(&mut check, &self.code);
-        check.finish(code)
-    }
 }
 
 async fn status(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
@@ -57,7 +40,7 @@ async fn enable(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let code = body.checked()?;
+    let code = body.code()?;
     let backup_codes = state.auth.two_factor_enable(caller.0.user_id, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK)
         .json(serde_json::json!({ "message_code": "2fa_enabled", "backup_codes": backup_codes })))
@@ -78,7 +61,7 @@ async fn disable(
 ) -> Result<HttpResponse, ApiError> {
     let mut check = Check::default();
     let password = check.password("password", &body.password, 1);
-    let code = code(&mut check, &body.code);
+    let code = check.code("code", &body.code);
     let (password, code) = check.finish(password.zip(code))?;
     state.auth.two_factor_disable(caller.0, password, &code, client.0).await?;
     Ok(message("2fa_disabled"))
@@ -90,7 +73,7 @@ async fn regenerate(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let code = body.checked()?;
+    let code = body.code()?;
     let backup_codes = state.auth.regenerate_backup_codes(caller.0.user_id, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK).json(serde_json::json!({ "backup_codes": backup_codes })))
 }
@@ -112,9 +95,9 @@ async fn verify(
     let mut check = Check::default();
     let challenge = check.required("challenge_token", &body.challenge_token);
     if challenge.is_some_and(|c| c.len() > 256) {
-        check.0.insert("challenge_token".into(), "is too long".into());
+        check.problem("challenge_token", "is too long");
     }
-    let code = code(&mut check, &body.code);
+    let code = check.code("code", &body.code);
     let (challenge, code) = check.finish(challenge.zip(code))?;
     let grant = state.auth.verify_two_factor(challenge, &code, client.0).await?;
     Ok(token_response(actix_web::http::StatusCode::OK, &grant, true))
