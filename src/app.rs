@@ -3,7 +3,10 @@
 //! store → hashing pool → shards → token keys/signer/cache/gate → rate
 //! limits → metrics → HTTP. Binding happens here, so tests ask for port 0 and
 //! read the real port back. Shutdown (SIGINT/SIGTERM, or a handle's `stop`)
-//! lets in-flight requests finish, stops the shards, then flushes the store.
+//! lets in-flight requests finish, then the background work (each task
+//! finishes its current item; the mail queue is delivered), stops the
+//! shards, writes the last API-key uses and unpublished revocations, and
+//! flushes the store. Each wait is bounded by `shutdown_timeout`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -11,8 +14,10 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
+use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use tokio::sync::watch;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -49,8 +54,11 @@ pub struct Application {
     shards: Arc<ShardRouter>,
     store: Arc<dyn Store>,
     key_usage: Arc<KeyUsage>,
+    feed: Arc<Feed>,
     auth: Arc<AuthService>,
-    tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+    background: Background,
+    /// How long the background work may take to finish at shutdown.
+    shutdown_timeout: Duration,
     /// `/metrics` on its own listener (`metrics_listen`), and its port.
     metrics_server: Option<(Server, u16)>,
 }
@@ -141,7 +149,10 @@ impl Application {
         ));
         let feed = Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&clock)));
         let vault = Arc::new(Vault::open(&settings.data_dir).context("loading the secrets key")?);
-        let mailer = Mailer::start(&settings.mail).context("setting up mail")?;
+        let mut background = Background::new();
+        let (mailer, mail_workers) =
+            Mailer::start(&settings.mail, background.stop_signal()).context("setting up mail")?;
+        background.tasks.extend(mail_workers);
         let policy = AuthPolicy {
             refresh_ttl: settings.token.refresh_ttl,
             refresh_reuse_grace: settings.token.refresh_reuse_grace,
@@ -198,55 +209,69 @@ impl Application {
         // The first count off the start-up path: on the embedded store it
         // reads every session.
         actix_web::rt::spawn(count_sessions(Arc::clone(&store), clock.now()));
-        let tasks = vec![
-            every(CACHE_SWEEP_EVERY, {
-                let (cache, limits, clock) = (Arc::clone(&cache), Arc::clone(&limits), Arc::clone(&clock));
-                move || {
-                    cache.sweep(clock.now());
-                    limits.sweep();
-                    async {}
-                }
-            }),
-            every(KEY_RELOAD_EVERY, move || {
-                if let Err(e) = keys.reload() {
-                    tracing::error!(error = %e, "reloading signing keys failed; keeping the loaded ones");
-                }
+        background.every(CACHE_SWEEP_EVERY, {
+            let (cache, limits, clock) = (Arc::clone(&cache), Arc::clone(&limits), Arc::clone(&clock));
+            move || {
+                cache.sweep(clock.now());
+                limits.sweep();
                 async {}
-            }),
-            every(settings.store.feed_poll, move || {
+            }
+        });
+        background.every(KEY_RELOAD_EVERY, move || {
+            if let Err(e) = keys.reload() {
+                tracing::error!(error = %e, "reloading signing keys failed; keeping the loaded ones");
+            }
+            async {}
+        });
+        background.every(settings.store.feed_poll, {
+            let feed = Arc::clone(&feed);
+            move || {
                 let feed = Arc::clone(&feed);
                 async move { feed.poll().await }
-            }),
-            every(settings.token.key_usage_flush, {
-                let (usage, store) = (Arc::clone(&key_usage), Arc::clone(&store));
-                move || {
-                    let (usage, store) = (Arc::clone(&usage), Arc::clone(&store));
-                    async move {
-                        if let Err(e) = usage.flush(&store).await {
-                            tracing::warn!(error = %e, "writing API-key last use failed; will retry");
-                        }
+            }
+        });
+        background.every(settings.token.key_usage_flush, {
+            let (usage, store) = (Arc::clone(&key_usage), Arc::clone(&store));
+            move || {
+                let (usage, store) = (Arc::clone(&usage), Arc::clone(&store));
+                async move {
+                    if let Err(e) = usage.flush(&store).await {
+                        tracing::warn!(error = %e, "writing API-key last use failed; will retry");
                     }
                 }
-            }),
-            every(SESSION_COUNT_EVERY, {
-                let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
-                move || count_sessions(Arc::clone(&store), clock.now())
-            }),
-            every(STORE_SWEEP_EVERY, {
-                let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
-                move || {
-                    let (store, now) = (Arc::clone(&store), clock.now());
-                    async move {
-                        match store.sweep_expired(now).await {
-                            Ok(removed) => tracing::debug!(removed, "expired sessions swept"),
-                            Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
-                        }
+            }
+        });
+        background.every(SESSION_COUNT_EVERY, {
+            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+            move || count_sessions(Arc::clone(&store), clock.now())
+        });
+        background.every(STORE_SWEEP_EVERY, {
+            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+            move || {
+                let (store, now) = (Arc::clone(&store), clock.now());
+                async move {
+                    match store.sweep_expired(now).await {
+                        Ok(removed) => tracing::debug!(removed, "expired sessions swept"),
+                        Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
                     }
                 }
-            }),
-        ];
+            }
+        });
         tracing::info!(port, public_url = %public_url, store = store.backend(), "portcullis listening");
-        Ok(Application { port, public_url, server, shards, store, key_usage, auth, tasks, metrics_server })
+        let shutdown_timeout = http_settings.shutdown_timeout;
+        Ok(Application {
+            port,
+            public_url,
+            server,
+            shards,
+            store,
+            key_usage,
+            feed,
+            auth,
+            background,
+            shutdown_timeout,
+            metrics_server,
+        })
     }
 
     /// The sign-in flows, for callers in the same process (the CLI, tests).
@@ -274,7 +299,9 @@ impl Application {
 
     /// Serves until a signal or `handle().stop()`, then shuts down in order.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, shards, store, key_usage, tasks, metrics_server, .. } = self;
+        let Application {
+            server, shards, store, key_usage, feed, background, shutdown_timeout, metrics_server, ..
+        } = self;
         let metrics_handle = metrics_server.map(|(server, _)| {
             let handle = server.handle();
             actix_web::rt::spawn(server);
@@ -284,20 +311,20 @@ impl Application {
         if let Some(handle) = metrics_handle {
             handle.stop(true).await;
         }
-        for task in tasks {
-            task.abort();
-        }
+        // No request is running now: let the background work finish what it
+        // holds (every queued mail included), then write what is left.
+        background.drain(shutdown_timeout).await;
         shards.stop();
         if let Err(e) = key_usage.flush(&store).await {
             tracing::warn!(error = %e, "API-key last use not written at shutdown");
         }
+        feed.publish_pending().await;
         store.flush().await.context("flushing the store")?;
         tracing::info!("portcullis stopped");
         Ok(served?)
     }
 }
 
-/// Runs `tick` every `period` on the current arbiter until aborted.
 /// Sets `portcullis_sessions_active` from the store.
 async fn count_sessions(store: Arc<dyn Store>, now: crate::clock::Timestamp) {
     match store.count_active_sessions(now).await {
@@ -306,20 +333,58 @@ async fn count_sessions(store: Arc<dyn Store>, now: crate::clock::Timestamp) {
     }
 }
 
-fn every<F, Fut>(period: Duration, mut tick: F) -> actix_web::rt::task::JoinHandle<()>
-where
-    F: FnMut() -> Fut + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    actix_web::rt::spawn(async move {
-        let mut interval = actix_web::rt::time::interval(period);
-        // A slow tick (a store timeout) delays the next ones rather than
-        // bursting to catch up.
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval.tick().await;
-        loop {
+/// The background work of a node (timers and the mail workers), stopped
+/// together: told to stop, each finishes the item it is on (a feed poll, a
+/// key-usage write, a sweep; the mail workers, every queued message) and
+/// ends. The wait is bounded; whatever is still running then is aborted.
+struct Background {
+    /// `true` once shutdown has begun; every task watches it.
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    fn new() -> Self {
+        Background { stop: watch::Sender::new(false), tasks: Vec::new() }
+    }
+
+    /// What a task watches to learn that shutdown has begun.
+    fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Runs `tick` every `period` on the current arbiter until shutdown; a
+    /// tick under way when it begins runs to its end.
+    fn every<F, Fut>(&mut self, period: Duration, mut tick: F)
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let mut stop = self.stop_signal();
+        self.tasks.push(actix_web::rt::spawn(async move {
+            let mut interval = actix_web::rt::time::interval(period);
+            // A slow tick (a store timeout) delays the next ones rather than
+            // bursting to catch up.
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval.tick().await;
-            tick().await;
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                }
+                tick().await;
+            }
+        }));
+    }
+
+    /// Tells every task to stop and waits for them, at most `limit`.
+    async fn drain(self, limit: Duration) {
+        self.stop.send_replace(true);
+        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        let finished = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(limit, finished).await.is_err() {
+            tracing::warn!(seconds = limit.as_secs(), "background work still running at the shutdown timeout; stopped");
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
         }
-    })
+    }
 }

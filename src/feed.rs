@@ -90,8 +90,9 @@ impl Feed {
             "revocation not published yet; retried before the next feed poll");
     }
 
-    /// Publishes the kept events again, oldest first, stopping at the first failure.
-    async fn retry_pending(&self) {
+    /// Publishes the kept events again, oldest first, stopping at the first
+    /// failure (before each poll, and once more at shutdown).
+    pub async fn publish_pending(&self) {
         loop {
             let Some(mut event) = lock(&self.pending).pop_front() else { return };
             // Other nodes' cursors have moved on: stamp it with now.
@@ -127,7 +128,7 @@ impl Feed {
     /// Publishes pending events, then reads and applies what other nodes
     /// published since the last successful poll.
     pub async fn poll(&self) {
-        self.retry_pending().await;
+        self.publish_pending().await;
         let now = self.clock.now();
         let after = {
             let mut cursor = lock(&self.cursor);

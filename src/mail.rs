@@ -10,16 +10,21 @@
 //! drops the message with a warning and a metric, never a slow answer),
 //! logs a message body (it carries a code), or retries a message the server
 //! refused for good.
+//!
+//! At shutdown (the stop signal) the queue closes and the workers deliver
+//! every message already in it before they end: a code a client was told
+//! is on its way is not lost to a restart. The app bounds that wait.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::rt::task::JoinHandle;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::settings::MailSettings;
 use crate::telemetry::names;
@@ -95,8 +100,12 @@ pub struct Mailer {
 
 impl Mailer {
     /// Validates the settings and starts the delivery workers (on the
-    /// current runtime).
-    pub fn start(settings: &MailSettings) -> Result<Mailer, MailError> {
+    /// current runtime). When `stop` turns `true` the workers take no new
+    /// mail, deliver what is queued, and end.
+    pub fn start(
+        settings: &MailSettings,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(Mailer, Vec<JoinHandle<()>>), MailError> {
         let MailSettings { smtp_url, smtp_ca_file, outbox_dir: outbox, from } = settings;
         let from: Mailbox = from.parse().map_err(|_| MailError::From(from.to_owned()))?;
         let transport = match smtp_url {
@@ -110,23 +119,13 @@ impl Mailer {
         let (queue, waiting) = mpsc::channel(QUEUE_CAPACITY);
         let waiting = Arc::new(Mutex::new(waiting));
         let transport = Arc::new(transport);
-        for _ in 0..WORKERS {
-            let (waiting, transport, from) = (Arc::clone(&waiting), Arc::clone(&transport), from.clone());
-            actix_web::rt::spawn(async move {
-                loop {
-                    // The lock is held only while waiting for the next message.
-                    let mail = {
-                        let mut queue = waiting.lock().await;
-                        let Some(mail) = queue.recv().await else { return };
-                        // Down as well as up, or an idle queue would show its last peak.
-                        metrics::gauge!(names::MAIL_QUEUE_DEPTH).set(queue.len() as f64);
-                        mail
-                    };
-                    deliver(&transport, &from, mail).await;
-                }
-            });
-        }
-        Ok(Mailer { queue })
+        let workers = (0..WORKERS)
+            .map(|_| {
+                let (waiting, transport, from) = (Arc::clone(&waiting), Arc::clone(&transport), from.clone());
+                actix_web::rt::spawn(work(waiting, transport, from, stop.clone()))
+            })
+            .collect();
+        Ok((Mailer { queue }, workers))
     }
 
     /// Queues `mail` for delivery; `false` (and a warning) if the queue is full.
@@ -136,12 +135,47 @@ impl Mailer {
                 metrics::gauge!(names::MAIL_QUEUE_DEPTH).set((QUEUE_CAPACITY - self.queue.capacity()) as f64);
                 true
             }
-            Err(_) => {
+            Err(refused) => {
                 metrics::counter!(names::MAIL_MESSAGES, "outcome" => "dropped").increment(1);
-                tracing::warn!(event = "mail_dropped", "mail queue full; message dropped");
+                let why = match refused {
+                    mpsc::error::TrySendError::Full(_) => "mail queue full; message dropped",
+                    mpsc::error::TrySendError::Closed(_) => "mail queue closed (shutting down); message dropped",
+                };
+                tracing::warn!(event = "mail_dropped", "{why}");
                 false
             }
         }
+    }
+}
+
+/// One delivery worker: takes the next message, delivers it (with its
+/// retries), and so on; at shutdown, closes the queue and goes on until it
+/// is empty.
+async fn work(
+    waiting: Arc<Mutex<mpsc::Receiver<Mail>>>,
+    transport: Arc<Transport>,
+    from: Mailbox,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        // The lock is held only while waiting for the next message.
+        let mail = {
+            let mut queue = waiting.lock().await;
+            let next = tokio::select! {
+                biased;
+                mail = queue.recv() => mail,
+                _ = stop.wait_for(|stopping| *stopping) => {
+                    // No new mail from now on; what is queued is still delivered.
+                    queue.close();
+                    queue.recv().await
+                }
+            };
+            let Some(mail) = next else { return };
+            // Down as well as up, or an idle queue would show its last peak.
+            metrics::gauge!(names::MAIL_QUEUE_DEPTH).set(queue.len() as f64);
+            mail
+        };
+        deliver(&transport, &from, mail).await;
     }
 }
 
@@ -234,7 +268,8 @@ mod tests {
     #[actix_web::test]
     async fn the_outbox_gets_one_whole_eml_per_message() {
         let dir = tempfile::tempdir().unwrap();
-        let mailer = Mailer::start(&outbox(dir.path(), "Acme <no-reply@acme.test>")).unwrap();
+        let (_stop, stop) = watch::channel(false);
+        let (mailer, _workers) = Mailer::start(&outbox(dir.path(), "Acme <no-reply@acme.test>"), stop).unwrap();
         assert!(mailer.send(mail()));
         let mut found = Vec::new();
         for _ in 0..200 {
@@ -258,15 +293,33 @@ mod tests {
         assert!(eml.contains("123456"));
     }
 
+    #[actix_web::test]
+    async fn a_stop_delivers_every_queued_message_then_ends_the_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stop, signal) = watch::channel(false);
+        let (mailer, workers) = Mailer::start(&outbox(dir.path(), "a@b.c"), signal).unwrap();
+        for _ in 0..50 {
+            assert!(mailer.send(mail()));
+        }
+        stop.send_replace(true);
+        for worker in workers {
+            tokio::time::timeout(Duration::from_secs(10), worker).await.unwrap().unwrap();
+        }
+        let written = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok);
+        assert_eq!(written.filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count(), 50);
+        assert!(!mailer.send(mail()), "a closed queue takes no more mail");
+    }
+
     #[test]
     fn bad_settings_are_refused_at_start() {
         let dir = tempfile::tempdir().unwrap();
+        let start = |settings: &MailSettings| Mailer::start(settings, watch::channel(false).1).map(|_| ());
         let smtp = |url: &str| MailSettings { smtp_url: Some(url.to_owned()), ..outbox(dir.path(), "a@b.c") };
-        assert!(matches!(Mailer::start(&smtp("ftp://x")), Err(MailError::SmtpUrl(_))));
-        assert!(matches!(Mailer::start(&outbox(dir.path(), "not an address")), Err(MailError::From(_))));
+        assert!(matches!(start(&smtp("ftp://x")), Err(MailError::SmtpUrl(_))));
+        assert!(matches!(start(&outbox(dir.path(), "not an address")), Err(MailError::From(_))));
         let missing =
             MailSettings { smtp_ca_file: Some(PathBuf::from("/no/such/ca.pem")), ..smtp("smtp://x?tls=required") };
-        assert!(matches!(Mailer::start(&missing), Err(MailError::CaFile { .. })));
+        assert!(matches!(start(&missing), Err(MailError::CaFile { .. })));
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub auth: Arc<AuthService>,
     handle: ServerHandle,
+    /// The app's `run_until_stopped`, until `shut_down` waits for it.
+    running: Option<actix_web::rt::task::JoinHandle<anyhow::Result<()>>>,
     keyspace: Option<KeyspaceGuard>,
     _dir: TempDir,
 }
@@ -38,6 +40,15 @@ impl Drop for TestApp {
         // Sends the stop command now; the server winds down on its own.
         drop(self.handle.stop(false));
         drop(self.keyspace.take());
+    }
+}
+
+impl TestApp {
+    /// Stops the app as SIGTERM would, and waits until its shutdown is over.
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        let running = self.running.take().expect("the app is running");
+        running.await.expect("the app's task ends without panicking")
     }
 }
 
@@ -175,9 +186,9 @@ async fn start(
     let metrics_port = app.metrics_port();
     let handle = app.handle();
     let auth = app.auth();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let running = Some(actix_web::rt::spawn(app.run_until_stopped()));
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    (TestApp { base, outbox, metrics_port, client, clock, auth, handle, keyspace, _dir: dir }, store)
+    (TestApp { base, outbox, metrics_port, client, clock, auth, handle, running, keyspace, _dir: dir }, store)
 }
 
 /// A response reduced to what tests look at.

@@ -20,5 +20,6 @@ mod process;
 mod profile;
 mod refresh;
 mod sessions;
+mod shutdown;
 mod smtp;
 mod two_factor;

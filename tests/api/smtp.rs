@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::harness::{mails_to, nth_code, spawn_with};
 
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
     maildir: tempfile::TempDir,
 }
@@ -26,12 +26,12 @@ impl Drop for SmtpServer {
 
 impl SmtpServer {
     /// Where delivered messages land.
-    fn inbox(&self) -> PathBuf {
+    pub(crate) fn inbox(&self) -> PathBuf {
         self.maildir.path().join("maildir/new")
     }
 }
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     match std::env::var("SMTP_TEST_PYTHON") {
         Ok(python) => Some(python),
         Err(_) if std::env::var("SMTP_TEST_REQUIRED").is_ok() => {
@@ -41,12 +41,12 @@ fn python() -> Option<String> {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts aiosmtpd on `port` and waits (up to 10 s) until it accepts connections.
-async fn smtp_server(python: &str, port: u16) -> SmtpServer {
+pub(crate) async fn smtp_server(python: &str, port: u16) -> SmtpServer {
     smtp_server_with(python, port, &[]).await
 }
 
