@@ -201,7 +201,7 @@ impl Depth {
     }
 
     /// Counts a command out (finished, or never delivered).
-    pub(crate) fn leave(&self) {
+    fn leave(&self) {
         let before = self.count.fetch_sub(1, Ordering::AcqRel);
         self.gauge.set(before.saturating_sub(1) as f64);
     }
