@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Field name → problem, in a stable order.
 pub type Fields = BTreeMap<String, String>;
 
@@ -13,27 +15,49 @@ const NAME_MAX_CHARS: usize = 200;
 const USERNAME_MIN_CHARS: usize = 3;
 const USERNAME_MAX_CHARS: usize = 32;
 
-/// Trimmed and lower-cased, or the problem with it.
+/// An address as one mailbox would be written: trimmed, in Unicode NFC and
+/// lower-cased (so look-alike spellings of one address are one account), a
+/// plain `local@domain` that `email_address` accepts, without display text,
+/// quoting or a domain literal, and without a character that hides or
+/// reorders text (control, format such as zero-width and bidi overrides,
+/// private-use, unassigned, or any space).
 pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
-    let email = raw.trim().to_lowercase();
-    if email.is_empty() {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
         return Err("is required");
     }
+    if trimmed.len() > EMAIL_MAX_BYTES {
+        return Err("must be at most 254 bytes");
+    }
+    if trimmed.chars().any(hides_text) {
+        return Err("holds a character that is not allowed in an address");
+    }
+    let email: String = trimmed.nfc().collect::<String>().to_lowercase().nfc().collect();
     if email.len() > EMAIL_MAX_BYTES {
         return Err("must be at most 254 bytes");
     }
-    let Some((local, domain)) = email.split_once('@') else {
-        return Err("is not an email address");
-    };
-    let domain_ok = !domain.is_empty()
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !domain.contains("..");
-    if local.is_empty() || !domain_ok || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let options = email_address::Options::default().without_display_text().without_domain_literal();
+    let plain = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.contains('"') && !domain.contains('@') && !domain.starts_with('.') && !domain.ends_with('.')
+    });
+    if !plain || email_address::EmailAddress::parse_with_options(&email, options).is_err() {
         return Err("is not an email address");
     }
     Ok(email)
+}
+
+/// A character that can make an address look like another or hide part of it.
+fn hides_text(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.is_whitespace()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::PrivateUse
+                | GeneralCategory::Unassigned
+                | GeneralCategory::Surrogate
+        )
 }
 
 /// Lower-cased; 3 to 32 of `a-z 0-9 . _ -`, starting with a letter or digit,
@@ -93,9 +117,39 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in ["", "ada", "@x.io", "ada@", "ada@.io", "a b@x.io", "ada@x..io"] {
+        for bad in ["", "ada", "@x.io", "ada@", "ada@.io", "a b@x.io", "ada@x..io", "ada@x.io.", "a@b@x.io"] {
             assert!(normalize_email(bad).is_err(), "{bad:?} passed");
         }
+    }
+
+    #[test]
+    fn hostile_addresses_are_refused() {
+        for bad in [
+            "a\u{202e}@x.io",
+            "a\u{2066}b@x.io",
+            "a\u{200b}@x.io",
+            "a\u{200d}b@x.io",
+            "a\u{feff}@x.io",
+            "a\u{0007}@x.io",
+            "\"quoted\"@x.io",
+            "\"a b\"@x.io",
+            "a,b@x.io",
+            "a<b>@x.io",
+            "Ada <ada@x.io>",
+            "ada@[127.0.0.1]",
+            "a\u{e000}@x.io",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} passed");
+        }
+    }
+
+    #[test]
+    fn look_alike_spellings_are_one_address() {
+        // "é" precomposed, and "e" with a combining acute accent.
+        let composed = normalize_email("Jos\u{e9}@Example.com").unwrap();
+        assert_eq!(normalize_email("jose\u{301}@example.COM").unwrap(), composed);
+        assert_eq!(composed, "jos\u{e9}@example.com");
+        assert_eq!(normalize_email("a+tag@x.io").unwrap(), "a+tag@x.io");
     }
 
     #[test]

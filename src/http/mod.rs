@@ -7,6 +7,8 @@
 pub mod error;
 pub mod extract;
 pub mod middleware;
+#[cfg(test)]
+mod no_panic;
 pub mod routes;
 pub mod validate;
 pub mod view;

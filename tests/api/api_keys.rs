@@ -53,6 +53,10 @@ async fn bad_key_requests_are_validation_errors() {
         (json!({"name": "k", "expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
         (json!({"name": "k", "expires_at": "tomorrow"}), "expires_at"),
         (json!({"name": "k", "scopes": ["has space"]}), "scopes"),
+        // Non-ASCII durations once panicked the worker (a byte split inside "é").
+        (json!({"name": "x", "expires_in": "1é"}), "expires_in"),
+        (json!({"name": "x", "expires_in": "é"}), "expires_in"),
+        (json!({"name": "x", "expires_in": "３０d"}), "expires_in"),
     ];
     for (body, field) in cases {
         let answer = app.create_key(&admin.access, body.clone()).await;

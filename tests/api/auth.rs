@@ -274,3 +274,26 @@ async fn request_past_its_deadline_answers_503_overloaded() {
     answer.assert_error(503, "overloaded");
     assert!(answer.header("retry-after").is_some());
 }
+
+#[actix_web::test]
+async fn hostile_and_look_alike_addresses_cannot_register() {
+    let app = spawn_app().await;
+    for email in [
+        "a\u{202e}@x.io",
+        "a\u{200b}@x.io",
+        "\"quoted\"@x.io",
+        "a,b@x.io",
+        "a<b>@x.io",
+        "Ada <ada@x.io>",
+        "ada@[127.0.0.1]",
+    ] {
+        let answer = app.register(email).await;
+        answer.assert_error(400, "validation_error");
+        assert!(answer.body["fields"]["email"].is_string(), "{email:?}: {}", answer.body);
+    }
+    // The same address spelled with a precomposed "é" and with "e" + a combining accent.
+    app.signed_up("jos\u{e9}@example.com").await;
+    app.register("JOSE\u{301}@example.com").await.assert_error(409, "email_taken");
+    let login = app.login("jose\u{301}@Example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+}

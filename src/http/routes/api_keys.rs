@@ -34,17 +34,16 @@ struct CreateBody {
 }
 
 /// `30d`, `12h`, `365d`: a whole number of days or hours, at most ten years.
-fn parse_expires_in(text: &str) -> Option<Duration> {
-    let (count, unit) = text.split_at(text.len().checked_sub(1)?);
+/// Any other text, non-ASCII included, is `None` (never a panic: the unit
+/// is split off as a character, not a byte).
+pub(crate) fn parse_expires_in(text: &str) -> Option<Duration> {
+    let (count, unit_secs) =
+        if let Some(count) = text.strip_suffix('d') { (count, 86_400) } else { (text.strip_suffix('h')?, 3600) };
     if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) || count.starts_with('0') || count.len() > 6 {
         return None;
     }
     let count: u64 = count.parse().ok()?;
-    let duration = match unit {
-        "d" => Duration::from_secs(count * 86_400),
-        "h" => Duration::from_secs(count * 3600),
-        _ => return None,
-    };
+    let duration = Duration::from_secs(count * unit_secs);
     (duration <= MAX_LIFETIME).then_some(duration)
 }
 
@@ -167,7 +166,8 @@ mod tests {
         assert_eq!(parse_expires_in("30d"), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_expires_in("12h"), Some(Duration::from_secs(12 * 3600)));
         assert_eq!(parse_expires_in("3650d"), Some(MAX_LIFETIME));
-        for bad in ["", "d", "0d", "07d", "30", "30m", "-1d", "1.5d", "3651d", "30 d", "ten d"] {
+        for bad in ["", "d", "0d", "07d", "30", "30m", "-1d", "1.5d", "3651d", "30 d", "ten d", "1é", "é", "1dé", "１d"]
+        {
             assert_eq!(parse_expires_in(bad), None, "{bad:?}");
         }
     }

@@ -85,7 +85,7 @@ fn active(access: &VerifiedAccess) -> Introspection<'_> {
 /// The common form `token=<value>[&token_type_hint=...]` whose value needs
 /// no percent-decoding (JWTs and API keys are URL-safe): the token's bytes,
 /// borrowed. Anything else goes through the full form parser.
-fn plain_form_token(body: &[u8]) -> Option<&[u8]> {
+pub(crate) fn plain_form_token(body: &[u8]) -> Option<&[u8]> {
     let rest = body.strip_prefix(b"token=")?;
     // One SIMD pass: the value ends at `&`; a `%` or `+` before it needs decoding.
     let value = match memchr::memchr3(b'&', b'%', b'+', rest) {
