@@ -193,7 +193,7 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         if let ApiError::RateLimited(wait) | ApiError::Overloaded(wait) = self {
-            response.insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()));
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(*wait).to_string()));
         }
         if let ApiError::StoreUnavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
@@ -204,6 +204,12 @@ impl ResponseError for ApiError {
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         response.json(ErrorBody { error: message, code: self.code(), fields })
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up: a client that waits exactly
+/// that long is not refused again for the same reason.
+fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// The chain of causes under `error`, outermost first, joined by `: `.
@@ -414,6 +420,14 @@ mod tests {
         let error = ApiError::from(AuthError::from(StoreError::Corrupt("bad json".into())));
         assert!(causes(&error).contains("bad json"), "{}", causes(&error));
         assert_eq!(body(&error)["error"], "internal error");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_the_second() {
+        assert_eq!(retry_after_secs(Duration::from_millis(5_999)), 6);
+        assert_eq!(retry_after_secs(Duration::from_secs(6)), 6);
+        assert_eq!(retry_after_secs(Duration::from_millis(6_001)), 7);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
     }
 
     #[test]

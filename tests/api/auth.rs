@@ -192,6 +192,26 @@ async fn per_ip_limit_refuses_the_burst_excess_with_retry_after() {
 }
 
 #[actix_web::test]
+async fn retry_after_names_the_second_a_request_passes_again() {
+    let app = spawn_with(|s| {
+        s.limits.rate_limit_enabled = true;
+        s.limits.auth_rate = RateQuota { per_minute: 10, burst: 1 };
+    })
+    .await;
+    let body = json!({"email": "a@example.com", "purpose": "login"});
+    let send = || app.post("/api/v1/auth/otp/send", &body);
+    assert_eq!(send().await.status, StatusCode::ACCEPTED);
+    let refused = send().await;
+    refused.assert_error(429, "rate_limited");
+    // One request every 6 s: the wait is a little under 6 s, and must be told as 6, not 5.
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(wait, 6, "Retry-After rounds the wait up to the whole second");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let again = send().await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "refused after waiting Retry-After: {}", again.body);
+}
+
+#[actix_web::test]
 async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     let limited = |trusted: bool| {
         spawn_with(move |s| {
