@@ -80,6 +80,14 @@ fn metrics_server(address: std::net::SocketAddr, handle: PrometheusHandle) -> an
     Ok((server, port))
 }
 
+/// The data directory made private (0700), and a refusal of key files
+/// others can read, before anything in it is opened. Idempotent: `build`
+/// runs it before opening the store, `build_on` (tests, benches) again.
+fn guard_data_dir(settings: &Settings) -> Result<(), crate::data_dir::DataDirError> {
+    crate::data_dir::private_dir(&settings.data_dir)?;
+    crate::data_dir::check_key_files(&settings.data_dir)
+}
+
 async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
     match settings.store.cql_target() {
         None => {
@@ -101,12 +109,14 @@ impl Application {
     /// Builds everything on the store `settings` names and binds the
     /// listener. Must run inside an actix `System`.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        guard_data_dir(&settings)?;
         let store = open_store(&settings, &clock).await?;
         Self::build_on(settings, clock, store).await
     }
 
     /// Builds everything on `store` (already open) and binds the listener.
     pub async fn build_on(settings: Settings, clock: SharedClock, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        guard_data_dir(&settings)?;
         // First: metric handles taken by the parts below must reach the recorder.
         let metrics = telemetry::prometheus();
         let store: Arc<dyn Store> = MeteredStore::new(store);

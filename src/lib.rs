@@ -27,6 +27,7 @@
 //! - [`telemetry`]: logs, metric names, the Prometheus exporter.
 //! - [`account`]: ids, records and input rules.
 //! - [`clock`]: time, passed in explicitly.
+//! - [`data_dir`]: the data directory's permissions (0700, files 0600, exposed keys refused).
 //!
 //! A login: `http::routes::auth::login` checks the per-IP limit and
 //! validates the body (`http::validate`) → `auth::AuthService::login`
@@ -54,6 +55,7 @@ pub mod account;
 pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod data_dir;
 pub mod feed;
 pub mod hashing;
 pub mod http;

@@ -111,7 +111,8 @@ impl Mailer {
         let transport = match smtp_url {
             Some(url) => Transport::Smtp(smtp_transport(url, smtp_ca_file.as_deref())?),
             None => {
-                std::fs::create_dir_all(outbox)
+                // Messages carry codes: the outbox is as private as the data directory.
+                crate::data_dir::private_dir(outbox)
                     .map_err(|e| MailError::Outbox { path: outbox.display().to_string(), message: e.to_string() })?;
                 Transport::Outbox(outbox.to_path_buf())
             }
@@ -228,7 +229,9 @@ async fn deliver(transport: &Transport, from: &Mailbox, mail: Mail) {
 async fn write_eml(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let id = uuid::Uuid::now_v7();
     let partial = dir.join(format!(".{id}.eml.partial"));
-    tokio::fs::write(&partial, bytes).await?;
+    let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).await?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
+    tokio::io::AsyncWriteExt::flush(&mut file).await?;
     tokio::fs::rename(&partial, dir.join(format!("{id}.eml"))).await
 }
 

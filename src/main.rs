@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use portcullis::app::Application;
 use portcullis::clock::{Clock, SystemClock};
+use portcullis::data_dir::DataDirError;
 use portcullis::settings::Settings;
 use portcullis::store::cql;
 use portcullis::telemetry;
@@ -63,6 +64,11 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // Like a bad setting: the operator must change something before a start can work.
+        Err(e) if e.chain().any(|cause| cause.is::<DataDirError>()) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("portcullis: {e:#}");
             ExitCode::FAILURE

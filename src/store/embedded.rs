@@ -146,8 +146,10 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) `portcullis.redb` in `dir` and starts its writer thread.
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let db = Database::create(dir.join("portcullis.redb")).map_err(unavailable)?;
+        let file = dir.join("portcullis.redb");
+        crate::data_dir::private_dir(dir).map_err(unavailable)?;
+        crate::data_dir::private_file(&file).map_err(unavailable)?;
+        let db = Database::create(file).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(USERS).map_err(unavailable)?;

@@ -92,7 +92,7 @@ pub(crate) fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std
 pub(crate) fn read_or_create_secret(path: &std::path::Path) -> std::io::Result<zeroize::Zeroizing<[u8; 32]>> {
     if !path.exists() {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::data_dir::private_dir(dir).map_err(std::io::Error::other)?;
         }
         let fresh = zeroize::Zeroizing::new(random_bytes::<32>());
         match write_private_file(path, fresh.as_slice()) {

@@ -207,3 +207,43 @@ async fn key_rotation_keeps_old_tokens_valid() {
     assert!(kids.contains(&new_kid));
     assert_eq!(gateway.get("/api/v1/auth/me", Some(&fresh.access)).await.status, StatusCode::OK);
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_data_directory_is_private_and_an_exposed_key_stops_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let gateway = start(&data);
+    drop(gateway);
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    for file in ["portcullis.redb", "secrets.key", "api-key-hash.key"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&data.join("keys")), 0o700, "the signing-key directory");
+    for key in std::fs::read_dir(data.join("keys")).unwrap() {
+        assert_eq!(mode(&key.unwrap().path()), 0o600, "a signing key");
+    }
+    assert_eq!(mode(&data.join("outbox")), 0o700, "the outbox (mails carry codes)");
+
+    // A secret another user can read may have leaked: the start is refused with one line, exit 2.
+    let secrets = data.join("secrets.key");
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = command(&data).arg("serve").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("secrets.key") && stderr.contains("0644"), "{stderr}");
+
+    // A directory made loose by hand is tightened again; the start then goes on.
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(data.join("portcullis.redb"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(start(&data));
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("portcullis.redb")), 0o600);
+}
