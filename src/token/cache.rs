@@ -13,7 +13,7 @@
 //! guard is ever held across an `.await`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use uuid::Uuid;
@@ -59,6 +59,10 @@ pub struct VerifiedAccess {
     pub cached_until: i64,
     /// Milliseconds: when this credential's use was last noted (API keys).
     pub(crate) last_noted: AtomicI64,
+    /// The cache's mark epoch when this credential's verification began: a
+    /// user mark made after that (a larger epoch) stops it; one made before
+    /// was already seen by the verification's store reads.
+    pub(crate) verified_epoch: AtomicU64,
 }
 
 impl VerifiedAccess {
@@ -86,6 +90,7 @@ impl VerifiedAccess {
             exp,
             cached_until,
             last_noted: AtomicI64::new(0),
+            verified_epoch: AtomicU64::new(0),
         }
     }
 
@@ -107,6 +112,15 @@ impl VerifiedAccess {
 
 pub type TokenDigest = [u8; 32];
 
+/// A revocation on this node.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// The epoch the mark was made at.
+    epoch: u64,
+    /// When no cached entry can need the mark any more.
+    forget_after: Timestamp,
+}
+
 /// The answer of a cache lookup.
 #[derive(Debug)]
 pub enum Cached {
@@ -120,8 +134,10 @@ pub struct TokenCache {
     key: [u8; 32],
     entries: DashMap<TokenDigest, Arc<VerifiedAccess>>,
     capacity: usize,
-    /// Session, API-key or user id → when the mark may be forgotten.
-    revoked: DashMap<Uuid, Timestamp>,
+    /// Session, API-key or user id → its mark.
+    revoked: DashMap<Uuid, Mark>,
+    /// Counts marks made; a user mark stops only entries verified before it.
+    epoch: AtomicU64,
     /// `revoked.len()`, kept so a hit skips the marks when there are none.
     marks: AtomicUsize,
     len: AtomicUsize,
@@ -138,6 +154,7 @@ impl TokenCache {
             entries: DashMap::with_capacity(capacity.min(1 << 16)),
             capacity: capacity.max(1),
             revoked: DashMap::new(),
+            epoch: AtomicU64::new(0),
             marks: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
             hits: metrics::counter!(names::TOKEN_CACHE_HITS),
@@ -157,8 +174,9 @@ impl TokenCache {
             return Cached::Miss;
         };
         let secs = now.as_secs();
-        if entry.cached_until <= secs && !entry.is_expired(secs) {
-            // Still valid as far as it says, but due for a fresh verification.
+        // Still valid as far as it says, but due for a fresh verification:
+        // its cache time is up, or its user changed after it was verified.
+        if (entry.cached_until <= secs && !entry.is_expired(secs)) || self.is_user_marked_since(&entry) {
             self.misses.increment(1);
             self.remove(digest);
             return Cached::Miss;
@@ -166,7 +184,7 @@ impl TokenCache {
         self.hits.increment(1);
         let answer = if entry.is_expired(secs) {
             Cached::Expired
-        } else if self.is_revoked(entry.credential, entry.user_id) {
+        } else if self.is_credential_revoked(entry.credential) {
             Cached::Revoked
         } else {
             return Cached::Hit(entry);
@@ -175,10 +193,39 @@ impl TokenCache {
         answer
     }
 
-    /// Whether the credential or its user was revoked on this node.
-    pub fn is_revoked(&self, credential: Credential, user: UserId) -> bool {
+    /// Whether the entry's user was marked (disabled, role changed, enabled
+    /// again) after the entry was verified: the store must tell afresh.
+    fn is_user_marked_since(&self, entry: &VerifiedAccess) -> bool {
         self.marks.load(Ordering::Acquire) > 0
-            && (self.revoked.contains_key(&credential.id()) || self.revoked.contains_key(&user.0))
+            && self
+                .revoked
+                .get(&entry.user_id.0)
+                .is_some_and(|mark| mark.epoch > entry.verified_epoch.load(Ordering::Acquire))
+    }
+
+    /// Whether the credential (a session or an API key, never revived) was
+    /// revoked on this node. A user mark does not stop a fresh verification:
+    /// it reads the user from the store.
+    pub fn is_credential_revoked(&self, credential: Credential) -> bool {
+        self.marks.load(Ordering::Acquire) > 0 && self.revoked.contains_key(&credential.id())
+    }
+
+    /// The mark epoch now: taken before a verification's store reads, and
+    /// given to `insert` with its result.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Caches a verification that began at mark epoch `verified_epoch`.
+    pub fn insert_verified(
+        &self,
+        digest: TokenDigest,
+        access: Arc<VerifiedAccess>,
+        now: Timestamp,
+        verified_epoch: u64,
+    ) {
+        access.verified_epoch.store(verified_epoch, Ordering::Release);
+        self.insert(digest, access, now);
     }
 
     pub fn insert(&self, digest: TokenDigest, access: Arc<VerifiedAccess>, now: Timestamp) {
@@ -200,7 +247,8 @@ impl TokenCache {
     /// Every cached credential of `id` (a session, an API key, or a user)
     /// stops verifying here at once; the mark is kept until `forget_after`.
     pub fn invalidate(&self, id: Uuid, forget_after: Timestamp) {
-        if self.revoked.insert(id, forget_after).is_none() {
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.revoked.insert(id, Mark { epoch, forget_after }).is_none() {
             self.marks.fetch_add(1, Ordering::AcqRel);
         }
         // An unbounded number of revocations must not grow memory without
@@ -227,7 +275,7 @@ impl TokenCache {
         let before = self.len();
         self.entries.retain(|_, e| !e.is_expired(secs) && e.cached_until > secs);
         self.len.store(self.entries.len(), Ordering::Relaxed);
-        self.revoked.retain(|_, forget_after| *forget_after > now);
+        self.revoked.retain(|_, mark| mark.forget_after > now);
         self.marks.store(self.revoked.len(), Ordering::Release);
         let dropped = before.saturating_sub(self.len());
         self.evictions.increment(dropped as u64);
@@ -261,6 +309,23 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh session credential of `user`.
+    fn access_of(user: UserId) -> Arc<VerifiedAccess> {
+        let session = Credential::Session(SessionId::generate());
+        let role = Role::User;
+        Arc::new(VerifiedAccess::new(
+            user,
+            session,
+            ProjectId::default_project(),
+            role,
+            "openid",
+            None,
+            0,
+            Some(100),
+            100,
+        ))
+    }
 
     fn access(exp: i64) -> Arc<VerifiedAccess> {
         Arc::new(VerifiedAccess::new(
@@ -297,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn revoked_credential_or_user_stops_hits_at_once() {
+    fn a_revoked_credential_stops_at_once_and_a_changed_user_is_verified_again() {
         let cache = TokenCache::new(10);
         let (a, b) = (access(100), access(100));
         let (da, db) = (cache.digest(b"a"), cache.digest(b"b"));
@@ -307,8 +372,19 @@ mod tests {
         cache.invalidate(session.0, Timestamp::from_secs(100));
         assert!(matches!(cache.lookup(&da, Timestamp(0)), Cached::Revoked));
         assert!(matches!(cache.lookup(&db, Timestamp(0)), Cached::Hit(_)));
+        // A user mark sends the user's entries back to the store (which tells
+        // whether they still hold): a miss, not a refusal.
         cache.invalidate(b.user_id.0, Timestamp::from_secs(100));
-        assert!(matches!(cache.lookup(&db, Timestamp(0)), Cached::Revoked));
+        assert!(matches!(cache.lookup(&db, Timestamp(0)), Cached::Miss));
+        // A credential of that user verified after the mark is good.
+        let epoch = cache.epoch();
+        cache.insert_verified(db, access_of(b.user_id), Timestamp(0), epoch);
+        assert!(matches!(cache.lookup(&db, Timestamp(0)), Cached::Hit(_)));
+        // One whose verification began before the mark is not.
+        let stale = cache.epoch();
+        cache.invalidate(b.user_id.0, Timestamp::from_secs(100));
+        cache.insert_verified(db, access_of(b.user_id), Timestamp(0), stale);
+        assert!(matches!(cache.lookup(&db, Timestamp(0)), Cached::Miss));
         // Marks go once nothing can need them.
         cache.sweep(Timestamp::from_secs(100));
         assert_eq!(cache.marks.load(Ordering::Acquire), 0);

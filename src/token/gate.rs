@@ -56,13 +56,15 @@ impl AccessGate {
             Cached::Expired => return Err(TokenError::Expired),
             Cached::Revoked => return Err(TokenError::Invalid),
             Cached::Miss => {
+                // Before any store read: a user mark made after this point stops the result.
+                let epoch = self.cache.epoch();
                 let presented = std::str::from_utf8(presented).map_err(|_| TokenError::Invalid)?;
                 let access = if is_api_key(presented) {
                     self.verify_api_key(presented, now).await?
                 } else {
                     self.verify_access_token(presented, now).await?
                 };
-                self.cache.insert(digest, Arc::clone(&access), now);
+                self.cache.insert_verified(digest, Arc::clone(&access), now, epoch);
                 access
             }
         };
@@ -74,7 +76,7 @@ impl AccessGate {
         let claims = self.signer.verify(token, now)?;
         let (user_id, session_id, project, role) = parse_subject(&claims).ok_or(TokenError::Invalid)?;
         let credential = Credential::Session(session_id);
-        if self.cache.is_revoked(credential, user_id) {
+        if self.cache.is_credential_revoked(credential) {
             return Err(TokenError::Invalid);
         }
         let session = self.store.find_session(session_id).await?.ok_or(TokenError::Invalid)?;
@@ -101,7 +103,7 @@ impl AccessGate {
             return Err(TokenError::Expired);
         }
         let credential = Credential::ApiKey(key.id);
-        if self.cache.is_revoked(credential, key.user_id) {
+        if self.cache.is_credential_revoked(credential) {
             return Err(TokenError::Invalid);
         }
         let user = self.live_user(key.user_id, &key.project).await?;
@@ -157,7 +159,9 @@ impl AccessGate {
         self.cache.invalidate(key.0, now.plus(self.mark_lifetime()));
     }
 
-    /// Every credential of `user` is re-verified from now on, on this node.
+    /// Every credential of `user` cached before now is verified again (the
+    /// store then tells whether it still holds); credentials verified after
+    /// it, such as a fresh login's once the account is enabled again, pass.
     pub fn invalidate_user(&self, user: UserId, now: Timestamp) {
         self.cache.invalidate(user.0, now.plus(self.mark_lifetime()));
     }

@@ -168,3 +168,22 @@ async fn key_of_a_disabled_account_stops_at_once() {
     let raw = app.client.get(app.url("/api/v1/verify")).header("x-api-key", &key).send().await.unwrap();
     answer(raw).await.assert_error(401, "invalid_token");
 }
+
+#[actix_web::test]
+async fn an_account_enabled_again_signs_in_at_once_and_its_keys_work_again() {
+    let app = spawn_app().await;
+    let owner = app.signed_up("owner@example.com").await;
+    let key = app.create_key(&owner.access, json!({"name": "k"})).await.body["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(app.verify(&key).await.status, StatusCode::OK);
+    let user_id = portcullis::account::UserId::parse(&owner.user_id).unwrap();
+    app.auth.set_disabled(user_id, true).await.unwrap();
+    app.verify(&key).await.assert_error(401, "invalid_token");
+    app.auth.set_disabled(user_id, false).await.unwrap();
+    // The revocation mark of the disabled account must not refuse what comes after it.
+    let fresh = app.logged_in("owner@example.com").await;
+    assert_eq!(app.me(&fresh.access).await.status, StatusCode::OK);
+    assert_eq!(app.verify(&fresh.access).await.status, StatusCode::OK);
+    assert_eq!(app.verify(&key).await.status, StatusCode::OK, "disabling suspends keys; enabling restores them");
+    // The sessions ended by the disabling stay ended.
+    app.verify(&owner.access).await.assert_error(401, "invalid_token");
+}

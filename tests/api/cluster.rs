@@ -147,3 +147,23 @@ async fn a_revocation_whose_publication_failed_is_published_again() {
     a_store.fail_op("append_feed", false);
     refused_within(&b, &tokens.access, Duration::from_secs(2)).await;
 }
+
+#[actix_web::test]
+async fn a_user_change_on_one_node_does_not_refuse_later_tokens_on_another() {
+    let Some([(a, _), (b, _)]) = spawn_pair().await else {
+        eprintln!("skipped: CQL_TEST_NODES not set");
+        return;
+    };
+    let tokens = a.signed_up("x@example.com").await;
+    assert_eq!(b.verify(&tokens.access).await.status, StatusCode::OK, "cached on B");
+    let user = portcullis::account::UserId::parse(&tokens.user_id).unwrap();
+    a.auth.set_disabled(user, true).await.unwrap();
+    let delay = refused_within(&b, &tokens.access, Duration::from_secs(2)).await;
+    eprintln!("disabling reached B in {} ms", delay.as_millis());
+    a.auth.set_disabled(user, false).await.unwrap();
+    let fresh = a.logged_in("x@example.com").await;
+    // B has applied both user marks by now (it polls every 250 ms).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let on_b = b.verify(&fresh.access).await;
+    assert_eq!(on_b.status, StatusCode::OK, "a token issued after the change is refused on B: {}", on_b.body);
+}
