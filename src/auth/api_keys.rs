@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use crate::account::{ApiKey, ApiKeyId, Role, UserId};
 use crate::clock::Timestamp;
-use crate::shards::{CreateApiKey, RevokeApiKey};
+use crate::shards::{CreateApiKey, RevokeApiKey, RevokeApiKeys};
 use crate::token::{INTROSPECT_SCOPE, api_key};
 
 use super::{AuthError, AuthService, SessionCaller};
@@ -53,6 +53,15 @@ impl AuthService {
     /// The user's keys (revoked keys are gone), oldest first.
     pub async fn list_api_keys(&self, user: UserId) -> Result<Vec<ApiKey>, AuthError> {
         Ok(self.store.list_api_keys(user).await?)
+    }
+
+    /// Revokes every key of `user`, at once on every node; returns how many.
+    pub async fn revoke_api_keys(&self, user: UserId) -> Result<usize, AuthError> {
+        let revoked = self.shards.ask(&user, RevokeApiKeys { user }).await?;
+        for key in &revoked {
+            self.feed.revoke_api_key(*key).await;
+        }
+        Ok(revoked.len())
     }
 
     /// Revokes one of the user's keys; it stops working at once.

@@ -192,7 +192,8 @@ impl AuthService {
     }
 
     /// `reset-password`: a reset code sets a new password and revokes every
-    /// session of the account.
+    /// session and every API key of the account (recovery assumes whoever
+    /// held them may not be the owner); returns how many keys went.
     pub async fn reset_password(
         &self,
         project: ProjectId,
@@ -200,7 +201,7 @@ impl AuthService {
         code: &str,
         new_password: Password,
         client: ClientInfo,
-    ) -> Result<(), AuthError> {
+    ) -> Result<usize, AuthError> {
         self.hashing.admit()?;
         let user = self.consume_code(&project, CodePurpose::Reset, &email, code, &client).await?;
         let user = user.ok_or(AuthError::InvalidCode)?;
@@ -220,9 +221,10 @@ impl AuthService {
             self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), &client, None).await;
         }
         let revoked = self.revoke_sessions(id, None).await?;
+        let revoked_keys = self.revoke_api_keys(id).await?;
         self.audit(kind::PASSWORD_RESET, &user.project, Some(id), &client, None).await;
-        tracing::warn!(target: "security", event = "password_reset", user_id = %id, revoked_sessions = revoked, "password reset");
-        Ok(())
+        tracing::warn!(target: "security", event = "password_reset", user_id = %id, revoked_sessions = revoked, revoked_api_keys = revoked_keys, "password reset");
+        Ok(revoked_keys)
     }
 
     /// `register/verify`: confirms the address with the emailed code and signs in.

@@ -28,6 +28,28 @@ impl ShardCommand for CreateApiKey {
     }
 }
 
+/// Delete every key of `user` (account recovery); answers their ids.
+pub struct RevokeApiKeys {
+    pub user: UserId,
+}
+
+impl ShardCommand for RevokeApiKeys {
+    type Output = Vec<ApiKeyId>;
+
+    fn run(self, shard: &mut UserShard, _now: Timestamp) -> Work<Vec<ApiKeyId>> {
+        let store = shard.store.clone();
+        Box::pin(async move {
+            let mut revoked = Vec::new();
+            for key in store.list_api_keys(self.user).await? {
+                if store.delete_api_key(self.user, key.id).await?.is_some() {
+                    revoked.push(key.id);
+                }
+            }
+            Ok(revoked)
+        })
+    }
+}
+
 /// Delete `user`'s key; `None` if they have no such key.
 pub struct RevokeApiKey {
     pub user: UserId,

@@ -23,7 +23,7 @@ mod refresh;
 mod sessions;
 mod users;
 
-pub use api_keys::{CreateApiKey, MAX_API_KEYS_PER_USER, RevokeApiKey};
+pub use api_keys::{CreateApiKey, MAX_API_KEYS_PER_USER, RevokeApiKey, RevokeApiKeys};
 pub use codes::ConsumeCode;
 pub use lockout::{CheckLock, LockKey, Lockout, RecordFailure};
 pub use refresh::{RefreshExchange, RotateRefresh};

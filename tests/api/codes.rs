@@ -97,11 +97,23 @@ async fn reset_password_sets_it_and_revokes_every_session() {
     let app = spawn_app().await;
     let first = app.signed_up("a@example.com").await;
     let second = app.logged_in("a@example.com").await;
+    let mut keys = Vec::new();
+    for name in ["ci", "laptop"] {
+        let created = app.create_key(&first.access, json!({"name": name})).await;
+        keys.push(created.body["api_key"].as_str().unwrap().to_owned());
+    }
+    for key in &keys {
+        assert_eq!(app.verify(key).await.status, StatusCode::OK, "cached before the reset");
+    }
     let code = app.mailed_code("a@example.com", "reset", 1).await;
     let reset = json!({"email": "a@example.com", "code": code, "new_password": "a brand new password"});
     let answer = app.post("/api/v1/auth/reset-password", &reset).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body["message_code"], "password_reset");
+    assert_eq!(answer.body["revoked_api_keys"], 2, "{}", answer.body);
+    for key in &keys {
+        app.verify(key).await.assert_error(401, "invalid_token");
+    }
     for tokens in [&first, &second] {
         app.me(&tokens.access).await.assert_error(401, "invalid_token");
         app.refresh(&tokens.refresh).await.assert_error(401, "invalid_token");

@@ -9,7 +9,7 @@ use super::rate_limit;
 use crate::account::{CodePurpose, ProjectId};
 use crate::http::extract::Client;
 use crate::http::validate::{Check, CodeBody};
-use crate::http::view::{login_response, message};
+use crate::http::view::login_response;
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
 
@@ -80,6 +80,8 @@ async fn reset(
     let code = check.code("code", &body.code);
     let password = check.password("new_password", &body.new_password, state.password_min_chars);
     let ((email, code), password) = check.finish(email.zip(code).zip(password))?;
-    state.auth.reset_password(ProjectId::default_project(), email, &code, password, client.0).await?;
-    Ok(message("password_reset"))
+    let revoked_api_keys =
+        state.auth.reset_password(ProjectId::default_project(), email, &code, password, client.0).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "message_code": "password_reset", "revoked_api_keys": revoked_api_keys })))
 }
