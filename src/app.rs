@@ -127,6 +127,7 @@ impl Application {
             refresh_ttl: settings.token.refresh_ttl,
             lockout_threshold: settings.limits.lockout_threshold,
             lockout_base: settings.limits.lockout_base,
+            attempt_deadline: settings.http.request_timeout,
         };
         let shards = Arc::new(ShardRouter::start(
             settings.shards.count,

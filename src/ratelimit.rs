@@ -27,6 +27,9 @@ pub enum LimitedRoute {
     Reset,
     /// `2fa/verify`.
     TwoFactor,
+    /// Signed-in routes that check a secret: `2fa/enable`, `2fa/disable`,
+    /// `2fa/backup-codes/regenerate`, `PUT me/password`.
+    Secret,
 }
 
 impl LimitedRoute {
@@ -38,6 +41,7 @@ impl LimitedRoute {
             LimitedRoute::Otp => "otp",
             LimitedRoute::Reset => "reset",
             LimitedRoute::TwoFactor => "2fa",
+            LimitedRoute::Secret => "secret",
         }
     }
 }

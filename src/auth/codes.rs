@@ -123,7 +123,7 @@ impl AuthService {
     ) -> Result<Option<User>, AuthError> {
         let user = self.store.find_user_by_email(project, email).await?;
         let lock = lock_key(user.as_ref(), project, email);
-        self.check_lock(&lock).await?;
+        self.reserve_attempt(&lock).await?;
         let code = code.trim();
         let check = ConsumeCode {
             project: project.clone(),
@@ -134,6 +134,7 @@ impl AuthService {
         };
         let accepted = is_code(code) && self.shards.ask(&(project, email), check).await?;
         if accepted {
+            self.release_attempt(&lock).await?;
             return Ok(user);
         }
         self.record_failure(&lock).await?;

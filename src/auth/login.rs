@@ -78,7 +78,9 @@ impl AuthService {
             LoginIdentifier::Username(name) => (self.store.find_user_by_username(&project, name).await?, name),
         };
         let lock = lock_key(user.as_ref(), &project, name);
-        if let Err(e) = self.check_lock(&lock).await {
+        // Reserved before hashing: however many logins race, at most the
+        // threshold of wrong passwords is checked per lock.
+        if let Err(e) = self.reserve_attempt(&lock).await {
             count_login("locked");
             return Err(e);
         }
@@ -92,13 +94,17 @@ impl AuthService {
         };
         if user.disabled {
             count_login("disabled");
+            self.release_attempt(&lock).await?;
             return Err(AuthError::AccountDisabled);
         }
         if self.policy.require_email_verification && user.email_verified_at.is_none() {
             count_login("unverified");
+            self.release_attempt(&lock).await?;
             return Err(AuthError::EmailNotVerified);
         }
         if user.two_factor_enabled {
+            // The right password does not clear the failures: the code still has to be right.
+            self.release_attempt(&lock).await?;
             let Some(code) = totp_code else {
                 count_login("two_factor_required");
                 return Ok(self.issue_challenge(user.id));

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::account::{ProjectId, RefreshRecord, Session, User};
-use crate::shards::{CheckLock, LockKey, RecordFailure, StartSession};
+use crate::shards::{LockKey, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt, StartSession};
 use crate::telemetry::names;
 use crate::token::refresh::RefreshSecret;
 
@@ -54,14 +54,28 @@ pub(super) fn lock_key(user: Option<&User>, project: &ProjectId, name: &str) -> 
 }
 
 impl AuthService {
-    /// `Locked` while `key` is locked out.
-    pub(super) async fn check_lock(&self, key: &LockKey) -> Result<(), AuthError> {
-        Ok(self.shards.ask(key, CheckLock { key: key.clone() }).await?)
+    /// Reserves one attempt at a secret for `key` before it is checked:
+    /// `Locked` while the key is locked out, or while its remaining tries are
+    /// all in flight. End it with `record_failure`, `record_success`,
+    /// `release_attempt` or a new session (`start_session`).
+    pub(super) async fn reserve_attempt(&self, key: &LockKey) -> Result<(), AuthError> {
+        Ok(self.shards.ask(key, ReserveAttempt { key: key.clone() }).await?)
     }
 
-    /// Counts a failed secret against `key`.
+    /// The reserved attempt was wrong: counts a failure against `key`.
     pub(super) async fn record_failure(&self, key: &LockKey) -> Result<(), AuthError> {
         Ok(self.shards.ask(key, RecordFailure { key: key.clone() }).await?)
+    }
+
+    /// The reserved attempt was right and its action is done: clears `key`'s failures.
+    pub(super) async fn record_success(&self, key: &LockKey) -> Result<(), AuthError> {
+        Ok(self.shards.ask(key, RecordSuccess { key: key.clone() }).await?)
+    }
+
+    /// The reserved attempt was right but did not end in a session or an
+    /// action (a 2FA challenge, a disabled account): gives it back.
+    pub(super) async fn release_attempt(&self, key: &LockKey) -> Result<(), AuthError> {
+        Ok(self.shards.ask(key, ReleaseAttempt { key: key.clone() }).await?)
     }
 
     /// Creates a session with its first refresh token, clears the account's

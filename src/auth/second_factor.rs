@@ -197,7 +197,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let lock = LockKey::Account(user.id);
-        self.check_lock(&lock).await?;
+        self.reserve_attempt(&lock).await?;
         if let Some(factor) = self.check_second_factor(user, code).await? {
             tracing::info!(target: "security", event = "two_factor_passed", user_id = %user.id, factor = factor.as_str(), "second factor accepted");
             return Ok(());
@@ -267,6 +267,7 @@ impl AuthService {
         self.pass_second_factor(&user, code, &client).await?;
         // Used only once, even by two requests racing with right codes.
         if !self.store.claim_once(claim, expires_at).await? {
+            self.release_attempt(&LockKey::Account(user.id)).await?;
             return Err(AuthError::InvalidChallenge);
         }
         count_login("success");
@@ -319,7 +320,10 @@ impl AuthService {
         }
         let pending = current.two_factor.clone().ok_or(AuthError::TwoFactorNotSetUp)?;
         let code = code.trim();
+        let lock = LockKey::Account(user);
+        self.reserve_attempt(&lock).await?;
         if !is_totp_code(code) || !self.check_totp(&current, &pending, code).await? {
+            self.record_failure(&lock).await?;
             self.audit(kind::TWO_FACTOR_FAILED, &current.project, Some(user), &client, Some("enable")).await;
             return Err(AuthError::InvalidCode);
         }
@@ -341,6 +345,7 @@ impl AuthService {
             }
         });
         self.shards.ask(&user, EditUser { user, edit }).await?;
+        self.record_success(&lock).await?;
         self.audit(kind::TWO_FACTOR_ENABLED, &current.project, Some(user), &client, None).await;
         tracing::info!(target: "security", event = "two_factor_enabled", user_id = %user, "two-factor enabled");
         Ok(codes)
@@ -358,13 +363,7 @@ impl AuthService {
         if !user.two_factor_enabled {
             return Err(AuthError::TwoFactorNotEnabled);
         }
-        if !self.hashing.verify(password, user.password_hash.clone()).await? {
-            return Err(AuthError::InvalidCredentials);
-        }
-        if self.check_second_factor(&user, code).await?.is_none() {
-            self.audit(kind::TWO_FACTOR_FAILED, &user.project, Some(user.id), &client, Some("disable")).await;
-            return Err(AuthError::InvalidCode);
-        }
+        let lock = self.check_password_and_code(&user, password, code, &client, "disable").await?;
         let edit: UserEdit = Box::new(|u: &mut User| {
             if !u.two_factor_enabled {
                 return Err(Declined::NotEnabled);
@@ -375,15 +374,44 @@ impl AuthService {
         });
         let id = user.id;
         self.shards.ask(&id, EditUser { user: id, edit }).await?;
+        self.record_success(&lock).await?;
         self.audit(kind::TWO_FACTOR_DISABLED, &user.project, Some(id), &client, None).await;
         tracing::warn!(target: "security", event = "two_factor_disabled", user_id = %id, "two-factor disabled");
         Ok(())
     }
 
-    /// `2fa/backup-codes/regenerate`: new codes replace every old one.
+    /// A signed-in route's check of the password and a second factor
+    /// (disable, regenerate): one reserved attempt on the account's lock;
+    /// both are checked whatever the first says, and either failing is the
+    /// same answer, `InvalidCredentials`, and one failure counted. Returns
+    /// the lock key, for `record_success` once the action is done.
+    async fn check_password_and_code(
+        &self,
+        user: &User,
+        password: Password,
+        code: &str,
+        client: &ClientInfo,
+        place: &'static str,
+    ) -> Result<LockKey, AuthError> {
+        let lock = LockKey::Account(user.id);
+        self.reserve_attempt(&lock).await?;
+        let password_ok = self.hashing.verify(password, user.password_hash.clone()).await?;
+        let code_ok = self.check_second_factor(user, code).await?.is_some();
+        if password_ok && code_ok {
+            return Ok(lock);
+        }
+        self.record_failure(&lock).await?;
+        self.audit(kind::TWO_FACTOR_FAILED, &user.project, Some(user.id), client, Some(place)).await;
+        tracing::info!(target: "security", event = "two_factor_failed", user_id = %user.id, place, "wrong password or second factor");
+        Err(AuthError::InvalidCredentials)
+    }
+
+    /// `2fa/backup-codes/regenerate`: with the password and a current code,
+    /// new codes replace every old one.
     pub async fn regenerate_backup_codes(
         &self,
         user: UserId,
+        password: Password,
         code: &str,
         client: ClientInfo,
     ) -> Result<Vec<String>, AuthError> {
@@ -391,10 +419,7 @@ impl AuthService {
         if !current.two_factor_enabled {
             return Err(AuthError::TwoFactorNotEnabled);
         }
-        if self.check_second_factor(&current, code).await?.is_none() {
-            self.audit(kind::TWO_FACTOR_FAILED, &current.project, Some(user), &client, Some("regenerate")).await;
-            return Err(AuthError::InvalidCode);
-        }
+        let lock = self.check_password_and_code(&current, password, code, &client, "regenerate").await?;
         let (codes, digests) = self.backup_codes(user);
         let edit: UserEdit = Box::new(move |u: &mut User| match u.two_factor.as_mut() {
             Some(state) if u.two_factor_enabled => {
@@ -404,6 +429,7 @@ impl AuthService {
             _ => Err(Declined::NotEnabled),
         });
         self.shards.ask(&user, EditUser { user, edit }).await?;
+        self.record_success(&lock).await?;
         self.audit(kind::BACKUP_CODES_REGENERATED, &current.project, Some(user), &client, None).await;
         Ok(codes)
     }

@@ -4,7 +4,7 @@
 
 use crate::account::{Session, SessionId, User, UserId};
 use crate::hashing::Password;
-use crate::shards::{RevokeSession, RevokeSessions, UpdateUser, UserChange};
+use crate::shards::{LockKey, RevokeSession, RevokeSessions, UpdateUser, UserChange};
 
 use super::{AuthError, AuthService, SessionCaller};
 
@@ -80,7 +80,12 @@ impl AuthService {
         new: Password,
     ) -> Result<(), AuthError> {
         let user = self.me(caller.user_id).await?;
+        // A stolen access token must not make the password guessable: the
+        // same lock as login.
+        let lock = LockKey::Account(user.id);
+        self.reserve_attempt(&lock).await?;
         if !self.hashing.verify(current, user.password_hash.clone()).await? {
+            self.record_failure(&lock).await?;
             tracing::info!(target: "security", event = "password_change_refused", user_id = %user.id, "wrong current password");
             return Err(AuthError::InvalidCredentials);
         }
@@ -90,6 +95,7 @@ impl AuthService {
         let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
         self.shards.ask(&id, UpdateUser { user: id, change }).await?;
         revoked += self.revoke_sessions(id, keep).await?;
+        self.record_success(&lock).await?;
         tracing::info!(target: "security", event = "password_changed", user_id = %id, revoked_sessions = revoked, "password changed");
         Ok(())
     }

@@ -25,7 +25,7 @@ mod users;
 
 pub use api_keys::{CreateApiKey, MAX_API_KEYS_PER_USER, RevokeApiKey, RevokeApiKeys};
 pub use codes::ConsumeCode;
-pub use lockout::{CheckLock, LockKey, Lockout, RecordFailure};
+pub use lockout::{LockKey, Lockout, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt};
 pub use refresh::{RefreshExchange, RotateRefresh};
 pub use sessions::{RevokeSession, RevokeSessions, StartSession};
 pub use users::{CreateUser, Declined, EditUser, UpdateUser, UserChange, UserEdit};
@@ -122,7 +122,12 @@ pub struct UserShard {
 
 impl UserShard {
     fn new(index: usize, store: Arc<dyn Store>, clock: SharedClock, policy: ShardPolicy, depth: Arc<Depth>) -> Self {
-        let lockout = Lockout::new(policy.lockout_threshold, policy.lockout_base, LOCKOUT_ENTRIES_PER_SHARD);
+        let lockout = Lockout::new(
+            policy.lockout_threshold,
+            policy.lockout_base,
+            LOCKOUT_ENTRIES_PER_SHARD,
+            policy.attempt_deadline,
+        );
         UserShard { index, store, policy, lockout, clock, depth }
     }
 }
@@ -166,6 +171,9 @@ pub struct ShardPolicy {
     pub refresh_ttl: Duration,
     pub lockout_threshold: u32,
     pub lockout_base: Duration,
+    /// How long a reserved attempt at a secret stays reserved if its
+    /// request never ends it (the request deadline).
+    pub attempt_deadline: Duration,
 }
 
 struct ShardHandle {
@@ -322,6 +330,7 @@ mod tests {
         refresh_ttl: Duration::from_secs(60),
         lockout_threshold: 10,
         lockout_base: Duration::from_secs(60),
+        attempt_deadline: Duration::from_secs(10),
     };
 
     #[actix_rt::test]

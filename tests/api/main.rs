@@ -18,6 +18,7 @@ mod logs;
 mod nginx;
 mod process;
 mod profile;
+mod protection;
 mod refresh;
 mod sessions;
 mod shutdown;

@@ -186,18 +186,23 @@ async fn backup_codes_work_once_and_regenerate() {
     assert_eq!(status.body["backup_codes_remaining"], 9);
     verify(&app, &new_challenge(&app, "a@example.com").await, &backup[0]).await.assert_error(401, "invalid_code");
 
-    let regenerated = app
-        .post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &json!({"code": code_now(&app, &totp)}))
-        .await;
+    let regenerate = json!({"password": PASSWORD, "code": code_now(&app, &totp)});
+    let regenerated = app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &regenerate).await;
     assert_eq!(regenerated.status, StatusCode::OK, "{}", regenerated.body);
     let fresh: Vec<&str> =
         regenerated.body["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert_eq!(fresh.len(), 10);
     verify(&app, &new_challenge(&app, "a@example.com").await, &backup[1]).await.assert_error(401, "invalid_code");
     assert_eq!(verify(&app, &new_challenge(&app, "a@example.com").await, fresh[0]).await.status, StatusCode::OK);
-    app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &json!({"code": "999999"}))
+    let wrong = json!({"password": PASSWORD, "code": "999999"});
+    app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &wrong)
         .await
-        .assert_error(401, "invalid_code");
+        .assert_error(401, "invalid_credentials");
+    // The password is asked for as well as a code.
+    let no_password = json!({"code": code_now(&app, &totp)});
+    app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &no_password)
+        .await
+        .assert_error(400, "validation_error");
 }
 
 #[actix_web::test]
@@ -225,7 +230,7 @@ async fn disable_needs_the_password_and_a_code() {
         .assert_error(401, "invalid_credentials");
     app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &disable(PASSWORD, "000001"))
         .await
-        .assert_error(401, "invalid_code");
+        .assert_error(401, "invalid_credentials");
     app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &json!({})).await.assert_error(400, "validation_error");
     app.clock.advance(STEP);
     let done =

@@ -184,8 +184,10 @@ struct PasswordBody {
 async fn change_password(
     state: web::Data<AppState>,
     caller: Authenticated,
+    client: Client,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Secret, &client)?;
     let mut check = Check::default();
     let current = check.password("current_password", &body.current_password, 1);
     let new = check.password("new_password", &body.new_password, state.password_min_chars);

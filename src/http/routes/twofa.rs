@@ -40,29 +40,38 @@ async fn enable(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, LimitedRoute::Secret, &client)?;
     let code = body.code()?;
     let backup_codes = state.auth.two_factor_enable(caller.0.user_id, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK)
         .json(serde_json::json!({ "message_code": "2fa_enabled", "backup_codes": backup_codes })))
 }
 
+/// The password and a current second factor (`disable`, `regenerate`).
 #[derive(Deserialize)]
-struct DisableBody {
+struct PasswordCodeBody {
     password: Option<String>,
     #[serde(alias = "totpCode", alias = "totp_code")]
     code: Option<String>,
+}
+
+impl PasswordCodeBody {
+    fn checked(&self) -> Result<(crate::hashing::Password, String), ApiError> {
+        let mut check = Check::default();
+        let password = check.password("password", &self.password, 1);
+        let code = check.code("code", &self.code);
+        check.finish(password.zip(code))
+    }
 }
 
 async fn disable(
     state: web::Data<AppState>,
     caller: Authenticated,
     client: Client,
-    body: web::Json<DisableBody>,
+    body: web::Json<PasswordCodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut check = Check::default();
-    let password = check.password("password", &body.password, 1);
-    let code = check.code("code", &body.code);
-    let (password, code) = check.finish(password.zip(code))?;
+    rate_limit(&state, LimitedRoute::Secret, &client)?;
+    let (password, code) = body.checked()?;
     state.auth.two_factor_disable(caller.0, password, &code, client.0).await?;
     Ok(message("2fa_disabled"))
 }
@@ -71,10 +80,11 @@ async fn regenerate(
     state: web::Data<AppState>,
     caller: Authenticated,
     client: Client,
-    body: web::Json<CodeBody>,
+    body: web::Json<PasswordCodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let code = body.code()?;
-    let backup_codes = state.auth.regenerate_backup_codes(caller.0.user_id, &code, client.0).await?;
+    rate_limit(&state, LimitedRoute::Secret, &client)?;
+    let (password, code) = body.checked()?;
+    let backup_codes = state.auth.regenerate_backup_codes(caller.0.user_id, password, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK).json(serde_json::json!({ "backup_codes": backup_codes })))
 }
 

@@ -1,0 +1,174 @@
+//! Account protection against an attacker with a stolen access token or
+//! many addresses: every check of a secret counts against the account's
+//! lock, answers the same for every wrong part, and cannot be raced past.
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use totp_rs::{Builder, Secret, Totp};
+
+use crate::harness::{PASSWORD, TestApp, Tokens, spawn_app, spawn_with};
+use portcullis::clock::Clock;
+use portcullis::settings::RateQuota;
+
+fn code_now(app: &TestApp, totp: &Totp) -> String {
+    totp.generate(u64::try_from(app.clock.now().as_secs()).unwrap()).to_string()
+}
+
+/// A code that is not the current one.
+fn wrong_code(app: &TestApp, totp: &Totp) -> String {
+    if code_now(app, totp) == "000000" { "111111".into() } else { "000000".into() }
+}
+
+/// Signs `email` up and sets 2FA up; enabled too when `enable`.
+async fn with_two_factor(app: &TestApp, email: &str, enable: bool) -> (Tokens, Totp) {
+    let tokens = app.signed_up(email).await;
+    let setup = app.post_auth("/api/v1/auth/2fa/setup", &tokens.access, &json!({})).await;
+    let secret = Secret::try_from_base32(setup.body["secret"].as_str().unwrap()).unwrap().as_bytes().to_vec();
+    let totp = Builder::new().with_secret(secret).build().unwrap();
+    if enable {
+        let code = code_now(app, &totp);
+        let enabled = app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &json!({"code": code})).await;
+        assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
+        app.clock.advance(std::time::Duration::from_secs(30));
+    }
+    (tokens, totp)
+}
+
+/// Sends `wrong` until the route answers 429 (at most `threshold + 1` tries);
+/// then the right answer is refused too, with `Retry-After`.
+async fn locks_after_guesses(app: &TestApp, put: bool, path: &str, access: &str, wrong: &Value, right: &Value) {
+    let send = |body: &Value| {
+        let body = body.clone();
+        async move { if put { app.put_auth(path, access, &body).await } else { app.post_auth(path, access, &body).await } }
+    };
+    let mut refused = None;
+    for attempt in 1..=11 {
+        let answer = send(wrong).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(attempt);
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path} attempt {attempt}: {}", answer.body);
+    }
+    assert_eq!(refused, Some(11), "{path}: 10 wrong answers, then the lock");
+    let locked = send(right).await;
+    locked.assert_error(429, "rate_limited");
+    let wait: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{path}: Retry-After {wait}");
+    // The lock is the account's: its password login waits as well.
+    app.login(&access_owner(app, access).await, PASSWORD).await.assert_error(429, "rate_limited");
+}
+
+async fn access_owner(app: &TestApp, access: &str) -> String {
+    app.me(access).await.body["email"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn guessing_a_code_on_signed_in_routes_locks_the_account() {
+    let app = spawn_app().await;
+    let (tokens, totp) = with_two_factor(&app, "regen@example.com", true).await;
+    let (wrong, right) = (wrong_code(&app, &totp), code_now(&app, &totp));
+    locks_after_guesses(
+        &app,
+        false,
+        "/api/v1/auth/2fa/backup-codes/regenerate",
+        &tokens.access,
+        &json!({"password": PASSWORD, "code": wrong}),
+        &json!({"password": PASSWORD, "code": right}),
+    )
+    .await;
+
+    let app = spawn_app().await;
+    let (tokens, totp) = with_two_factor(&app, "disable@example.com", true).await;
+    let (wrong, right) = (wrong_code(&app, &totp), code_now(&app, &totp));
+    locks_after_guesses(
+        &app,
+        false,
+        "/api/v1/auth/2fa/disable",
+        &tokens.access,
+        &json!({"password": PASSWORD, "code": wrong}),
+        &json!({"password": PASSWORD, "code": right}),
+    )
+    .await;
+
+    let app = spawn_app().await;
+    let (tokens, totp) = with_two_factor(&app, "enable@example.com", false).await;
+    let (wrong, right) = (wrong_code(&app, &totp), code_now(&app, &totp));
+    locks_after_guesses(
+        &app,
+        false,
+        "/api/v1/auth/2fa/enable",
+        &tokens.access,
+        &json!({"code": wrong}),
+        &json!({"code": right}),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn guessing_the_password_with_a_stolen_token_locks_the_account() {
+    let app = spawn_app().await;
+    let tokens = app.signed_up("owner@example.com").await;
+    let change = |current: &str| json!({"current_password": current, "new_password": "a brand new password"});
+    locks_after_guesses(
+        &app,
+        true,
+        "/api/v1/auth/me/password",
+        &tokens.access,
+        &change("not it at all"),
+        &change(PASSWORD),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn signed_in_secret_checks_have_a_per_ip_budget() {
+    let app = spawn_with(|s| {
+        s.limits.rate_limit_enabled = true;
+        s.limits.auth_rate = RateQuota { per_minute: 10, burst: 5 };
+    })
+    .await;
+    let tokens = app.signed_up("owner@example.com").await;
+    let wrong = json!({"current_password": "not it at all", "new_password": "a brand new password"});
+    for _ in 0..5 {
+        app.put_auth("/api/v1/auth/me/password", &tokens.access, &wrong).await.assert_error(401, "invalid_credentials");
+    }
+    let refused = app.put_auth("/api/v1/auth/me/password", &tokens.access, &wrong).await;
+    refused.assert_error(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+}
+
+#[actix_web::test]
+async fn disable_answers_the_same_for_a_wrong_password_and_a_wrong_code() {
+    let app = spawn_app().await;
+    let (tokens, totp) = with_two_factor(&app, "a@example.com", true).await;
+    let path = "/api/v1/auth/2fa/disable";
+    let wrong_password = app
+        .post_auth(path, &tokens.access, &json!({"password": "not the password", "code": code_now(&app, &totp)}))
+        .await;
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let wrong_code =
+        app.post_auth(path, &tokens.access, &json!({"password": PASSWORD, "code": wrong_code(&app, &totp)})).await;
+    for answer in [&wrong_password, &wrong_code] {
+        answer.assert_error(401, "invalid_credentials");
+    }
+    assert_eq!(wrong_password.body, wrong_code.body, "the two failures must not be told apart");
+}
+
+#[actix_web::test]
+async fn parallel_wrong_logins_cannot_pass_the_lock() {
+    let app = spawn_app().await;
+    app.signed_up("target@example.com").await;
+    let body = json!({"email": "target@example.com", "password": "forty guesses at once"});
+    let answers = join_all((0..40).map(|_| app.post("/api/v1/auth/login", &body))).await;
+    let evaluated = answers.iter().filter(|a| a.code() == "invalid_credentials").count();
+    let refused = answers.iter().filter(|a| a.code() == "rate_limited").count();
+    assert_eq!(evaluated + refused, 40, "{:?}", answers.iter().map(|a| a.code()).collect::<Vec<_>>());
+    assert!(evaluated <= 10, "{evaluated} wrong passwords were checked (threshold 10)");
+    // One lock, not stacked ones: the base 60 s.
+    let locked = app.login("target@example.com", PASSWORD).await;
+    locked.assert_error(429, "rate_limited");
+    let wait: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!(wait <= 60, "Retry-After {wait}: the locks stacked");
+}
