@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::account::{CodePurpose, OneTimeCode, ProjectId, User};
 use crate::hashing::Password;
 use crate::mail::{Mail, html_escape};
-use crate::shards::{ConsumeCode, CreateUser, Declined, EditUser, UserEdit};
+use crate::shards::{ConsumeCode, CreateUser, Declined, EditUser, LockKey, UserEdit};
 use crate::token::random_bytes;
 
 use super::audit::kind;
@@ -209,7 +209,10 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
-        let password_hash = self.hashing.hash(new_password).await?;
+        let password_hash = {
+            let _slot = self.hashing.account_slot(&LockKey::Account(user.id))?;
+            self.hashing.hash(new_password).await?
+        };
         let (id, was_verified, now) = (user.id, user.email_verified_at.is_some(), self.clock.now());
         // One write: the new password, and the address verified by the code.
         let edit: UserEdit = Box::new(move |u: &mut User| {
@@ -256,7 +259,10 @@ impl AuthService {
         if user.password_hash.is_some() {
             return Err(AuthError::PasswordAlreadySet);
         }
-        let password_hash = self.hashing.hash(new_password).await?;
+        let password_hash = {
+            let _slot = self.hashing.account_slot(&LockKey::Account(user.id))?;
+            self.hashing.hash(new_password).await?
+        };
         let id = user.id;
         let edit: UserEdit = Box::new(move |u: &mut User| {
             if u.password_hash.is_some() {

@@ -85,7 +85,7 @@ impl AuthService {
             return Err(e);
         }
         let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verified = self.hashing.verify(password, stored_hash).await?;
+        let verified = self.verify_reserved(&lock, password, stored_hash).await?;
         let Some(user) = user.filter(|_| verified) else {
             count_login("failure");
             tracing::info!(target: "security", event = "login_failed", "login failed");

@@ -134,6 +134,8 @@ impl From<HashError> for AuthError {
     fn from(e: HashError) -> Self {
         match e {
             HashError::Overloaded | HashError::DeadlineExceeded => AuthError::Overloaded(crate::hashing::RETRY_AFTER),
+            // One account's share of the pool is taken: that client waits, like a lock.
+            HashError::AccountBusy => AuthError::Locked(crate::hashing::RETRY_AFTER),
             HashError::Stopped | HashError::Argon2(_) => AuthError::internal(e),
         }
     }

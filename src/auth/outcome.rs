@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::account::{ProjectId, RefreshRecord, Session, User};
+use crate::hashing::Password;
 use crate::shards::{LockKey, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt, StartSession};
 use crate::telemetry::names;
 use crate::token::refresh::RefreshSecret;
@@ -60,6 +61,28 @@ impl AuthService {
     /// `release_attempt` or a new session (`start_session`).
     pub(super) async fn reserve_attempt(&self, key: &LockKey) -> Result<(), AuthError> {
         Ok(self.shards.ask(key, ReserveAttempt { key: key.clone() }).await?)
+    }
+
+    /// Checks `password` for an attempt reserved on `key`, within the
+    /// account's share of the hashing pool; if it cannot be checked (the
+    /// account's share or the pool is full) the reservation is given back.
+    pub(super) async fn verify_reserved(
+        &self,
+        key: &LockKey,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<bool, AuthError> {
+        let checked = match self.hashing.account_slot(key) {
+            Ok(_slot) => self.hashing.verify(password, stored).await,
+            Err(busy) => Err(busy),
+        };
+        match checked {
+            Ok(verified) => Ok(verified),
+            Err(e) => {
+                self.release_attempt(key).await?;
+                Err(e.into())
+            }
+        }
     }
 
     /// The reserved attempt was wrong: counts a failure against `key`.

@@ -395,7 +395,7 @@ impl AuthService {
     ) -> Result<LockKey, AuthError> {
         let lock = LockKey::Account(user.id);
         self.reserve_attempt(&lock).await?;
-        let password_ok = self.hashing.verify(password, user.password_hash.clone()).await?;
+        let password_ok = self.verify_reserved(&lock, password, user.password_hash.clone()).await?;
         let code_ok = self.check_second_factor(user, code).await?.is_some();
         if password_ok && code_ok {
             return Ok(lock);

@@ -84,12 +84,15 @@ impl AuthService {
         // same lock as login.
         let lock = LockKey::Account(user.id);
         self.reserve_attempt(&lock).await?;
-        if !self.hashing.verify(current, user.password_hash.clone()).await? {
+        if !self.verify_reserved(&lock, current, user.password_hash.clone()).await? {
             self.record_failure(&lock).await?;
             tracing::info!(target: "security", event = "password_change_refused", user_id = %user.id, "wrong current password");
             return Err(AuthError::InvalidCredentials);
         }
-        let password_hash = self.hashing.hash(new).await?;
+        let password_hash = {
+            let _slot = self.hashing.account_slot(&lock)?;
+            self.hashing.hash(new).await?
+        };
         let (id, keep) = (user.id, Some(caller.session_id));
         let mut revoked = self.revoke_sessions(id, keep).await?;
         let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };

@@ -11,13 +11,21 @@
 //!
 //! Unknown accounts are verified against a dummy hash made at start with the
 //! same cost, so a login's timing does not tell whether the account exists.
+//!
+//! Fair between accounts: a flow takes an [`AccountSlot`] for the account
+//! it hashes for, and one account holds at most [`JOBS_PER_ACCOUNT`] at a
+//! time (more is `HashError::AccountBusy`, 429), so a single signed-in user
+//! or a single targeted address cannot fill the queue for everyone.
 
 mod password;
 
 pub use password::Password;
 
+use std::hash::{Hash, Hasher as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -29,6 +37,8 @@ use crate::telemetry::names;
 
 /// How long a refused client should wait before trying again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Password jobs one account may have queued or running at once.
+pub const JOBS_PER_ACCOUNT: u32 = 2;
 const SALT_BYTES: usize = 16;
 const OUTPUT_BYTES: usize = 32;
 
@@ -43,6 +53,9 @@ pub enum HashError {
     /// The pool's threads are gone (shutdown).
     #[error("hashing pool stopped")]
     Stopped,
+    /// The account already has `JOBS_PER_ACCOUNT` password jobs in the pool.
+    #[error("this account's password work is at its bound")]
+    AccountBusy,
     /// Parameters or a stored hash that argon2 refuses.
     #[error("argon2: {0}")]
     Argon2(String),
@@ -69,6 +82,8 @@ struct Job {
 #[derive(Clone)]
 pub struct HashingPool {
     queue: Sender<Job>,
+    /// Account (hashed key) → slots held; an entry goes when its last slot does.
+    slots: Arc<DashMap<u64, u32>>,
     /// The threads keep running while any handle lives; dropping the last
     /// handle closes the queue and they exit.
     _threads: Arc<Vec<std::thread::JoinHandle<()>>>,
@@ -101,7 +116,22 @@ impl HashingPool {
                 .map_err(argon2_error)?;
             handles.push(handle);
         }
-        Ok(HashingPool { queue, _threads: Arc::new(handles) })
+        Ok(HashingPool { queue, slots: Arc::default(), _threads: Arc::new(handles) })
+    }
+
+    /// One of the [`JOBS_PER_ACCOUNT`] slots of `account`, held while its
+    /// password work runs; `AccountBusy` when all are taken.
+    pub fn account_slot(&self, account: &impl Hash) -> Result<AccountSlot, HashError> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        account.hash(&mut hasher);
+        let key = hasher.finish();
+        let mut held = self.slots.entry(key).or_insert(0);
+        if *held >= JOBS_PER_ACCOUNT {
+            metrics::counter!(names::HASH_REJECTED).increment(1);
+            return Err(HashError::AccountBusy);
+        }
+        *held += 1;
+        Ok(AccountSlot { slots: Arc::clone(&self.slots), key })
     }
 
     fn submit(&self, work: Work) -> Result<oneshot::Receiver<Result<Done, HashError>>, HashError> {
@@ -151,6 +181,21 @@ impl HashingPool {
     /// Jobs waiting now.
     pub fn queue_depth(&self) -> usize {
         self.queue.len()
+    }
+}
+
+/// A held slot of an account's password work; given back when dropped.
+pub struct AccountSlot {
+    slots: Arc<DashMap<u64, u32>>,
+    key: u64,
+}
+
+impl Drop for AccountSlot {
+    fn drop(&mut self) {
+        self.slots.remove_if_mut(&self.key, |_, held| {
+            *held = held.saturating_sub(1);
+            *held == 0
+        });
     }
 }
 
@@ -241,6 +286,18 @@ mod tests {
     use super::*;
 
     const CHEAP: HashCost = HashCost { memory_kib: 64, iterations: 1, parallelism: 1 };
+
+    #[test]
+    fn an_account_holds_at_most_its_slots() {
+        let pool = pool(1, 8);
+        let (first, second) = (pool.account_slot(&"a").unwrap(), pool.account_slot(&"a").unwrap());
+        assert!(matches!(pool.account_slot(&"a"), Err(HashError::AccountBusy)));
+        assert!(pool.account_slot(&"b").is_ok(), "another account is not held up");
+        drop(first);
+        let third = pool.account_slot(&"a").unwrap();
+        drop((second, third));
+        assert!(pool.slots.is_empty(), "entries go with their last slot");
+    }
 
     fn pool(threads: usize, capacity: usize) -> HashingPool {
         HashingPool::start(threads, capacity, Duration::from_secs(5), CHEAP).unwrap()

@@ -376,6 +376,7 @@ mod tests {
             (HashError::Overloaded.into(), 503, "overloaded"),
             (HashError::DeadlineExceeded.into(), 503, "overloaded"),
             (HashError::Stopped.into(), 500, "internal"),
+            (HashError::AccountBusy.into(), 429, "rate_limited"),
             (ShardError::Overloaded.into(), 503, "overloaded"),
             (ShardError::Timeout.into(), 503, "overloaded"),
             (ShardError::Locked(wait).into(), 429, "rate_limited"),
