@@ -12,11 +12,11 @@ use std::time::Duration;
 use crate::account::{CodePurpose, OneTimeCode, ProjectId, User};
 use crate::hashing::Password;
 use crate::mail::{Mail, html_escape};
-use crate::shards::{ConsumeCode, CreateUser, Declined, EditUser, LockKey, UserEdit};
+use crate::shards::{ConsumeCode, CreateUser, Declined, EditUser, IssueCode, Issued, LockKey, UserEdit};
 use crate::token::random_bytes;
 
 use super::audit::kind;
-use super::outcome::{LoginOutcome, count_login, lock_key};
+use super::outcome::{LoginOutcome, count_login};
 use super::{AuthError, AuthService, ClientInfo, SessionCaller};
 
 pub const CODE_TTL: Duration = Duration::from_secs(600);
@@ -82,24 +82,22 @@ impl AuthService {
             (None, CodePurpose::Login) => self.policy.passwordless_signup,
             (None, _) => false,
         };
-        // A code still fresh is not replaced: this bounds mail to any one inbox.
-        if let Some(live) = self.store.find_code(&project, purpose, &email).await?
-            && live.created_at.plus(RESEND_AFTER) > now
-            && live.expires_at > now
-        {
-            return Ok(());
-        }
         let code = generate_code();
         let record = OneTimeCode {
             digest: self.code_digest(&project, purpose, &email, &code),
-            project,
+            project: project.clone(),
             purpose,
             subject: email.clone(),
             attempts: 0,
             created_at: now,
             expires_at: now.plus(CODE_TTL),
         };
-        self.store.put_code(record).await?;
+        // Through the address's shard, where its codes are checked: a check
+        // under way cannot write an old code back over this one.
+        let issue = IssueCode { code: record, resend_after: RESEND_AFTER };
+        if self.shards.ask(&(&project, &email), issue).await? != Issued::Stored {
+            return Ok(());
+        }
         if deliver {
             self.mailer.send(compose(&self.policy.project_name, purpose, &email, &code));
             tracing::info!(target: "security", event = "code_sent", purpose = purpose.as_str(), "one-time code queued");
@@ -122,8 +120,10 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<Option<User>, AuthError> {
         let user = self.store.find_user_by_email(project, email).await?;
-        let lock = lock_key(user.as_ref(), project, email);
-        self.reserve_attempt(&lock).await?;
+        // Code failures are counted apart from the password's: a locked
+        // password never refuses a right code, and guessing codes never locks
+        // the password (a code has its own 5 tries; a lock holds back new ones).
+        let lock = LockKey::Codes(project.clone(), email.to_owned());
         let code = code.trim();
         let check = ConsumeCode {
             project: project.clone(),
@@ -134,7 +134,7 @@ impl AuthService {
         };
         let accepted = is_code(code) && self.shards.ask(&(project, email), check).await?;
         if accepted {
-            self.release_attempt(&lock).await?;
+            self.record_success(&lock).await?;
             return Ok(user);
         }
         self.record_failure(&lock).await?;
@@ -226,6 +226,8 @@ impl AuthService {
         }
         let revoked = self.revoke_sessions(id, None).await?;
         let revoked_keys = self.revoke_api_keys(id).await?;
+        // Recovery ends a password lock: the owner has proven the address.
+        self.record_success(&LockKey::Account(id)).await?;
         self.audit(kind::PASSWORD_RESET, &user.project, Some(id), &client, None).await;
         tracing::warn!(target: "security", event = "password_reset", user_id = %id, revoked_sessions = revoked, revoked_api_keys = revoked_keys, "password reset");
         Ok(revoked_keys)

@@ -13,12 +13,15 @@ use crate::clock::Timestamp;
 
 use super::{ShardCommand, ShardError, UserShard, Work, done};
 
-/// Whose failures are counted: an existing account, or an identifier (email
-/// or username) that matched none.
+/// Whose failures are counted: an existing account's passwords and second
+/// factors, an identifier (email or username) that matched none, or the
+/// email codes of an address (counted apart, so guessing codes never locks
+/// the password, and a locked password never refuses a right code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockKey {
     Account(UserId),
     Unknown(ProjectId, String),
+    Codes(ProjectId, String),
 }
 
 /// A key routes (and hashes) as what it names: an account's key to the
@@ -28,7 +31,7 @@ impl Hash for LockKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self {
             LockKey::Account(id) => id.hash(state),
-            LockKey::Unknown(project, name) => (project, name).hash(state),
+            LockKey::Unknown(project, name) | LockKey::Codes(project, name) => (project, name).hash(state),
         }
     }
 }

@@ -24,7 +24,7 @@ mod sessions;
 mod users;
 
 pub use api_keys::{CreateApiKey, MAX_API_KEYS_PER_USER, RevokeApiKey, RevokeApiKeys};
-pub use codes::ConsumeCode;
+pub use codes::{ConsumeCode, IssueCode, Issued};
 pub use lockout::{LockKey, Lockout, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt};
 pub use refresh::{RefreshExchange, RotateRefresh};
 pub use sessions::{RevokeSession, RevokeSessions, StartSession};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PASSWORD, mails_to, spawn_app, spawn_with};
+use crate::harness::{PASSWORD, mails_to, spawn_app, spawn_faulty, spawn_with};
 use portcullis::account::ProjectId;
 
 #[actix_web::test]
@@ -243,7 +243,7 @@ async fn code_routes_are_rate_limited_per_ip() {
 }
 
 #[actix_web::test]
-async fn wrong_codes_count_toward_the_account_lock_known_or_not() {
+async fn wrong_codes_hold_back_new_codes_but_never_refuse_a_right_one() {
     let app = spawn_with(|s| s.limits.lockout_threshold = 3).await;
     app.signed_up("a@example.com").await;
     let code = app.mailed_code("a@example.com", "login", 1).await;
@@ -254,13 +254,65 @@ async fn wrong_codes_count_toward_the_account_lock_known_or_not() {
                 .await
                 .assert_error(401, "invalid_code");
         }
-        let locked = app.post("/api/v1/auth/otp/login", &json!({"email": email, "code": wrong})).await;
-        locked.assert_error(429, "rate_limited");
-        assert!(locked.header("retry-after").is_some());
     }
-    // Locked, even the right code waits; the password login is locked too.
-    app.post("/api/v1/auth/otp/login", &json!({"email": "a@example.com", "code": code}))
-        .await
-        .assert_error(429, "rate_limited");
+    // Counted apart from the password: the password login is not locked.
+    assert_eq!(app.login("a@example.com", PASSWORD).await.status, StatusCode::OK);
+    // The address's codes are locked: a new code is answered as usual but not issued...
+    app.clock.advance(Duration::from_secs(31));
+    let sent = app.post("/api/v1/auth/otp/send", &json!({"email": "a@example.com", "purpose": "login"})).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED);
+    assert_eq!(mails_to(&app.outbox, "a@example.com").len(), 1, "a code was issued during the code lock");
+    // ...while the live code (2 of its 5 tries left) still works when it is right.
+    let right = app.post("/api/v1/auth/otp/login", &json!({"email": "a@example.com", "code": code})).await;
+    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    // A right code ends the code lock: the next code is issued.
+    app.clock.advance(Duration::from_secs(31));
+    assert_eq!(app.mailed_code("a@example.com", "login", 2).await.len(), 6);
+    assert_eq!(mails_to(&app.outbox, "a@example.com").len(), 2, "the held-back code was never mailed");
+}
+
+#[actix_web::test]
+async fn a_check_under_way_never_writes_an_old_code_over_a_fresh_one() {
+    let (app, store) = spawn_faulty(|_| {}).await;
+    app.signed_up("a@example.com").await;
+    let old = app.mailed_code("a@example.com", "login", 1).await;
+    let wrong = if old == "000000" { "111111" } else { "000000" };
+    app.clock.advance(Duration::from_secs(31));
+    // A wrong try reads the old code and is held just before it writes its try count back...
+    store.hold_next("put_code");
+    let wrong_body = json!({"email": "a@example.com", "code": wrong});
+    let wrong_try = app.post("/api/v1/auth/otp/login", &wrong_body);
+    // ...while a fresh code is asked for; then the held write goes on.
+    let fresh_send = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        app.post("/api/v1/auth/otp/send", &json!({"email": "a@example.com", "purpose": "login"})).await
+    };
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        store.release_held();
+    };
+    let (tried, sent, ()) = futures_util::join!(wrong_try, fresh_send, release);
+    tried.assert_error(401, "invalid_code");
+    assert_eq!(sent.status, StatusCode::ACCEPTED);
+    let fresh = crate::harness::nth_code(&app.outbox, "a@example.com", 2).await;
+    let login = app.post("/api/v1/auth/otp/login", &json!({"email": "a@example.com", "code": fresh})).await;
+    assert_eq!(login.status, StatusCode::OK, "the fresh code was overwritten by the old one: {}", login.body);
+}
+
+#[actix_web::test]
+async fn a_locked_password_never_refuses_the_owners_reset_and_the_reset_ends_the_lock() {
+    let app = spawn_app().await;
+    app.signed_up("a@example.com").await;
+    // Ten wrong passwords from one address lock the account's password...
+    for _ in 0..10 {
+        app.login("a@example.com", "somebody guessing").await.assert_error(401, "invalid_credentials");
+    }
     app.login("a@example.com", PASSWORD).await.assert_error(429, "rate_limited");
+    // ...but the owner's reset code works,
+    let code = app.mailed_code("a@example.com", "reset", 1).await;
+    let reset = json!({"email": "a@example.com", "code": code, "new_password": "a brand new password"});
+    let answer = app.post("/api/v1/auth/reset-password", &reset).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // and the reset ends the password lock at once.
+    assert_eq!(app.login("a@example.com", "a brand new password").await.status, StatusCode::OK);
 }
