@@ -17,6 +17,9 @@ pub mod kind {
     pub const PASSWORD_RESET: &str = "password_reset";
     pub const INITIAL_PASSWORD_SET: &str = "initial_password_set";
     pub const EMAIL_VERIFIED: &str = "email_verified";
+    /// The first proof of an address ended what was made on the account
+    /// before it (`detail`: what went).
+    pub const UNVERIFIED_CREDENTIALS_ENDED: &str = "unverified_credentials_ended";
     /// A wrong or dead email code (`detail`: its purpose).
     pub const CODE_FAILED: &str = "code_failed";
 }

@@ -144,19 +144,50 @@ impl AuthService {
     }
 
     /// Marks the address verified (the user proved they read its mail).
-    async fn mark_verified(&self, user: User, client: &ClientInfo) -> Result<User, AuthError> {
+    ///
+    /// The first proof ends whatever was made on the account before it:
+    /// whoever registered an address they do not own (to take the account
+    /// over once its owner proves it) loses every session and API key, and
+    /// the password, which the owner then sets (`set-initial-password` or a
+    /// reset). `keep_password` is for `register/verify` in a project that
+    /// requires verification: there the password could not be used before
+    /// the proof, and whoever verifies is the one who registered it.
+    async fn mark_verified(&self, user: User, client: &ClientInfo, keep_password: bool) -> Result<User, AuthError> {
         if user.email_verified_at.is_some() {
             return Ok(user);
         }
         let now = self.clock.now();
         let id = user.id;
+        let clear_password = !keep_password && user.password_hash.is_some();
         let edit: UserEdit = Box::new(move |u: &mut User| {
+            if u.email_verified_at.is_none() && clear_password {
+                u.password_hash = None;
+            }
             u.email_verified_at.get_or_insert(now);
             Ok(())
         });
         let user = self.shards.ask(&id, EditUser { user: id, edit }).await?;
+        let (sessions, keys) = self.end_unverified_credentials(&user, clear_password, client).await?;
         self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), client, None).await;
+        tracing::info!(target: "security", event = "email_verified", user_id = %id, revoked_sessions = sessions, revoked_api_keys = keys, password_cleared = clear_password, "address proven");
         Ok(user)
+    }
+
+    /// Revokes the sessions and API keys made before the address was proven,
+    /// and audits what went.
+    async fn end_unverified_credentials(
+        &self,
+        user: &User,
+        password_cleared: bool,
+        client: &ClientInfo,
+    ) -> Result<(usize, usize), AuthError> {
+        let sessions = self.revoke_sessions(user.id, None).await?;
+        let keys = self.revoke_api_keys(user.id).await?;
+        if sessions > 0 || keys > 0 || password_cleared {
+            let detail = format!("sessions={sessions} api_keys={keys} password_cleared={password_cleared}");
+            self.audit(kind::UNVERIFIED_CREDENTIALS_ENDED, &user.project, Some(user.id), client, Some(&detail)).await;
+        }
+        Ok((sessions, keys))
     }
 
     /// `otp/login`: passwordless sign-in with a login code; creates the
@@ -176,7 +207,7 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
-        let user = self.mark_verified(user, &client).await?;
+        let user = self.mark_verified(user, &client, false).await?;
         count_login("success");
         tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, method = "email_code", "login succeeded");
         self.sign_in(user, client).await
@@ -221,11 +252,15 @@ impl AuthService {
             Ok(())
         });
         let user = self.shards.ask(&id, EditUser { user: id, edit }).await?;
-        if !was_verified {
-            self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), &client, None).await;
-        }
         let revoked = self.revoke_sessions(id, None).await?;
         let revoked_keys = self.revoke_api_keys(id).await?;
+        if !was_verified {
+            // The first proof of the address: what came before it is gone (the
+            // old password is replaced by the owner's).
+            let detail = format!("sessions={revoked} api_keys={revoked_keys} password_cleared=true");
+            self.audit(kind::UNVERIFIED_CREDENTIALS_ENDED, &user.project, Some(id), &client, Some(&detail)).await;
+            self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), &client, None).await;
+        }
         // Recovery ends a password lock: the owner has proven the address.
         self.record_success(&LockKey::Account(id)).await?;
         self.audit(kind::PASSWORD_RESET, &user.project, Some(id), &client, None).await;
@@ -246,7 +281,7 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
-        let user = self.mark_verified(user, &client).await?;
+        let user = self.mark_verified(user, &client, self.policy.require_email_verification).await?;
         self.sign_in(user, client).await
     }
 

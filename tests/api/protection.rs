@@ -204,3 +204,38 @@ async fn one_signed_in_user_cannot_take_the_hashing_pool() {
     );
     assert!(codes.iter().filter(|c| **c == "invalid_credentials").count() <= 10, "{codes:?}");
 }
+
+#[actix_web::test]
+async fn proving_an_address_ends_what_a_squatter_made_before() {
+    let app = spawn_app().await;
+    // Someone registers the victim's address first, with a password, a key and a session of their own.
+    app.signed_up("first@example.com").await; // the superadmin, so the squatter is a plain user
+    let squatter = app.signed_up("victim@example.com").await;
+    let key = app.create_key(&squatter.access, json!({"name": "k"})).await.body["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(app.verify(&key).await.status, StatusCode::OK);
+    // The owner proves the address with an emailed code.
+    let code = app.mailed_code("victim@example.com", "login", 1).await;
+    let owner = app.post("/api/v1/auth/otp/login", &json!({"email": "victim@example.com", "code": code})).await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    let owner = Tokens::from(&owner);
+    // Everything made before the proof is gone, on every node (through the feed).
+    app.me(&squatter.access).await.assert_error(401, "invalid_token");
+    app.refresh(&squatter.refresh).await.assert_error(401, "invalid_token");
+    app.verify(&key).await.assert_error(401, "invalid_token");
+    app.login("victim@example.com", PASSWORD).await.assert_error(401, "invalid_credentials");
+    // The owner's own session stands, and the owner sets the password.
+    assert_eq!(app.me(&owner.access).await.status, StatusCode::OK);
+    let set = app
+        .post_auth("/api/v1/auth/me/set-initial-password", &owner.access, &json!({"new_password": "the owner's own"}))
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let events = app.auth.store().list_audit(&portcullis::account::ProjectId::default_project(), 50).await.unwrap();
+    let ended = events.iter().find(|e| e.kind == "unverified_credentials_ended").expect("audited");
+    assert_eq!(ended.detail.as_deref(), Some("sessions=1 api_keys=1 password_cleared=true"));
+    // A second proof ends nothing more.
+    app.clock.advance(std::time::Duration::from_secs(31));
+    let code = app.mailed_code("victim@example.com", "login", 2).await;
+    let second = app.post("/api/v1/auth/otp/login", &json!({"email": "victim@example.com", "code": code})).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(app.me(&owner.access).await.status, StatusCode::OK, "a later proof ends no session");
+}
