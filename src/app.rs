@@ -170,6 +170,7 @@ impl Application {
             project_name: settings.flows.project_name.clone(),
             require_email_verification: settings.flows.require_email_verification,
             passwordless_signup: settings.flows.passwordless_signup,
+            audit_retention: settings.store.audit_retention,
         };
         let auth = Arc::new(AuthService::new(AuthParts {
             store: Arc::clone(&store),

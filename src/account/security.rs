@@ -83,4 +83,15 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     /// A short, secret-free detail (`totp`, `backup_code`, `login`, ...).
     pub detail: Option<String>,
+    /// How many times it happened: repeated failures of one account and
+    /// kind within a minute are one event, counted.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// When the store forgets it (`audit_retention_days` after `at`).
+    #[serde(default)]
+    pub keep_until: Timestamp,
+}
+
+fn one() -> u32 {
+    1
 }

@@ -1,5 +1,14 @@
 //! Audit events: what happened to an account, kept in the store for the
-//! audit log API.
+//! audit log API for `audit_retention_days` (CQL TTL, embedded sweep).
+//!
+//! Repeated failures (a wrong code, a wrong second factor) of one account
+//! and kind within one minute are one event whose `count` grows, written
+//! again under the same id (an upsert on both stores), so an attacker
+//! hammering an account adds one row a minute, not one per guess. The
+//! table of repeats is per node and bounded.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use uuid::Uuid;
 
@@ -22,6 +31,48 @@ pub mod kind {
     pub const UNVERIFIED_CREDENTIALS_ENDED: &str = "unverified_credentials_ended";
     /// A wrong or dead email code (`detail`: its purpose).
     pub const CODE_FAILED: &str = "code_failed";
+
+    /// Kinds that repeat under attack, and are counted per minute.
+    pub fn repeats(kind: &str) -> bool {
+        matches!(kind, TWO_FACTOR_FAILED | CODE_FAILED)
+    }
+}
+
+/// The repeats table holds at most this many (project, account, kind) keys.
+const MAX_REPEATS: usize = 10_000;
+const MINUTE_MS: i64 = 60_000;
+
+type RepeatKey = (ProjectId, Option<UserId>, &'static str, Option<String>);
+
+/// The event of the current minute of each repeating (project, account,
+/// kind, detail).
+#[derive(Default)]
+pub(super) struct Repeats(Mutex<HashMap<RepeatKey, AuditEvent>>);
+
+impl Repeats {
+    /// `event` itself, or the event of the same key and minute counted once more.
+    fn count(&self, event: AuditEvent, kind: &'static str) -> AuditEvent {
+        let mut table = match self.0.lock() {
+            Ok(table) => table,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let minute = event.at.0.div_euclid(MINUTE_MS);
+        let key = (event.project.clone(), event.user_id, kind, event.detail.clone());
+        if let Some(seen) = table.get_mut(&key)
+            && seen.at.0.div_euclid(MINUTE_MS) == minute
+        {
+            seen.count += 1;
+            return seen.clone();
+        }
+        if table.len() >= MAX_REPEATS {
+            table.retain(|_, seen| seen.at.0.div_euclid(MINUTE_MS) == minute);
+            if table.len() >= MAX_REPEATS {
+                table.clear();
+            }
+        }
+        table.insert(key, event.clone());
+        event
+    }
 }
 
 impl AuthService {
@@ -35,16 +86,20 @@ impl AuthService {
         client: &ClientInfo,
         detail: Option<&str>,
     ) {
+        let at = self.clock.now();
         let event = AuditEvent {
             id: Uuid::now_v7(),
-            at: self.clock.now(),
+            at,
             project: project.clone(),
             user_id: user,
             kind: kind.to_owned(),
             ip: client.ip.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
             detail: detail.map(str::to_owned),
+            count: 1,
+            keep_until: at.plus(self.policy.audit_retention),
         };
+        let event = if kind::repeats(kind) { self.repeats.count(event, kind) } else { event };
         // (The store wrapper counts the failure.)
         if let Err(e) = self.store.append_audit(event).await {
             tracing::error!(target: "security", event = "audit_write_failed", kind, error = %e, "audit event not stored");

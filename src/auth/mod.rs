@@ -211,6 +211,8 @@ pub struct AuthPolicy {
     pub project_name: String,
     pub require_email_verification: bool,
     pub passwordless_signup: bool,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
 }
 
 /// What the flows work with, each built once by the app.
@@ -239,12 +241,15 @@ pub struct AuthService {
     mailer: Mailer,
     clock: SharedClock,
     policy: AuthPolicy,
+    /// Repeated failures being counted into one audit event per minute.
+    repeats: audit::Repeats,
 }
 
 impl AuthService {
     pub fn new(parts: AuthParts) -> Self {
         let AuthParts { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy } = parts;
-        AuthService { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy }
+        let repeats = audit::Repeats::default();
+        AuthService { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy, repeats }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -126,6 +126,8 @@ pub struct StoreSettings {
     pub cql_keyspace_options: String,
     /// How often the change feed is polled.
     pub feed_poll: Duration,
+    /// How long audit events are kept (`audit_retention_days`).
+    pub audit_retention: Duration,
 }
 
 /// The user shards.
@@ -232,6 +234,9 @@ impl Settings {
                     .unwrap_or_else(|| "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".to_owned()),
                 cql_keyspace_options: s.cql_clause("cql_keyspace_options", false)?.unwrap_or_default(),
                 feed_poll: s.millis("feed_poll_ms", 10, 60_000)?.unwrap_or(Duration::from_millis(250)),
+                audit_retention: Duration::from_secs(
+                    86_400 * u64::from(s.number::<u32>("audit_retention_days", 1, 3650)?.unwrap_or(90)),
+                ),
             },
             shards: ShardSettings {
                 count: s.count("shards", 1, 4096)?.unwrap_or(64),

@@ -287,6 +287,8 @@ pub async fn audit_events_list_newest_first_per_project(store: Arc<dyn Store>) {
         ip: Some("127.0.0.1".into()),
         user_agent: None,
         detail: None,
+        count: 1,
+        keep_until: now.plus(Duration::from_secs(86_400)),
     };
     for (i, kind) in ["first", "second", "third"].iter().enumerate() {
         store.append_audit(event("default", kind, i as u64)).await.unwrap();
@@ -297,6 +299,36 @@ pub async fn audit_events_list_newest_first_per_project(store: Arc<dyn Store>) {
     assert_eq!(kinds(store.list_audit(&project, 10).await.unwrap()), ["third", "second", "first"]);
     assert_eq!(kinds(store.list_audit(&project, 2).await.unwrap()), ["third", "second"]);
     assert_eq!(kinds(store.list_audit(&ProjectId("other".into()), 10).await.unwrap()), ["elsewhere"]);
+}
+
+pub async fn audit_events_are_upserted_by_id_and_forgotten_after_keep_until(store: Arc<dyn Store>) {
+    let now = SystemClock.now();
+    let project = ProjectId("retention".into());
+    let event = |kind: &str, keep: Duration| AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        at: now,
+        project: project.clone(),
+        user_id: None,
+        kind: kind.into(),
+        ip: None,
+        user_agent: None,
+        detail: None,
+        count: 1,
+        keep_until: now.plus(keep),
+    };
+    let counted = event("code_failed", Duration::from_secs(86_400));
+    store.append_audit(counted.clone()).await.unwrap();
+    store.append_audit(AuditEvent { count: 7, ..counted.clone() }).await.unwrap();
+    let short = event("short_lived", Duration::from_secs(1));
+    store.append_audit(short).await.unwrap();
+    let listed = store.list_audit(&project, 10).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed.iter().find(|e| e.id == counted.id).unwrap().count, 7, "one row per id, the last write kept");
+    // Past its keep_until (a TTL on CQL, the sweep on the embedded store), the short-lived one is gone.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    store.sweep_expired(now.plus(Duration::from_secs(3))).await.unwrap();
+    let kinds: Vec<String> = store.list_audit(&project, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["code_failed"]);
 }
 
 /// Instantiates every contract case as a test, each on a store from `$make`.
@@ -317,6 +349,7 @@ macro_rules! contract_tests {
             a_claim_is_won_once,
             codes_are_replaced_found_and_deleted,
             audit_events_list_newest_first_per_project,
+            audit_events_are_upserted_by_id_and_forgotten_after_keep_until,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

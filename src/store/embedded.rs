@@ -63,6 +63,8 @@ const USED_ONCE: TableDefinition<&[u8], i64> = TableDefinition::new("used_once")
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("one_time_codes");
 /// "project\0" ++ event id (16 bytes BE, time-ordered) → AuditEvent (JSON).
 const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit_events");
+/// `keep_until` (big-endian ms) ++ the audit key → nothing: what the sweep forgets, in order.
+const AUDIT_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("audit_expiry");
 
 /// How many writes may wait for the writer thread; past it, callers wait up
 /// to `ENQUEUE_TIMEOUT` and then get `Unavailable`, so a stalled disk turns
@@ -84,6 +86,30 @@ fn audit_prefix(project: &ProjectId) -> Vec<u8> {
     let mut key = project.as_str().as_bytes().to_vec();
     key.push(0);
     key
+}
+
+/// Forgets audit events whose `keep_until` has passed: a range of the
+/// expiry index, never a scan of the log.
+fn sweep_audit(txn: &WriteTransaction, now: Timestamp) -> StoreResult<usize> {
+    let bound = now.0.to_be_bytes();
+    let due: Vec<Vec<u8>> = {
+        let expiry = txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
+        let mut keys = Vec::new();
+        for entry in expiry.range(..bound.as_slice()).map_err(unavailable)? {
+            let (key, _) = entry.map_err(unavailable)?;
+            keys.push(key.value().to_vec());
+        }
+        keys
+    };
+    let mut expiry = txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
+    let mut audit = txn.open_table(AUDIT).map_err(unavailable)?;
+    for key in &due {
+        expiry.remove(key.as_slice()).map_err(unavailable)?;
+        if let Some(audit_key) = key.get(8..) {
+            audit.remove(audit_key).map_err(unavailable)?;
+        }
+    }
+    Ok(due.len())
 }
 
 fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
@@ -166,6 +192,7 @@ impl EmbeddedStore {
             txn.open_table(USED_ONCE).map_err(unavailable)?;
             txn.open_table(CODES).map_err(unavailable)?;
             txn.open_table(AUDIT).map_err(unavailable)?;
+            txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -671,11 +698,14 @@ impl Store for EmbeddedStore {
         let bytes = encode(&event)?;
         let mut key = audit_prefix(&event.project);
         key.extend_from_slice(event.id.as_bytes());
+        let mut expiry = event.keep_until.0.to_be_bytes().to_vec();
+        expiry.extend_from_slice(&key);
         self.write(move |txn| {
             txn.open_table(AUDIT)
                 .map_err(unavailable)?
                 .insert(key.as_slice(), bytes.as_slice())
                 .map_err(unavailable)?;
+            txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?.insert(expiry.as_slice(), ()).map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -713,6 +743,7 @@ impl Store for EmbeddedStore {
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.write(move |txn| {
             let mut removed = sweep_claims_and_codes(txn, now)?;
+            removed += sweep_audit(txn, now)?;
             let expired_sessions: Vec<SessionId> = {
                 let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
                 let mut ids = Vec::new();

@@ -167,7 +167,7 @@ impl CqlStore {
             put_code: prepare(s, ks, "INSERT INTO {ks}.email_codes (project_id, purpose, subject, record) VALUES (?, ?, ?, ?) USING TTL ?").await?,
             select_code: prepare(s, ks, "SELECT record FROM {ks}.email_codes WHERE project_id = ? AND purpose = ? AND subject = ?").await?,
             delete_code: prepare(s, ks, "DELETE FROM {ks}.email_codes WHERE project_id = ? AND purpose = ? AND subject = ?").await?,
-            append_audit: prepare(s, ks, "INSERT INTO {ks}.audit_log (project_id, day, event_at, event_id, record) VALUES (?, ?, ?, ?, ?)").await?,
+            append_audit: prepare(s, ks, "INSERT INTO {ks}.audit_log (project_id, day, event_at, event_id, record) VALUES (?, ?, ?, ?, ?) USING TTL ?").await?,
             select_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_log WHERE project_id = ? AND day = ? LIMIT ?").await?,
             session_estimate: prepare(s, ks, "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = ? AND table_name = 'sessions'").await?,
         };
@@ -606,7 +606,9 @@ impl Store for CqlStore {
 
     async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
         let record = encode(&event)?;
-        let values = (event.project.as_str(), audit_day(event.at), ts(event.at), event.id, record);
+        // Kept until `keep_until` (the retention), at least a second.
+        let ttl = i32::try_from(self.clock.now().until(event.keep_until).as_secs()).unwrap_or(i32::MAX).max(1);
+        let values = (event.project.as_str(), audit_day(event.at), ts(event.at), event.id, record, ttl);
         self.exec(&self.statements.append_audit, values).await.map(|_| ())
     }
 
