@@ -18,8 +18,10 @@
 //! before its first write, so the batch it shares is never half-applied. A
 //! failed commit fails every job of the batch, and nothing of it is kept.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -73,6 +75,9 @@ const QUEUE_CAPACITY: usize = 4096;
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most jobs one transaction carries, so one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
+/// Records the sweep looks at per read, and so deletes at most per write:
+/// the writer is free for other writes between its batches.
+const SWEEP_BATCH: usize = 1000;
 
 fn unique_key(project: &ProjectId, value: &str) -> String {
     format!("{}\0{value}", project.as_str())
@@ -110,6 +115,51 @@ fn sweep_audit(txn: &WriteTransaction, now: Timestamp) -> StoreResult<usize> {
         }
     }
     Ok(due.len())
+}
+
+/// Up to `SWEEP_BATCH` sessions after `after` (in key order): the expired
+/// ones, and where to go on from (`None`: the table is done).
+fn expired_sessions(
+    txn: &redb::ReadTransaction,
+    after: Option<u128>,
+    now: Timestamp,
+) -> StoreResult<(Vec<SessionId>, Option<u128>)> {
+    let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let (mut expired, mut last, mut seen) = (Vec::new(), None, 0);
+    for entry in sessions.range::<u128>((start, Bound::Unbounded)).map_err(unavailable)?.take(SWEEP_BATCH) {
+        let (key, bytes) = entry.map_err(unavailable)?;
+        let session: Session = decode(bytes.value())?;
+        if session.expires_at <= now {
+            expired.push(session.id);
+        }
+        last = Some(key.value());
+        seen += 1;
+    }
+    Ok((expired, last.filter(|_| seen == SWEEP_BATCH)))
+}
+
+/// Up to `SWEEP_BATCH` refresh tokens after `after`: the expired ones (their
+/// session and digest), and where to go on from.
+#[expect(clippy::type_complexity, reason = "a batch and its cursor")]
+fn expired_refresh_tokens(
+    txn: &redb::ReadTransaction,
+    after: Option<&[u8]>,
+    now: Timestamp,
+) -> StoreResult<(Vec<(u128, Vec<u8>)>, Option<Vec<u8>>)> {
+    let tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let (mut expired, mut last, mut seen) = (Vec::new(), None, 0);
+    for entry in tokens.range::<&[u8]>((start, Bound::Unbounded)).map_err(unavailable)?.take(SWEEP_BATCH) {
+        let (key, bytes) = entry.map_err(unavailable)?;
+        let record: RefreshRecord = decode(bytes.value())?;
+        if record.expires_at <= now {
+            expired.push((record.session_id.as_u128(), record.digest.to_vec()));
+        }
+        last = Some(key.value().to_vec());
+        seen += 1;
+    }
+    Ok((expired, last.filter(|_| seen == SWEEP_BATCH)))
 }
 
 fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
@@ -167,6 +217,9 @@ where
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writes: mpsc::Sender<Box<dyn WriteJob>>,
+    /// Sessions stored (live, or expired and not swept yet): counted at open,
+    /// then kept as sessions are created, deleted and swept.
+    sessions: AtomicI64,
 }
 
 impl EmbeddedStore {
@@ -195,6 +248,8 @@ impl EmbeddedStore {
             txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
+        let stored = db.begin_read().map_err(unavailable)?.open_table(SESSIONS).map_err(unavailable)?.len();
+        let sessions = AtomicI64::new(i64::try_from(stored.map_err(unavailable)?).unwrap_or(i64::MAX));
         let db = Arc::new(db);
         let (writes, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer_db = Arc::clone(&db);
@@ -202,7 +257,62 @@ impl EmbeddedStore {
             .name("store-writer".into())
             .spawn(move || run_writer(&writer_db, queue))
             .map_err(unavailable)?;
-        Ok(EmbeddedStore { db, writes })
+        Ok(EmbeddedStore { db, writes, sessions })
+    }
+
+    fn sessions_gone(&self, count: usize) {
+        self.sessions.fetch_sub(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Deletes expired sessions, `SWEEP_BATCH` at a time: each batch is
+    /// found in a short read and deleted in one write job of its own.
+    async fn sweep_sessions(&self, now: Timestamp) -> StoreResult<usize> {
+        let (mut removed, mut after) = (0, None);
+        loop {
+            let (expired, next) = self.read(|txn| expired_sessions(txn, after, now))?;
+            if !expired.is_empty() {
+                let gone = self
+                    .write(move |txn| {
+                        let mut gone = 0;
+                        for id in expired {
+                            gone += usize::from(delete_session_in(txn, id)?);
+                        }
+                        Ok(gone)
+                    })
+                    .await?;
+                self.sessions_gone(gone);
+                removed += gone;
+            }
+            match next {
+                Some(key) => after = Some(key),
+                None => return Ok(removed),
+            }
+        }
+    }
+
+    /// Deletes expired refresh tokens, in batches as `sweep_sessions` does.
+    async fn sweep_refresh_tokens(&self, now: Timestamp) -> StoreResult<usize> {
+        let (mut removed, mut after) = (0, None::<Vec<u8>>);
+        loop {
+            let (expired, next) = self.read(|txn| expired_refresh_tokens(txn, after.as_deref(), now))?;
+            if !expired.is_empty() {
+                removed += expired.len();
+                self.write(move |txn| {
+                    let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
+                    let mut index = txn.open_table(SESSION_REFRESH).map_err(unavailable)?;
+                    for (session, digest) in expired {
+                        tokens.remove(digest.as_slice()).map_err(unavailable)?;
+                        index.remove(pair_key(session, &digest).as_slice()).map_err(unavailable)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            match next {
+                Some(key) => after = Some(key),
+                None => return Ok(removed),
+            }
+        }
     }
 
     async fn write<T, F>(&self, op: F) -> StoreResult<T>
@@ -455,7 +565,9 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?;
             insert_refresh_in(txn, &refresh)
         })
-        .await
+        .await?;
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn find_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
@@ -487,31 +599,36 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
-        self.write(move |txn| delete_session_in(txn, id)).await
+        let deleted = self.write(move |txn| delete_session_in(txn, id)).await?;
+        self.sessions_gone(usize::from(deleted));
+        Ok(deleted)
     }
 
     async fn delete_user_sessions(&self, user: UserId, keep: Option<SessionId>) -> StoreResult<Vec<SessionId>> {
-        self.write(move |txn| {
-            let (start, end) = prefix_range(user.as_u128(), 16);
-            let ids: Vec<SessionId> = txn
-                .open_table(USER_SESSIONS)
-                .map_err(unavailable)?
-                .range(start.as_slice()..=end.as_slice())
-                .map_err(unavailable)?
-                .map(|entry| {
-                    let (key, _) = entry.map_err(unavailable)?;
-                    Ok(SessionId(uuid::Uuid::from_u128(suffix_id(key.value())?)))
-                })
-                .collect::<StoreResult<_>>()?;
-            let mut deleted = Vec::new();
-            for id in ids.into_iter().filter(|id| Some(*id) != keep) {
-                if delete_session_in(txn, id)? {
-                    deleted.push(id);
+        let deleted = self
+            .write(move |txn| {
+                let (start, end) = prefix_range(user.as_u128(), 16);
+                let ids: Vec<SessionId> = txn
+                    .open_table(USER_SESSIONS)
+                    .map_err(unavailable)?
+                    .range(start.as_slice()..=end.as_slice())
+                    .map_err(unavailable)?
+                    .map(|entry| {
+                        let (key, _) = entry.map_err(unavailable)?;
+                        Ok(SessionId(uuid::Uuid::from_u128(suffix_id(key.value())?)))
+                    })
+                    .collect::<StoreResult<_>>()?;
+                let mut deleted = Vec::new();
+                for id in ids.into_iter().filter(|id| Some(*id) != keep) {
+                    if delete_session_in(txn, id)? {
+                        deleted.push(id);
+                    }
                 }
-            }
-            Ok(deleted)
-        })
-        .await
+                Ok(deleted)
+            })
+            .await?;
+        self.sessions_gone(deleted.len());
+        Ok(deleted)
     }
 
     async fn find_refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshRecord>> {
@@ -726,61 +843,20 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn count_active_sessions(&self, now: Timestamp) -> StoreResult<u64> {
-        self.read(|txn| {
-            let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
-            let mut live = 0;
-            for entry in sessions.iter().map_err(unavailable)? {
-                let (_, bytes) = entry.map_err(unavailable)?;
-                if decode::<Session>(bytes.value())?.expires_at > now {
-                    live += 1;
-                }
-            }
-            Ok(live)
-        })
+    /// Kept as sessions come and go, never counted by a scan: it includes
+    /// sessions that expired since the last sweep (at most its period).
+    async fn count_active_sessions(&self, _now: Timestamp) -> StoreResult<u64> {
+        Ok(u64::try_from(self.sessions.load(Ordering::Relaxed)).unwrap_or(0))
     }
 
+    /// In bounded batches, the writer free between them: claims, codes and
+    /// due audit events in one short write, then sessions and refresh tokens
+    /// `SWEEP_BATCH` at a time.
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
-        self.write(move |txn| {
-            let mut removed = sweep_claims_and_codes(txn, now)?;
-            removed += sweep_audit(txn, now)?;
-            let expired_sessions: Vec<SessionId> = {
-                let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
-                let mut ids = Vec::new();
-                for entry in sessions.iter().map_err(unavailable)? {
-                    let (_, bytes) = entry.map_err(unavailable)?;
-                    let session: Session = decode(bytes.value())?;
-                    if session.expires_at <= now {
-                        ids.push(session.id);
-                    }
-                }
-                ids
-            };
-            for id in expired_sessions {
-                removed += usize::from(delete_session_in(txn, id)?);
-            }
-            let expired_tokens: Vec<RefreshRecord> = {
-                let tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
-                let mut found = Vec::new();
-                for entry in tokens.iter().map_err(unavailable)? {
-                    let (_, bytes) = entry.map_err(unavailable)?;
-                    let record: RefreshRecord = decode(bytes.value())?;
-                    if record.expires_at <= now {
-                        found.push(record);
-                    }
-                }
-                found
-            };
-            let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
-            let mut index = txn.open_table(SESSION_REFRESH).map_err(unavailable)?;
-            for record in expired_tokens {
-                tokens.remove(record.digest.as_slice()).map_err(unavailable)?;
-                index.remove(pair_key(record.session_id.as_u128(), &record.digest).as_slice()).map_err(unavailable)?;
-                removed += 1;
-            }
-            Ok(removed)
-        })
-        .await
+        let mut removed = self.write(move |txn| Ok(sweep_claims_and_codes(txn, now)? + sweep_audit(txn, now)?)).await?;
+        removed += self.sweep_sessions(now).await?;
+        removed += self.sweep_refresh_tokens(now).await?;
+        Ok(removed)
     }
 
     async fn flush(&self) -> StoreResult<()> {
@@ -884,5 +960,83 @@ mod tests {
         let store = reopened.expect("store reopens");
         assert_eq!(store.find_user(created.id).await.unwrap().unwrap(), created);
         assert_eq!(store.count_users().unwrap(), 1);
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::account::{RefreshRecord, Session};
+
+    /// In a debug build; the 200,000 wants a release build of this
+    /// test (tracked in the note).
+    const SESSIONS_STORED: usize = 20_000;
+
+    /// `SESSIONS_STORED` sessions, every other one expired at `now`, each with a refresh token.
+    async fn loaded(now: Timestamp) -> (Arc<EmbeddedStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let user = crate::store::contract::user("many@x.io", None);
+        for chunk in 0..SESSIONS_STORED / 5_000 {
+            let user = user.clone();
+            store
+                .write(move |txn| {
+                    for i in 0..5_000 {
+                        let expires_at = if (chunk * 5_000 + i) % 2 == 0 {
+                            Timestamp(now.0 - 1)
+                        } else {
+                            now.plus(Duration::from_secs(3600))
+                        };
+                        let session = Session::begin(&user, None, None, Timestamp(0), expires_at);
+                        let digest = *blake3::hash(&session.id.as_u128().to_be_bytes()).as_bytes();
+                        let refresh = RefreshRecord::live(&session, digest, Timestamp(0), expires_at);
+                        txn.open_table(SESSIONS)
+                            .map_err(unavailable)?
+                            .insert(session.id.as_u128(), encode(&session)?.as_slice())
+                            .map_err(unavailable)?;
+                        let pair = pair_key(session.user_id.as_u128(), &session.id.as_u128().to_be_bytes());
+                        txn.open_table(USER_SESSIONS)
+                            .map_err(unavailable)?
+                            .insert(pair.as_slice(), ())
+                            .map_err(unavailable)?;
+                        insert_refresh_in(txn, &refresh)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        store.sessions.store(SESSIONS_STORED as i64, Ordering::Relaxed);
+        (store, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_answer_while_a_sweep_of_many_sessions_runs() {
+        let now = Timestamp::from_secs(1_000_000);
+        let (store, _dir) = loaded(now).await;
+        let sweeper = Arc::clone(&store);
+        let started = Instant::now();
+        let sweeping = tokio::spawn(async move { sweeper.sweep_expired(now).await });
+        let (mut writes, mut slowest) = (0u32, Duration::ZERO);
+        while !sweeping.is_finished() && writes < 100_000 {
+            let code = crate::store::contract::code(CodePurpose::Login, &format!("w{writes}@x.io"), [1; 32], now);
+            let began = Instant::now();
+            store.put_code(code).await.unwrap();
+            slowest = slowest.max(began.elapsed());
+            writes += 1;
+        }
+        let removed = sweeping.await.unwrap().unwrap();
+        let took = started.elapsed();
+        eprintln!("sweep of {SESSIONS_STORED} sessions: {took:?}; {writes} writes meanwhile, the slowest {slowest:?}");
+        // The expired half, their refresh tokens going with them.
+        assert_eq!(removed, SESSIONS_STORED / 2);
+        assert!(writes > 1, "no write got in while the sweep ran ({took:?})");
+        // The budget of a write here: well under the request deadline, whatever the sweep's size.
+        assert!(slowest < Duration::from_secs(2), "a write waited {slowest:?} behind the sweep");
+        assert_eq!(store.count_active_sessions(now).await.unwrap(), (SESSIONS_STORED / 2) as u64);
     }
 }
