@@ -137,7 +137,10 @@ async fn cassandra_stopped_under_load_then_restarted() {
     let slowest = seen.iter().map(|(_, _, took)| *took).max().unwrap_or_default();
     eprintln!("{} load requests; slowest {slowest:?}", seen.len());
     for (what, status, took) in &seen {
-        assert!(matches!(status, 200 | 201 | 401 | 409 | 503), "{what} answered {status}");
+        // Four clients log one account in at once: past its share of the
+        // hashing pool (two jobs per account) a login is told 429.
+        let fair_share = *what == "login" && *status == 429;
+        assert!(matches!(status, 200 | 201 | 401 | 409 | 503) || fair_share, "{what} answered {status}");
         assert!(*took < Duration::from_secs(5), "{what} hung for {took:?}");
         if *what == "verify" {
             assert_eq!(*status, 200, "the cached token failed a check");
