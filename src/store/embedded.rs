@@ -972,9 +972,9 @@ mod sweep_tests {
     use super::*;
     use crate::account::{RefreshRecord, Session};
 
-    /// In a debug build; the 200,000 wants a release build of this
-    /// test (tracked in the note).
-    const SESSIONS_STORED: usize = 20_000;
+    /// 200,000 in a release build (the test command runs this test so);
+    /// a debug build, 20 times slower here, checks the same with fewer.
+    const SESSIONS_STORED: usize = if cfg!(debug_assertions) { 20_000 } else { 200_000 };
 
     /// `SESSIONS_STORED` sessions, every other one expired at `now`, each with a refresh token.
     async fn loaded(now: Timestamp) -> (Arc<EmbeddedStore>, tempfile::TempDir) {
@@ -1036,7 +1036,7 @@ mod sweep_tests {
         assert_eq!(removed, SESSIONS_STORED / 2);
         assert!(writes > 1, "no write got in while the sweep ran ({took:?})");
         // The budget of a write here: well under the request deadline, whatever the sweep's size.
-        assert!(slowest < Duration::from_secs(2), "a write waited {slowest:?} behind the sweep");
+        assert!(slowest < Duration::from_secs(1), "a write waited {slowest:?} behind the sweep");
         assert_eq!(store.count_active_sessions(now).await.unwrap(), (SESSIONS_STORED / 2) as u64);
     }
 }
