@@ -123,7 +123,17 @@ async fn cassandra_stopped_under_load_then_restarted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("outage {:?}; ready again {recovered:?} after the database answered", back_at - down_at);
-    assert_eq!(app.login("load@example.com", PASSWORD).await.status, StatusCode::OK, "written before the outage");
+    // The load still logs the same account in, so this login may find the
+    // account's share of the hashing pool taken (429) for a moment.
+    let mut login = app.login("load@example.com", PASSWORD).await;
+    for _ in 0..100 {
+        if login.status != StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        login = app.login("load@example.com", PASSWORD).await;
+    }
+    assert_eq!(login.status, StatusCode::OK, "written before the outage: {}", login.body);
     assert_eq!(app.register("new@example.com").await.status, StatusCode::CREATED);
     let refreshed = app.refresh(&other.refresh).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
