@@ -173,6 +173,13 @@ impl AuthService {
         Ok(user)
     }
 
+    /// The audit event of what the first proof of an address ended:
+    /// (sessions, API keys, whether the password was cleared).
+    async fn audit_ended(&self, user: &User, (sessions, keys, cleared): (usize, usize, bool), client: &ClientInfo) {
+        let detail = format!("sessions={sessions} api_keys={keys} password_cleared={cleared}");
+        self.audit(kind::UNVERIFIED_CREDENTIALS_ENDED, &user.project, Some(user.id), client, Some(&detail)).await;
+    }
+
     /// Revokes the sessions and API keys made before the address was proven,
     /// and audits what went.
     async fn end_unverified_credentials(
@@ -184,8 +191,7 @@ impl AuthService {
         let sessions = self.revoke_sessions(user.id, None).await?;
         let keys = self.revoke_api_keys(user.id).await?;
         if sessions > 0 || keys > 0 || password_cleared {
-            let detail = format!("sessions={sessions} api_keys={keys} password_cleared={password_cleared}");
-            self.audit(kind::UNVERIFIED_CREDENTIALS_ENDED, &user.project, Some(user.id), client, Some(&detail)).await;
+            self.audit_ended(user, (sessions, keys, password_cleared), client).await;
         }
         Ok((sessions, keys))
     }
@@ -257,8 +263,7 @@ impl AuthService {
         if !was_verified {
             // The first proof of the address: what came before it is gone (the
             // old password is replaced by the owner's).
-            let detail = format!("sessions={revoked} api_keys={revoked_keys} password_cleared=true");
-            self.audit(kind::UNVERIFIED_CREDENTIALS_ENDED, &user.project, Some(id), &client, Some(&detail)).await;
+            self.audit_ended(&user, (revoked, revoked_keys, true), &client).await;
             self.audit(kind::EMAIL_VERIFIED, &user.project, Some(id), &client, None).await;
         }
         // Recovery ends a password lock: the owner has proven the address.

@@ -169,8 +169,4 @@ impl AccessGate {
     pub fn cache(&self) -> &TokenCache {
         &self.cache
     }
-
-    pub fn key_hasher(&self) -> &ApiKeyHasher {
-        &self.keys
-    }
 }
