@@ -18,11 +18,12 @@
 //! before its first write, so the batch it shares is never half-applied. A
 //! failed commit fails every job of the batch, and nothing of it is kept.
 
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+mod sweep;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
@@ -75,10 +76,6 @@ const QUEUE_CAPACITY: usize = 4096;
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most jobs one transaction carries, so one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
-/// Records the sweep looks at per read, and so deletes at most per write:
-/// the writer is free for other writes between its batches.
-const SWEEP_BATCH: usize = 1000;
-
 fn unique_key(project: &ProjectId, value: &str) -> String {
     format!("{}\0{value}", project.as_str())
 }
@@ -91,75 +88,6 @@ fn audit_prefix(project: &ProjectId) -> Vec<u8> {
     let mut key = project.as_str().as_bytes().to_vec();
     key.push(0);
     key
-}
-
-/// Forgets audit events whose `keep_until` has passed: a range of the
-/// expiry index, never a scan of the log.
-fn sweep_audit(txn: &WriteTransaction, now: Timestamp) -> StoreResult<usize> {
-    let bound = now.0.to_be_bytes();
-    let due: Vec<Vec<u8>> = {
-        let expiry = txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
-        let mut keys = Vec::new();
-        for entry in expiry.range(..bound.as_slice()).map_err(unavailable)? {
-            let (key, _) = entry.map_err(unavailable)?;
-            keys.push(key.value().to_vec());
-        }
-        keys
-    };
-    let mut expiry = txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
-    let mut audit = txn.open_table(AUDIT).map_err(unavailable)?;
-    for key in &due {
-        expiry.remove(key.as_slice()).map_err(unavailable)?;
-        if let Some(audit_key) = key.get(8..) {
-            audit.remove(audit_key).map_err(unavailable)?;
-        }
-    }
-    Ok(due.len())
-}
-
-/// Up to `SWEEP_BATCH` sessions after `after` (in key order): the expired
-/// ones, and where to go on from (`None`: the table is done).
-fn expired_sessions(
-    txn: &redb::ReadTransaction,
-    after: Option<u128>,
-    now: Timestamp,
-) -> StoreResult<(Vec<SessionId>, Option<u128>)> {
-    let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
-    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-    let (mut expired, mut last, mut seen) = (Vec::new(), None, 0);
-    for entry in sessions.range::<u128>((start, Bound::Unbounded)).map_err(unavailable)?.take(SWEEP_BATCH) {
-        let (key, bytes) = entry.map_err(unavailable)?;
-        let session: Session = decode(bytes.value())?;
-        if session.expires_at <= now {
-            expired.push(session.id);
-        }
-        last = Some(key.value());
-        seen += 1;
-    }
-    Ok((expired, last.filter(|_| seen == SWEEP_BATCH)))
-}
-
-/// Up to `SWEEP_BATCH` refresh tokens after `after`: the expired ones (their
-/// session and digest), and where to go on from.
-#[expect(clippy::type_complexity, reason = "a batch and its cursor")]
-fn expired_refresh_tokens(
-    txn: &redb::ReadTransaction,
-    after: Option<&[u8]>,
-    now: Timestamp,
-) -> StoreResult<(Vec<(u128, Vec<u8>)>, Option<Vec<u8>>)> {
-    let tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
-    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-    let (mut expired, mut last, mut seen) = (Vec::new(), None, 0);
-    for entry in tokens.range::<&[u8]>((start, Bound::Unbounded)).map_err(unavailable)?.take(SWEEP_BATCH) {
-        let (key, bytes) = entry.map_err(unavailable)?;
-        let record: RefreshRecord = decode(bytes.value())?;
-        if record.expires_at <= now {
-            expired.push((record.session_id.as_u128(), record.digest.to_vec()));
-        }
-        last = Some(key.value().to_vec());
-        seen += 1;
-    }
-    Ok((expired, last.filter(|_| seen == SWEEP_BATCH)))
 }
 
 fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
@@ -262,57 +190,6 @@ impl EmbeddedStore {
 
     fn sessions_gone(&self, count: usize) {
         self.sessions.fetch_sub(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
-    }
-
-    /// Deletes expired sessions, `SWEEP_BATCH` at a time: each batch is
-    /// found in a short read and deleted in one write job of its own.
-    async fn sweep_sessions(&self, now: Timestamp) -> StoreResult<usize> {
-        let (mut removed, mut after) = (0, None);
-        loop {
-            let (expired, next) = self.read(|txn| expired_sessions(txn, after, now))?;
-            if !expired.is_empty() {
-                let gone = self
-                    .write(move |txn| {
-                        let mut gone = 0;
-                        for id in expired {
-                            gone += usize::from(delete_session_in(txn, id)?);
-                        }
-                        Ok(gone)
-                    })
-                    .await?;
-                self.sessions_gone(gone);
-                removed += gone;
-            }
-            match next {
-                Some(key) => after = Some(key),
-                None => return Ok(removed),
-            }
-        }
-    }
-
-    /// Deletes expired refresh tokens, in batches as `sweep_sessions` does.
-    async fn sweep_refresh_tokens(&self, now: Timestamp) -> StoreResult<usize> {
-        let (mut removed, mut after) = (0, None::<Vec<u8>>);
-        loop {
-            let (expired, next) = self.read(|txn| expired_refresh_tokens(txn, after.as_deref(), now))?;
-            if !expired.is_empty() {
-                removed += expired.len();
-                self.write(move |txn| {
-                    let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(unavailable)?;
-                    let mut index = txn.open_table(SESSION_REFRESH).map_err(unavailable)?;
-                    for (session, digest) in expired {
-                        tokens.remove(digest.as_slice()).map_err(unavailable)?;
-                        index.remove(pair_key(session, &digest).as_slice()).map_err(unavailable)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            }
-            match next {
-                Some(key) => after = Some(key),
-                None => return Ok(removed),
-            }
-        }
     }
 
     async fn write<T, F>(&self, op: F) -> StoreResult<T>
@@ -849,14 +726,9 @@ impl Store for EmbeddedStore {
         Ok(u64::try_from(self.sessions.load(Ordering::Relaxed)).unwrap_or(0))
     }
 
-    /// In bounded batches, the writer free between them: claims, codes and
-    /// due audit events in one short write, then sessions and refresh tokens
-    /// `SWEEP_BATCH` at a time.
+    /// In bounded batches, the writer free between them (see `sweep`).
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
-        let mut removed = self.write(move |txn| Ok(sweep_claims_and_codes(txn, now)? + sweep_audit(txn, now)?)).await?;
-        removed += self.sweep_sessions(now).await?;
-        removed += self.sweep_refresh_tokens(now).await?;
-        Ok(removed)
+        self.sweep(now).await
     }
 
     async fn flush(&self) -> StoreResult<()> {
@@ -864,28 +736,6 @@ impl Store for EmbeddedStore {
         // everything queued before it has committed.
         self.write(|_| Ok(())).await
     }
-}
-
-/// Removes single-use claims and email codes past their expiry.
-fn sweep_claims_and_codes(txn: &WriteTransaction, now: Timestamp) -> StoreResult<usize> {
-    let mut claims = txn.open_table(USED_ONCE).map_err(unavailable)?;
-    let mut removed = claims.extract_if(|_, expires_at| expires_at <= now.0).map_err(unavailable)?.count();
-    let mut codes = txn.open_table(CODES).map_err(unavailable)?;
-    let expired: Vec<String> = {
-        let mut keys = Vec::new();
-        for entry in codes.iter().map_err(unavailable)? {
-            let (key, bytes) = entry.map_err(unavailable)?;
-            if decode::<OneTimeCode>(bytes.value())?.expires_at <= now {
-                keys.push(key.value().to_owned());
-            }
-        }
-        keys
-    };
-    for key in expired {
-        codes.remove(key.as_str()).map_err(unavailable)?;
-        removed += 1;
-    }
-    Ok(removed)
 }
 
 impl EmbeddedStore {
@@ -960,83 +810,5 @@ mod tests {
         let store = reopened.expect("store reopens");
         assert_eq!(store.find_user(created.id).await.unwrap().unwrap(), created);
         assert_eq!(store.count_users().unwrap(), 1);
-    }
-}
-
-#[cfg(test)]
-mod sweep_tests {
-    use std::sync::Arc;
-    use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
-
-    use super::*;
-    use crate::account::{RefreshRecord, Session};
-
-    /// 200,000 in a release build (the test command runs this test so);
-    /// a debug build, 20 times slower here, checks the same with fewer.
-    const SESSIONS_STORED: usize = if cfg!(debug_assertions) { 20_000 } else { 200_000 };
-
-    /// `SESSIONS_STORED` sessions, every other one expired at `now`, each with a refresh token.
-    async fn loaded(now: Timestamp) -> (Arc<EmbeddedStore>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-        let user = crate::store::contract::user("many@x.io", None);
-        for chunk in 0..SESSIONS_STORED / 5_000 {
-            let user = user.clone();
-            store
-                .write(move |txn| {
-                    for i in 0..5_000 {
-                        let expires_at = if (chunk * 5_000 + i) % 2 == 0 {
-                            Timestamp(now.0 - 1)
-                        } else {
-                            now.plus(Duration::from_secs(3600))
-                        };
-                        let session = Session::begin(&user, None, None, Timestamp(0), expires_at);
-                        let digest = *blake3::hash(&session.id.as_u128().to_be_bytes()).as_bytes();
-                        let refresh = RefreshRecord::live(&session, digest, Timestamp(0), expires_at);
-                        txn.open_table(SESSIONS)
-                            .map_err(unavailable)?
-                            .insert(session.id.as_u128(), encode(&session)?.as_slice())
-                            .map_err(unavailable)?;
-                        let pair = pair_key(session.user_id.as_u128(), &session.id.as_u128().to_be_bytes());
-                        txn.open_table(USER_SESSIONS)
-                            .map_err(unavailable)?
-                            .insert(pair.as_slice(), ())
-                            .map_err(unavailable)?;
-                        insert_refresh_in(txn, &refresh)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .unwrap();
-        }
-        store.sessions.store(SESSIONS_STORED as i64, Ordering::Relaxed);
-        (store, dir)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_answer_while_a_sweep_of_many_sessions_runs() {
-        let now = Timestamp::from_secs(1_000_000);
-        let (store, _dir) = loaded(now).await;
-        let sweeper = Arc::clone(&store);
-        let started = Instant::now();
-        let sweeping = tokio::spawn(async move { sweeper.sweep_expired(now).await });
-        let (mut writes, mut slowest) = (0u32, Duration::ZERO);
-        while !sweeping.is_finished() && writes < 100_000 {
-            let code = crate::store::contract::code(CodePurpose::Login, &format!("w{writes}@x.io"), [1; 32], now);
-            let began = Instant::now();
-            store.put_code(code).await.unwrap();
-            slowest = slowest.max(began.elapsed());
-            writes += 1;
-        }
-        let removed = sweeping.await.unwrap().unwrap();
-        let took = started.elapsed();
-        eprintln!("sweep of {SESSIONS_STORED} sessions: {took:?}; {writes} writes meanwhile, the slowest {slowest:?}");
-        // The expired half, their refresh tokens going with them.
-        assert_eq!(removed, SESSIONS_STORED / 2);
-        assert!(writes > 1, "no write got in while the sweep ran ({took:?})");
-        // The budget of a write here: well under the request deadline, whatever the sweep's size.
-        assert!(slowest < Duration::from_secs(1), "a write waited {slowest:?} behind the sweep");
-        assert_eq!(store.count_active_sessions(now).await.unwrap(), (SESSIONS_STORED / 2) as u64);
     }
 }
