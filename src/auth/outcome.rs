@@ -72,17 +72,11 @@ impl AuthService {
         password: Password,
         stored: Option<String>,
     ) -> Result<bool, AuthError> {
-        let checked = match self.hashing.account_slot(key) {
-            Ok(_slot) => self.hashing.verify(password, stored).await,
-            Err(busy) => Err(busy),
-        };
-        match checked {
-            Ok(verified) => Ok(verified),
-            Err(e) => {
-                self.release_attempt(key).await?;
-                Err(e.into())
-            }
-        }
+        self.or_release(key, async {
+            let _slot = self.hashing.account_slot(key)?;
+            Ok(self.hashing.verify(password, stored).await?)
+        })
+        .await
     }
 
     /// The reserved attempt was wrong: counts a failure against `key`.
@@ -99,6 +93,24 @@ impl AuthService {
     /// action (a 2FA challenge, a disabled account): gives it back.
     pub(super) async fn release_attempt(&self, key: &LockKey) -> Result<(), AuthError> {
         Ok(self.shards.ask(key, ReleaseAttempt { key: key.clone() }).await?)
+    }
+
+    /// Runs `step` of an attempt reserved on `key` that is not the check of
+    /// a wrong secret (a store write, a hash, a right code's claim): if it
+    /// fails, the attempt is given back at once rather than when its
+    /// deadline lapses, and the step's error is the answer.
+    pub(super) async fn or_release<T>(
+        &self,
+        key: &LockKey,
+        step: impl Future<Output = Result<T, AuthError>>,
+    ) -> Result<T, AuthError> {
+        let outcome = step.await;
+        if outcome.is_err()
+            && let Err(e) = self.release_attempt(key).await
+        {
+            tracing::warn!(error = %e, "an attempt could not be given back; it lapses at its deadline");
+        }
+        outcome
     }
 
     /// Creates a session with its first refresh token, clears the account's

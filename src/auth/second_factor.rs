@@ -198,7 +198,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let lock = LockKey::Account(user.id);
         self.reserve_attempt(&lock).await?;
-        if let Some(factor) = self.check_second_factor(user, code).await? {
+        if let Some(factor) = self.or_release(&lock, self.check_second_factor(user, code)).await? {
             tracing::info!(target: "security", event = "two_factor_passed", user_id = %user.id, factor = factor.as_str(), "second factor accepted");
             return Ok(());
         }
@@ -266,8 +266,9 @@ impl AuthService {
         }
         self.pass_second_factor(&user, code, &client).await?;
         // Used only once, even by two requests racing with right codes.
-        if !self.store.claim_once(claim, expires_at).await? {
-            self.release_attempt(&LockKey::Account(user.id)).await?;
+        let lock = LockKey::Account(user.id);
+        if !self.or_release(&lock, async { Ok(self.store.claim_once(claim, expires_at).await?) }).await? {
+            self.release_attempt(&lock).await?;
             return Err(AuthError::InvalidChallenge);
         }
         count_login("success");
@@ -322,7 +323,7 @@ impl AuthService {
         let code = code.trim();
         let lock = LockKey::Account(user);
         self.reserve_attempt(&lock).await?;
-        if !is_totp_code(code) || !self.check_totp(&current, &pending, code).await? {
+        if !is_totp_code(code) || !self.or_release(&lock, self.check_totp(&current, &pending, code)).await? {
             self.record_failure(&lock).await?;
             self.audit(kind::TWO_FACTOR_FAILED, &current.project, Some(user), &client, Some("enable")).await;
             return Err(AuthError::InvalidCode);
@@ -344,7 +345,7 @@ impl AuthService {
                 _ => Err(Declined::NotSetUp),
             }
         });
-        self.shards.ask(&user, EditUser { user, edit }).await?;
+        self.or_release(&lock, async { Ok(self.shards.ask(&user, EditUser { user, edit }).await?) }).await?;
         self.record_success(&lock).await?;
         self.audit(kind::TWO_FACTOR_ENABLED, &current.project, Some(user), &client, None).await;
         tracing::info!(target: "security", event = "two_factor_enabled", user_id = %user, "two-factor enabled");
@@ -373,7 +374,7 @@ impl AuthService {
             Ok(())
         });
         let id = user.id;
-        self.shards.ask(&id, EditUser { user: id, edit }).await?;
+        self.or_release(&lock, async { Ok(self.shards.ask(&id, EditUser { user: id, edit }).await?) }).await?;
         self.record_success(&lock).await?;
         self.audit(kind::TWO_FACTOR_DISABLED, &user.project, Some(id), &client, None).await;
         tracing::warn!(target: "security", event = "two_factor_disabled", user_id = %id, "two-factor disabled");
@@ -396,7 +397,7 @@ impl AuthService {
         let lock = LockKey::Account(user.id);
         self.reserve_attempt(&lock).await?;
         let password_ok = self.verify_reserved(&lock, password, user.password_hash.clone()).await?;
-        let code_ok = self.check_second_factor(user, code).await?.is_some();
+        let code_ok = self.or_release(&lock, self.check_second_factor(user, code)).await?.is_some();
         if password_ok && code_ok {
             return Ok(lock);
         }
@@ -428,7 +429,7 @@ impl AuthService {
             }
             _ => Err(Declined::NotEnabled),
         });
-        self.shards.ask(&user, EditUser { user, edit }).await?;
+        self.or_release(&lock, async { Ok(self.shards.ask(&user, EditUser { user, edit }).await?) }).await?;
         self.record_success(&lock).await?;
         self.audit(kind::BACKUP_CODES_REGENERATED, &current.project, Some(user), &client, None).await;
         Ok(codes)

@@ -89,15 +89,19 @@ impl AuthService {
             tracing::info!(target: "security", event = "password_change_refused", user_id = %user.id, "wrong current password");
             return Err(AuthError::InvalidCredentials);
         }
-        let password_hash = {
-            let _slot = self.hashing.account_slot(&lock)?;
-            self.hashing.hash(new).await?
-        };
         let (id, keep) = (user.id, Some(caller.session_id));
-        let mut revoked = self.revoke_sessions(id, keep).await?;
-        let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
-        self.shards.ask(&id, UpdateUser { user: id, change }).await?;
-        revoked += self.revoke_sessions(id, keep).await?;
+        let revoked = self
+            .or_release(&lock, async {
+                let password_hash = {
+                    let _slot = self.hashing.account_slot(&lock)?;
+                    self.hashing.hash(new).await?
+                };
+                let revoked = self.revoke_sessions(id, keep).await?;
+                let change = UserChange { password_hash: Some(password_hash), ..UserChange::default() };
+                self.shards.ask(&id, UpdateUser { user: id, change }).await?;
+                Ok(revoked + self.revoke_sessions(id, keep).await?)
+            })
+            .await?;
         self.record_success(&lock).await?;
         tracing::info!(target: "security", event = "password_changed", user_id = %id, revoked_sessions = revoked, "password changed");
         Ok(())

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use totp_rs::{Builder, Secret, Totp};
 
-use crate::harness::{PASSWORD, TestApp, Tokens, spawn_app, spawn_with};
+use crate::harness::{PASSWORD, TestApp, Tokens, spawn_app, spawn_faulty, spawn_with};
 use portcullis::clock::Clock;
 use portcullis::settings::{HashCost, RateQuota};
 
@@ -238,4 +238,45 @@ async fn proving_an_address_ends_what_a_squatter_made_before() {
     let second = app.post("/api/v1/auth/otp/login", &json!({"email": "victim@example.com", "code": code})).await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     assert_eq!(app.me(&owner.access).await.status, StatusCode::OK, "a later proof ends no session");
+}
+
+/// A right secret whose action then fails (here the store refusing a write
+/// or a claim) gives its reserved attempt back at once: with one try left,
+/// the owner's next login is not refused as if that attempt were still
+/// under way.
+#[actix_web::test]
+async fn a_right_secret_whose_action_fails_gives_its_attempt_back() {
+    let (app, store) = spawn_faulty(|s| s.limits.lockout_threshold = 3).await;
+    let wrong_twice = || async {
+        for _ in 0..2 {
+            app.login("a@example.com", "wrong password").await.assert_error(401, "invalid_credentials");
+        }
+    };
+    let (tokens, totp) = with_two_factor(&app, "a@example.com", false).await;
+    wrong_twice().await;
+    store.fail_op("update_user", true);
+    let enable = json!({"code": code_now(&app, &totp)});
+    app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &enable).await.assert_error(503, "store_unavailable");
+    let change = json!({"current_password": PASSWORD, "new_password": "a brand new password"});
+    app.put_auth("/api/v1/auth/me/password", &tokens.access, &change).await.assert_error(503, "store_unavailable");
+    store.fail_op("update_user", false);
+    assert_eq!(app.login("a@example.com", PASSWORD).await.status, StatusCode::OK, "the failed actions hold no try");
+
+    // The second step of a 2FA login: the right code, its claim refused.
+    // (The code the failed enable used is spent: the next one enables.)
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let enable = json!({"code": code_now(&app, &totp)});
+    let enabled = app.post_auth("/api/v1/auth/2fa/enable", &tokens.access, &enable).await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
+    app.clock.advance(std::time::Duration::from_secs(30));
+    wrong_twice().await;
+    let challenge = app.login("a@example.com", PASSWORD).await;
+    let challenge = challenge.body["challenge_token"].as_str().expect("a 2FA challenge").to_owned();
+    store.fail_op("claim_once", true);
+    let verify = json!({"challenge_token": challenge, "code": code_now(&app, &totp)});
+    app.post("/api/v1/auth/2fa/verify", &verify).await.assert_error(503, "store_unavailable");
+    store.fail_op("claim_once", false);
+    let again = app.login("a@example.com", PASSWORD).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert!(again.body["challenge_token"].is_string());
 }
