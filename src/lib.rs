@@ -60,6 +60,7 @@ pub mod feed;
 pub mod hashing;
 pub mod http;
 pub mod mail;
+pub mod projects;
 pub mod ratelimit;
 pub mod settings;
 pub mod shards;

@@ -331,6 +331,35 @@ pub async fn audit_events_are_upserted_by_id_and_forgotten_after_keep_until(stor
     assert_eq!(kinds, ["code_failed"]);
 }
 
+pub async fn projects_are_created_once_and_changed_by_version(store: Arc<dyn Store>) {
+    use crate::projects::Project;
+    let mobile = Project::new(ProjectId("mobile_app".into()), "Mobile App".into(), "production".into(), None, T0);
+    assert!(store.create_project(mobile.clone()).await.unwrap());
+    let squatter = Project { name: "Other".into(), ..mobile.clone() };
+    assert!(!store.create_project(squatter).await.unwrap(), "an id is created once");
+    assert_eq!(store.find_project(&mobile.id).await.unwrap().unwrap(), mobile);
+    assert!(store.find_project(&ProjectId("web".into())).await.unwrap().is_none());
+    let web = Project::new(ProjectId("web".into()), "Web".into(), "staging".into(), Some("the site".into()), T0);
+    assert!(store.create_project(web.clone()).await.unwrap());
+    let mut listed = store.list_projects().await.unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(listed, [mobile.clone(), web]);
+
+    // A change names the version it read: of racing changes from one read, one wins.
+    let racers = join_all((0..6).map(|i| {
+        let changed = Project { name: format!("Mobile {i}"), version: 2, ..mobile.clone() };
+        store.replace_project(changed, 1)
+    }))
+    .await;
+    assert_eq!(racers.iter().filter(|r| r.is_ok()).count(), 1, "{racers:?}");
+    assert!(racers.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict))), "{racers:?}");
+    let stored = store.find_project(&mobile.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert!(stored.name.starts_with("Mobile "));
+    let gone = Project { id: ProjectId("gone".into()), ..stored };
+    assert!(matches!(store.replace_project(gone, 2).await, Err(StoreError::NotFound)));
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -350,6 +379,7 @@ macro_rules! contract_tests {
             codes_are_replaced_found_and_deleted,
             audit_events_list_newest_first_per_project,
             audit_events_are_upserted_by_id_and_forgotten_after_keep_until,
+            projects_are_created_once_and_changed_by_version,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

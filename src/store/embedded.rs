@@ -35,6 +35,7 @@ use crate::account::{
     User, UserId,
 };
 use crate::clock::Timestamp;
+use crate::projects::Project;
 
 /// user id → User (JSON).
 const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
@@ -68,6 +69,8 @@ const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("one_time_codes
 const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit_events");
 /// `keep_until` (big-endian ms) ++ the audit key → nothing: what the sweep forgets, in order.
 const AUDIT_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("audit_expiry");
+/// Project id → Project (JSON).
+const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
 
 /// How many writes may wait for the writer thread; past it, callers wait up
 /// to `ENQUEUE_TIMEOUT` and then get `Unavailable`, so a stalled disk turns
@@ -174,6 +177,7 @@ impl EmbeddedStore {
             txn.open_table(CODES).map_err(unavailable)?;
             txn.open_table(AUDIT).map_err(unavailable)?;
             txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
+            txn.open_table(PROJECTS).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let stored = db.begin_read().map_err(unavailable)?.open_table(SESSIONS).map_err(unavailable)?.len();
@@ -718,6 +722,56 @@ impl Store for EmbeddedStore {
             }
             Ok(events)
         })
+    }
+
+    async fn create_project(&self, project: Project) -> StoreResult<bool> {
+        let bytes = encode(&project)?;
+        self.write(move |txn| {
+            let mut projects = txn.open_table(PROJECTS).map_err(unavailable)?;
+            if projects.get(project.id.as_str()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            projects.insert(project.id.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn find_project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
+        self.read(|txn| {
+            let projects = txn.open_table(PROJECTS).map_err(unavailable)?;
+            let found = projects.get(id.as_str()).map_err(unavailable)?;
+            found.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        self.read(|txn| {
+            let projects = txn.open_table(PROJECTS).map_err(unavailable)?;
+            let mut all = Vec::new();
+            for entry in projects.iter().map_err(unavailable)?.take(super::MAX_PROJECTS) {
+                let (_, bytes) = entry.map_err(unavailable)?;
+                all.push(decode(bytes.value())?);
+            }
+            Ok(all)
+        })
+    }
+
+    async fn replace_project(&self, project: Project, read_version: u64) -> StoreResult<()> {
+        let bytes = encode(&project)?;
+        self.write(move |txn| {
+            let mut projects = txn.open_table(PROJECTS).map_err(unavailable)?;
+            let stored: Project = {
+                let found = projects.get(project.id.as_str()).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+                decode(found.value())?
+            };
+            if stored.version != read_version {
+                return Err(StoreError::Conflict);
+            }
+            projects.insert(project.id.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Kept as sessions come and go, never counted by a scan: it includes

@@ -50,6 +50,10 @@ macro_rules! forward_store {
             delete_code(project: &$crate::account::ProjectId, purpose: $crate::account::CodePurpose, subject: &str) -> ();
             append_audit(event: $crate::account::AuditEvent) -> ();
             list_audit(project: &$crate::account::ProjectId, limit: usize) -> Vec<$crate::account::AuditEvent>;
+            create_project(project: $crate::projects::Project) -> bool;
+            find_project(id: &$crate::account::ProjectId) -> Option<$crate::projects::Project>;
+            list_projects() -> Vec<$crate::projects::Project>;
+            replace_project(project: $crate::projects::Project, read_version: u64) -> ();
             count_active_sessions(now: $crate::clock::Timestamp) -> u64;
             sweep_expired(now: $crate::clock::Timestamp) -> usize;
             flush() -> ();

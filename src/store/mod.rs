@@ -30,6 +30,10 @@ use crate::account::{
     User, UserId,
 };
 use crate::clock::Timestamp;
+use crate::projects::Project;
+
+/// The most projects one install keeps (a list of them is read whole).
+pub const MAX_PROJECTS: usize = 10_000;
 
 /// Which unique field a conflicting write collided on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +232,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The project's audit events, newest first, at most `limit`.
     async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Creates `project` if its id is free; `false` (and nothing written) if it is taken.
+    async fn create_project(&self, project: Project) -> StoreResult<bool>;
+
+    async fn find_project(&self, id: &ProjectId) -> StoreResult<Option<Project>>;
+
+    /// Every project, deleted ones included, at most `MAX_PROJECTS`.
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+
+    /// Replaces the stored project with `project` if the stored one is still
+    /// at `read_version` (`Conflict` otherwise, `NotFound` if there is none):
+    /// concurrent changes each read, merge and retry, and none is lost.
+    async fn replace_project(&self, project: Project, read_version: u64) -> StoreResult<()>;
 
     /// How many sessions are live: exact where counting is cheap (embedded),
     /// the database's own estimate where it would scan a cluster (CQL).

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_codes_and_audit.cql",
         text: include_str!("../../../migrations/0002_codes_and_audit.cql"),
     },
+    Migration { version: 3, name: "0003_projects.cql", text: include_str!("../../../migrations/0003_projects.cql") },
 ];
 
 impl Migration {

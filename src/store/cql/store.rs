@@ -36,6 +36,7 @@ use crate::account::{
     Session as UserSession, SessionId, User, UserId,
 };
 use crate::clock::{SharedClock, Timestamp};
+use crate::projects::Project;
 use crate::store::{
     FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable,
 };
@@ -96,6 +97,10 @@ struct Statements {
     append_audit: PreparedStatement,
     select_audit: PreparedStatement,
     session_estimate: PreparedStatement,
+    create_project: PreparedStatement,
+    select_project: PreparedStatement,
+    select_projects: PreparedStatement,
+    replace_project: PreparedStatement,
 }
 
 pub struct CqlStore {
@@ -170,6 +175,10 @@ impl CqlStore {
             append_audit: prepare(s, ks, "INSERT INTO {ks}.audit_log (project_id, day, event_at, event_id, record) VALUES (?, ?, ?, ?, ?) USING TTL ?").await?,
             select_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_log WHERE project_id = ? AND day = ? LIMIT ?").await?,
             session_estimate: prepare(s, ks, "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = ? AND table_name = 'sessions'").await?,
+            create_project: prepare(s, ks, "INSERT INTO {ks}.projects (project_id, record, version) VALUES (?, ?, ?) IF NOT EXISTS").await?,
+            select_project: prepare(s, ks, "SELECT record FROM {ks}.projects WHERE project_id = ?").await?,
+            select_projects: prepare(s, ks, "SELECT record FROM {ks}.projects LIMIT ?").await?,
+            replace_project: prepare(s, ks, "UPDATE {ks}.projects SET record = ?, version = ? WHERE project_id = ? IF version = ?").await?,
         };
         Ok(CqlStore { session: Arc::new(session), statements, clock, keyspace: ks.to_owned() })
     }
@@ -636,6 +645,43 @@ impl Store for CqlStore {
         Ok(events)
     }
 
+    async fn create_project(&self, project: Project) -> StoreResult<bool> {
+        let record = encode(&project)?;
+        let values = (project.id.as_str(), record, version(project.version)?);
+        self.lwt(&self.statements.create_project, values).await
+    }
+
+    async fn find_project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
+        match self.first::<(Vec<u8>,)>(&self.statements.select_project, (id.as_str(),)).await? {
+            Some((record,)) => decode(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        let limit = i32::try_from(crate::store::MAX_PROJECTS).unwrap_or(i32::MAX);
+        let rows =
+            self.exec(&self.statements.select_projects, (limit,)).await?.into_rows_result().map_err(unavailable)?;
+        let mut projects = Vec::new();
+        for row in rows.rows::<(Vec<u8>,)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+            let (record,) = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            projects.push(decode(&record)?);
+        }
+        Ok(projects)
+    }
+
+    async fn replace_project(&self, project: Project, read_version: u64) -> StoreResult<()> {
+        let record = encode(&project)?;
+        let values = (record, version(project.version)?, project.id.as_str(), version(read_version)?);
+        if self.lwt(&self.statements.replace_project, values).await? {
+            return Ok(());
+        }
+        match self.find_project(&project.id).await? {
+            Some(_) => Err(StoreError::Conflict),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
     async fn count_active_sessions(&self, _now: Timestamp) -> StoreResult<u64> {
         // Counting a table would scan the cluster: the node's own estimate
         // (refreshed every few minutes; sessions expire by TTL) will do.
@@ -697,6 +743,11 @@ impl CqlStore {
             .and_then(|(at,)| at)
             .map(|at| Timestamp(at.0)))
     }
+}
+
+/// A project version as CQL's `bigint`.
+fn version(v: u64) -> StoreResult<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("project version {v}")))
 }
 
 #[cfg(test)]
