@@ -16,11 +16,12 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use portcullis::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Session, User};
 use portcullis::clock::{Clock, SharedClock, SystemClock, Timestamp};
 use portcullis::hashing::{HashingPool, Password};
+use portcullis::projects::{Directory, SettingsDefaults};
 use portcullis::settings::HashCost;
 use portcullis::store::Store;
 use portcullis::store::embedded::EmbeddedStore;
 use portcullis::token::api_key::{ApiKeyHasher, KeyUsage, generate};
-use portcullis::token::{AccessGate, KeyRing, TokenCache, TokenSigner};
+use portcullis::token::{AccessGate, GateParts, KeyRing, TokenCache, TokenSigner};
 
 struct Fixture {
     gate: AccessGate,
@@ -65,7 +66,18 @@ async fn fixture(sessions: usize, cache_capacity: usize) -> Fixture {
         .await
         .unwrap();
     let cache = Arc::new(TokenCache::new(cache_capacity));
-    let gate = AccessGate::new(signer, cache, store, clock, hasher, Arc::new(KeyUsage::default()));
+    let defaults = SettingsDefaults {
+        access_ttl: Duration::from_secs(3600),
+        refresh_ttl: Duration::from_secs(604_800),
+        refresh_reuse_grace: Duration::from_secs(10),
+        allow_registration: true,
+        require_email_verification: false,
+        passwordless_signup: false,
+        password_min_length: 8,
+    };
+    let projects = Arc::new(Directory::load(Arc::clone(&store), defaults).await.unwrap());
+    let usage = Arc::new(KeyUsage::default());
+    let gate = AccessGate::new(GateParts { signer, cache, store, clock, keys: hasher, usage, projects });
     Fixture { gate, tokens, key: minted.secret.to_string(), _dir: dir }
 }
 

@@ -21,12 +21,14 @@ use tokio::sync::watch;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::account::ProjectId;
 use crate::auth::{AuthParts, AuthPolicy, AuthService};
 use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::HashingPool;
 use crate::http::{self, ApiError, AppState};
 use crate::mail::Mailer;
+use crate::projects::{Directory, Project, SettingsDefaults};
 use crate::ratelimit::RateLimits;
 use crate::settings::Settings;
 use crate::shards::{ShardPolicy, ShardRouter};
@@ -37,13 +39,15 @@ use crate::store::metered::MeteredStore;
 use crate::telemetry;
 use crate::token::api_key::{ApiKeyHasher, KeyUsage};
 use crate::token::vault::Vault;
-use crate::token::{AccessGate, KeyRing, TokenCache, TokenSigner};
+use crate::token::{AccessGate, GateParts, KeyRing, TokenCache, TokenSigner};
 
 /// How often expired cache entries, idle rate-limit keys and expired
 /// sessions are swept, and the key directory re-read.
 const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STORE_SWEEP_EVERY: Duration = Duration::from_secs(600);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// How often the project directory is re-read whatever the feed says (a backstop).
+const PROJECT_RELOAD_EVERY: Duration = Duration::from_secs(30);
 /// How often `portcullis_sessions_active` is refreshed from the store.
 const SESSION_COUNT_EVERY: Duration = Duration::from_secs(15);
 
@@ -105,6 +109,26 @@ async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<
     }
 }
 
+/// The `default` project made if it is not there yet (first start; on a
+/// cluster, the first node to start wins and the others find it), then
+/// every project read into the directory.
+async fn open_projects(settings: &Settings, store: &Arc<dyn Store>, clock: &SharedClock) -> anyhow::Result<Directory> {
+    let default = ProjectId::default_project();
+    if store.find_project(&default).await?.is_none() {
+        store.create_project(Project::default_project(clock.now())).await.context("creating the default project")?;
+    }
+    let defaults = SettingsDefaults {
+        access_ttl: settings.token.access_ttl,
+        refresh_ttl: settings.token.refresh_ttl,
+        refresh_reuse_grace: settings.token.refresh_reuse_grace,
+        allow_registration: true,
+        require_email_verification: settings.flows.require_email_verification,
+        passwordless_signup: settings.flows.passwordless_signup,
+        password_min_length: u32::try_from(crate::account::PASSWORD_MIN_CHARS).unwrap_or(u32::MAX),
+    };
+    Directory::load(Arc::clone(store), defaults).await.context("reading the projects")
+}
+
 impl Application {
     /// Builds everything on the store `settings` names and binds the
     /// listener. Must run inside an actix `System`.
@@ -150,15 +174,18 @@ impl Application {
         let cache = Arc::new(TokenCache::new(settings.token.cache_capacity));
         let key_hasher = ApiKeyHasher::open(&settings.data_dir).context("loading the API-key hashing key")?;
         let key_usage = Arc::new(KeyUsage::default());
-        let gate = Arc::new(AccessGate::new(
-            Arc::clone(&signer),
-            Arc::clone(&cache),
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            key_hasher.clone(),
-            Arc::clone(&key_usage),
-        ));
-        let feed = Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&clock)));
+        let projects = Arc::new(open_projects(&settings, &store, &clock).await?);
+        let gate = Arc::new(AccessGate::new(GateParts {
+            signer: Arc::clone(&signer),
+            cache: Arc::clone(&cache),
+            store: Arc::clone(&store),
+            clock: Arc::clone(&clock),
+            keys: key_hasher.clone(),
+            usage: Arc::clone(&key_usage),
+            projects: Arc::clone(&projects),
+        }));
+        let feed =
+            Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&projects), Arc::clone(&clock)));
         let vault = Arc::new(Vault::open(&settings.data_dir).context("loading the secrets key")?);
         let mut background = Background::new();
         let (mailer, mail_workers) =
@@ -183,6 +210,7 @@ impl Application {
             mailer,
             clock: Arc::clone(&clock),
             policy,
+            projects: Arc::clone(&projects),
         }));
         let limits = Arc::new(RateLimits::new(&settings.limits));
 
@@ -227,6 +255,17 @@ impl Application {
                 cache.sweep(clock.now());
                 limits.sweep();
                 async {}
+            }
+        });
+        background.every(PROJECT_RELOAD_EVERY, {
+            let projects = Arc::clone(&projects);
+            move || {
+                let projects = Arc::clone(&projects);
+                async move {
+                    if let Err(e) = projects.reload().await {
+                        tracing::warn!(error = %e, "reloading the project directory failed; keeping the loaded one");
+                    }
+                }
             }
         });
         background.every(KEY_RELOAD_EVERY, move || {

@@ -2,8 +2,10 @@
 //!
 //! Owns this node's id, revocation (`revoke_session`, `revoke_api_key`,
 //! `revoke_user`: the local token cache at once, then an event in the
-//! store's feed table), and the poller that applies other nodes' events to
-//! the local token cache (`AccessGate::invalidate_*`). Revoking anything is
+//! store's feed table), project changes (`project_changed`: every node
+//! reloads its project directory), and the poller that applies other
+//! nodes' events to the local token cache (`AccessGate::invalidate_*`) and
+//! directory. Revoking anything is
 //! one call here; no flow invalidates or publishes by itself.
 //!
 //! Invariants: the poller looks back `LOOK_BACK` behind the newest event it
@@ -21,6 +23,7 @@
 //! request: the poll and the retries run on their own timer.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +31,7 @@ use uuid::Uuid;
 
 use crate::account::{ApiKeyId, SessionId, UserId};
 use crate::clock::{SharedClock, Timestamp};
+use crate::projects::Directory;
 use crate::store::{FeedEvent, FeedKind, Store};
 use crate::telemetry::names;
 use crate::token::AccessGate;
@@ -53,19 +57,31 @@ pub struct Feed {
     node: String,
     store: Arc<dyn Store>,
     gate: Arc<AccessGate>,
+    projects: Arc<Directory>,
     clock: SharedClock,
     cursor: Mutex<Cursor>,
     pending: Mutex<VecDeque<FeedEvent>>,
+    /// A project changed elsewhere and the directory is not reloaded yet.
+    reload_projects: AtomicBool,
 }
 
 impl Feed {
-    pub fn new(store: Arc<dyn Store>, gate: Arc<AccessGate>, clock: SharedClock) -> Self {
+    pub fn new(store: Arc<dyn Store>, gate: Arc<AccessGate>, projects: Arc<Directory>, clock: SharedClock) -> Self {
         let now = clock.now();
         let node = crate::token::b64url(&crate::token::random_bytes::<9>());
         let cursor = Cursor { newest: Timestamp(now.0 - 1000), last_ok: now, seen: HashMap::new() };
         // Exported from the start, so dashboards and alerts see the series.
         metrics::gauge!(names::FEED_LAG).set(0.0);
-        Feed { node, store, gate, clock, cursor: Mutex::new(cursor), pending: Mutex::new(VecDeque::new()) }
+        Feed {
+            node,
+            store,
+            gate,
+            projects,
+            clock,
+            cursor: Mutex::new(cursor),
+            pending: Mutex::new(VecDeque::new()),
+            reload_projects: AtomicBool::new(false),
+        }
     }
 
     /// Tells the other nodes; a failure is logged and the event kept for
@@ -125,10 +141,26 @@ impl Feed {
         self.publish(FeedKind::UserChanged, user.0).await;
     }
 
+    /// Tells every other node to reload its project directory (this node's
+    /// is up to date: the writer put the record in).
+    pub async fn project_changed(&self) {
+        self.publish(FeedKind::ProjectChanged, Uuid::nil()).await;
+    }
+
     /// Publishes pending events, then reads and applies what other nodes
     /// published since the last successful poll.
     pub async fn poll(&self) {
         self.publish_pending().await;
+        self.apply_events().await;
+        if self.reload_projects.swap(false, Ordering::AcqRel)
+            && let Err(e) = self.projects.reload().await
+        {
+            tracing::warn!(error = %e, "reloading the project directory failed; retried at the next poll");
+            self.reload_projects.store(true, Ordering::Release);
+        }
+    }
+
+    async fn apply_events(&self) {
         let now = self.clock.now();
         let after = {
             let mut cursor = lock(&self.cursor);
@@ -171,6 +203,7 @@ impl Feed {
                 FeedKind::SessionRevoked => self.gate.invalidate_session(SessionId(event.subject), now),
                 FeedKind::ApiKeyRevoked => self.gate.invalidate_api_key(ApiKeyId(event.subject), now),
                 FeedKind::UserChanged => self.gate.invalidate_user(UserId(event.subject), now),
+                FeedKind::ProjectChanged => self.reload_projects.store(true, Ordering::Release),
             }
         }
         let horizon = Timestamp(cursor.newest.0 - 2 * i64::try_from(LOOK_BACK.as_millis()).unwrap_or(i64::MAX));

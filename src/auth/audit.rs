@@ -31,6 +31,10 @@ pub mod kind {
     pub const UNVERIFIED_CREDENTIALS_ENDED: &str = "unverified_credentials_ended";
     /// A wrong or dead email code (`detail`: its purpose).
     pub const CODE_FAILED: &str = "code_failed";
+    /// Admin actions (`user_id`: the admin; `detail`: the project and what changed).
+    pub const PROJECT_CREATED: &str = "project_created";
+    pub const PROJECT_CHANGED: &str = "project_changed";
+    pub const PROJECT_DELETED: &str = "project_deleted";
 
     /// Kinds that repeat under attack, and are counted per minute.
     pub fn repeats(kind: &str) -> bool {

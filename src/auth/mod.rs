@@ -6,6 +6,7 @@
 //! - `codes`: one-time email codes (passwordless sign-in, password reset,
 //!   email verification) and the initial password of a passwordless account;
 //! - `api_keys`: create, list, revoke;
+//! - `admin`: the admin API (projects);
 //! - `audit`: the audit events the flows leave;
 //! - `outcome`: what the flows share: how a sign-in ends (`TokenGrant`,
 //!   `LoginOutcome`, `Registered`), starting a session, the failed-login
@@ -24,6 +25,7 @@
 //! Never: answers differently (in body or in work done) for an unknown
 //! account and a wrong password, or hashes a password inside a shard.
 
+mod admin;
 mod api_keys;
 mod audit;
 mod codes;
@@ -32,6 +34,7 @@ mod outcome;
 mod second_factor;
 mod sessions;
 
+pub use admin::{Admin, NewProject, ProjectChange};
 pub use api_keys::{CreatedApiKey, NewApiKey};
 pub use login::{LoginIdentifier, LoginRequest, Registration};
 pub use outcome::{LoginOutcome, Registered, TokenGrant};
@@ -47,6 +50,7 @@ use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::{HashError, HashingPool};
 use crate::mail::Mailer;
+use crate::projects::Directory;
 use crate::shards::{Declined, ShardError, ShardRouter};
 use crate::store::{Store, StoreError, UniqueField};
 use crate::token::api_key::ApiKeyHasher;
@@ -110,6 +114,9 @@ pub enum AuthError {
     /// The session, key or account named is not the caller's, or is gone.
     #[error("not found")]
     NotFound,
+    /// The change would break a rule of what exists (`409`).
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
     /// Password work or a shard is saturated; retry after the duration.
     #[error("overloaded")]
     Overloaded(Duration),
@@ -119,6 +126,15 @@ pub enum AuthError {
     /// Something that should not happen (a broken key, a corrupt record).
     #[error("internal error")]
     Internal(#[source] Cause),
+}
+
+/// Why a change was refused as a conflict with what exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// A project with this id exists.
+    ProjectExists,
+    /// The `default` project cannot be deleted or disabled.
+    DefaultProject,
 }
 
 impl AuthError {
@@ -228,6 +244,7 @@ pub struct AuthParts {
     pub mailer: Mailer,
     pub clock: SharedClock,
     pub policy: AuthPolicy,
+    pub projects: Arc<Directory>,
 }
 
 pub struct AuthService {
@@ -241,15 +258,30 @@ pub struct AuthService {
     mailer: Mailer,
     clock: SharedClock,
     policy: AuthPolicy,
+    projects: Arc<Directory>,
     /// Repeated failures being counted into one audit event per minute.
     repeats: audit::Repeats,
 }
 
 impl AuthService {
     pub fn new(parts: AuthParts) -> Self {
-        let AuthParts { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy } = parts;
+        let AuthParts { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy, projects } =
+            parts;
         let repeats = audit::Repeats::default();
-        AuthService { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy, repeats }
+        AuthService {
+            store,
+            hashing,
+            shards,
+            signer,
+            key_hasher,
+            feed,
+            vault,
+            mailer,
+            clock,
+            policy,
+            projects,
+            repeats,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -18,7 +18,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::account::Fields;
-use crate::auth::{AuthError, Cause};
+use crate::auth::{AuthError, Cause, Conflict};
 use crate::store::StoreError;
 use crate::token::TokenError;
 
@@ -58,6 +58,8 @@ pub enum ApiError {
     EmailTaken,
     #[error("username already taken")]
     UsernameTaken,
+    #[error("{}", conflict_message(*.0))]
+    Conflict(Conflict),
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type; send application/json")]
@@ -70,6 +72,13 @@ pub enum ApiError {
     StoreUnavailable(#[source] StoreError),
     #[error("internal error")]
     Internal(#[source] Cause),
+}
+
+fn conflict_message(conflict: Conflict) -> &'static str {
+    match conflict {
+        Conflict::ProjectExists => "a project with this id exists",
+        Conflict::DefaultProject => "the default project cannot be deleted or disabled",
+    }
 }
 
 #[derive(Serialize)]
@@ -119,6 +128,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::EmailTaken => "email_taken",
             ApiError::UsernameTaken => "username_taken",
+            ApiError::Conflict(Conflict::ProjectExists) => "project_exists",
+            ApiError::Conflict(Conflict::DefaultProject) => "default_project",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited(_) => "rate_limited",
@@ -163,7 +174,8 @@ impl ResponseError for ApiError {
             ApiError::EmailTaken
             | ApiError::UsernameTaken
             | ApiError::AlreadyEnabled
-            | ApiError::PasswordAlreadySet => StatusCode::CONFLICT,
+            | ApiError::PasswordAlreadySet
+            | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -252,6 +264,7 @@ impl From<AuthError> for ApiError {
                 ApiError::Validation { message: what.to_owned(), fields: Default::default() }
             }
             AuthError::NotFound => ApiError::NotFound,
+            AuthError::Conflict(conflict) => ApiError::Conflict(conflict),
             AuthError::Overloaded(wait) => ApiError::Overloaded(wait),
             AuthError::StoreUnavailable(cause) => ApiError::StoreUnavailable(cause),
             AuthError::Internal(cause) => ApiError::Internal(cause),
@@ -327,6 +340,8 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::EmailTaken, 409, "email_taken"),
             (ApiError::UsernameTaken, 409, "username_taken"),
+            (ApiError::Conflict(Conflict::ProjectExists), 409, "project_exists"),
+            (ApiError::Conflict(Conflict::DefaultProject), 409, "default_project"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (ApiError::UnsupportedMediaType, 415, "unsupported_media_type"),
             (ApiError::RateLimited(second), 429, "rate_limited"),
@@ -369,6 +384,7 @@ mod tests {
             (AuthError::Forbidden, 403, "forbidden"),
             (AuthError::LimitReached("at most 100"), 400, "validation_error"),
             (AuthError::NotFound, 404, "not_found"),
+            (AuthError::Conflict(Conflict::ProjectExists), 409, "project_exists"),
             (AuthError::Overloaded(wait), 503, "overloaded"),
             (AuthError::StoreUnavailable(down()), 503, "store_unavailable"),
             (AuthError::internal("boom"), 500, "internal"),

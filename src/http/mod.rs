@@ -63,5 +63,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::otp::configure)
                 .configure(routes::api_keys::configure),
         )
+        .service(
+            web::scope("/api/v1/admin")
+                .wrap(actix_web::middleware::from_fn(middleware::deadline))
+                .configure(routes::admin::configure),
+        )
         .service(web::scope("/api/v1").configure(routes::gateway::configure));
 }

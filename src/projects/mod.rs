@@ -11,7 +11,7 @@ pub mod directory;
 pub mod settings;
 
 pub use directory::{Directory, ProjectView};
-pub use settings::{ProjectSettings, SettingsDefaults, SettingsOverrides};
+pub use settings::{ProjectSettings, SettingsDefaults, SettingsOverrides, SettingsPatch, SettingsProblems};
 
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 //! (`SettingsDefaults`, from the node's settings), and the two merged
 //! (`ProjectSettings`, what the flows use and the admin API shows).
 //!
-//! A change is a JSON object of settings (`apply_patch`): each known key is
+//! A change is a JSON object of settings (`SettingsPatch`): each known key is
 //! checked for its type and range, an unknown key is refused, and `null`
 //! sets a key back to the node's default. Every problem is reported, by key.
 
@@ -121,40 +121,86 @@ fn providers(value: &Value) -> Result<Map<String, Value>, String> {
     Ok(map.clone())
 }
 
-/// Sets `value` (or, for `null`, the node's default) into `slot` when it parses.
-fn set<T>(slot: &mut Option<T>, value: &Value, parse: impl FnOnce(&Value) -> Result<T, String>) -> Result<(), String> {
-    *slot = if value.is_null() { None } else { Some(parse(value)?) };
-    Ok(())
+/// One validated change of one setting; `None` sets it back to the node's default.
+#[derive(Debug, Clone, PartialEq)]
+enum Change {
+    AccessTtl(Option<u64>),
+    RefreshTtl(Option<u64>),
+    RefreshReuseGrace(Option<u64>),
+    AllowRegistration(Option<bool>),
+    RequireEmailVerification(Option<bool>),
+    PasswordlessSignup(Option<bool>),
+    PasswordMinLength(Option<u32>),
+    OidcProviders(Option<Map<String, Value>>),
 }
 
-/// `own` with `patch` merged in, or every problem with `patch` by key.
-pub fn apply_patch(own: &SettingsOverrides, patch: &Value) -> Result<SettingsOverrides, SettingsProblems> {
-    let Some(patch) = patch.as_object() else {
-        return Err(BTreeMap::from([("settings".to_owned(), "must be an object".to_owned())]));
-    };
-    let mut next = own.clone();
-    let mut problems = SettingsProblems::new();
-    for (key, value) in patch {
-        let outcome = match key.as_str() {
-            "access_ttl" => set(&mut next.access_ttl, value, |v| integer(v, ACCESS_TTL, " seconds")),
-            "refresh_ttl" => set(&mut next.refresh_ttl, value, |v| integer(v, REFRESH_TTL, " seconds")),
-            "refresh_reuse_grace" => {
-                set(&mut next.refresh_reuse_grace, value, |v| integer(v, REFRESH_REUSE_GRACE, " seconds"))
-            }
-            "allow_registration" => set(&mut next.allow_registration, value, boolean),
-            "require_email_verification" => set(&mut next.require_email_verification, value, boolean),
-            "passwordless_signup" => set(&mut next.passwordless_signup, value, boolean),
-            "password_min_length" => set(&mut next.password_min_length, value, |v| {
-                integer(v, PASSWORD_MIN_LENGTH, " characters").map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            }),
-            "oidc_providers" => set(&mut next.oidc_providers, value, providers),
-            _ => Err("unknown setting".into()),
+/// `value` parsed, or `None` for `null`.
+fn optional<T>(value: &Value, parse: impl FnOnce(&Value) -> Result<T, String>) -> Result<Option<T>, String> {
+    if value.is_null() { Ok(None) } else { parse(value).map(Some) }
+}
+
+fn change(key: &str, value: &Value) -> Result<Change, String> {
+    let seconds = |range| move |v: &Value| integer(v, range, " seconds");
+    Ok(match key {
+        "access_ttl" => Change::AccessTtl(optional(value, seconds(ACCESS_TTL))?),
+        "refresh_ttl" => Change::RefreshTtl(optional(value, seconds(REFRESH_TTL))?),
+        "refresh_reuse_grace" => Change::RefreshReuseGrace(optional(value, seconds(REFRESH_REUSE_GRACE))?),
+        "allow_registration" => Change::AllowRegistration(optional(value, boolean)?),
+        "require_email_verification" => Change::RequireEmailVerification(optional(value, boolean)?),
+        "passwordless_signup" => Change::PasswordlessSignup(optional(value, boolean)?),
+        "password_min_length" => Change::PasswordMinLength(optional(value, |v| {
+            integer(v, PASSWORD_MIN_LENGTH, " characters").map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        })?),
+        "oidc_providers" => Change::OidcProviders(optional(value, providers)?),
+        _ => return Err("unknown setting".into()),
+    })
+}
+
+/// A change of settings, checked: every key known, every value of its type and range.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsPatch(Vec<(String, Change)>);
+
+impl SettingsPatch {
+    /// Checks a JSON object of settings; every problem is named by its key.
+    pub fn parse(patch: &Value) -> Result<Self, SettingsProblems> {
+        let Some(patch) = patch.as_object() else {
+            return Err(BTreeMap::from([(String::new(), "must be an object of settings".to_owned())]));
         };
-        if let Err(problem) = outcome {
-            problems.insert(key.clone(), problem);
+        let mut changes = Vec::new();
+        let mut problems = SettingsProblems::new();
+        for (key, value) in patch {
+            match change(key, value) {
+                Ok(change) => changes.push((key.clone(), change)),
+                Err(problem) => {
+                    problems.insert(key.clone(), problem);
+                }
+            }
         }
+        if problems.is_empty() { Ok(SettingsPatch(changes)) } else { Err(problems) }
     }
-    if problems.is_empty() { Ok(next) } else { Err(problems) }
+
+    /// The keys it changes, in order (for the audit log).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(key, _)| key.as_str())
+    }
+
+    /// `own` with this patch merged in.
+    pub fn apply(&self, own: &SettingsOverrides) -> SettingsOverrides {
+        let mut next = own.clone();
+        for (_, change) in &self.0 {
+            match change.clone() {
+                Change::AccessTtl(v) => next.access_ttl = v,
+                Change::RefreshTtl(v) => next.refresh_ttl = v,
+                Change::RefreshReuseGrace(v) => next.refresh_reuse_grace = v,
+                Change::AllowRegistration(v) => next.allow_registration = v,
+                Change::RequireEmailVerification(v) => next.require_email_verification = v,
+                Change::PasswordlessSignup(v) => next.passwordless_signup = v,
+                Change::PasswordMinLength(v) => next.password_min_length = v,
+                Change::OidcProviders(v) => next.oidc_providers = v,
+            }
+        }
+        next
+    }
 }
 
 #[cfg(test)]
@@ -185,20 +231,19 @@ mod tests {
 
     #[test]
     fn a_patch_merges_and_null_restores_the_default() {
-        let own = apply_patch(&SettingsOverrides::default(), &json!({"access_ttl": 600, "allow_registration": false}))
-            .unwrap();
-        let own = apply_patch(&own, &json!({"password_min_length": 12})).unwrap();
+        let patch = |value| SettingsPatch::parse(&value).unwrap();
+        let own = patch(json!({"access_ttl": 600, "allow_registration": false})).apply(&SettingsOverrides::default());
+        let own = patch(json!({"password_min_length": 12})).apply(&own);
         let merged = ProjectSettings::merged(&own, &defaults());
         assert_eq!((merged.access_ttl, merged.allow_registration, merged.password_min_length), (600, false, 12));
-        let own = apply_patch(&own, &json!({"access_ttl": null})).unwrap();
+        let own = patch(json!({"access_ttl": null})).apply(&own);
         assert_eq!(own.access_ttl, None);
         assert_eq!(ProjectSettings::merged(&own, &defaults()).access_ttl, 3600);
     }
 
     #[test]
     fn every_bad_value_is_named() {
-        let problems = apply_patch(
-            &SettingsOverrides::default(),
+        let problems = SettingsPatch::parse(
             &json!({"access_ttl": -5, "refresh_ttl": "long", "allow_registration": 1, "colour": "red",
                     "password_min_length": 4, "refresh_reuse_grace": 1.5, "oidc_providers": []}),
         )
@@ -218,6 +263,6 @@ mod tests {
         );
         assert_eq!(problems["colour"], "unknown setting");
         assert!(problems["access_ttl"].contains("between 60 and 86400"), "{}", problems["access_ttl"]);
-        assert!(apply_patch(&SettingsOverrides::default(), &json!([1])).is_err());
+        assert!(SettingsPatch::parse(&json!([1])).is_err());
     }
 }

@@ -86,6 +86,9 @@ pub enum FeedKind {
     ApiKeyRevoked,
     /// Disabled, role changed: every cached credential of the user is re-checked.
     UserChanged,
+    /// A project was created, changed or deleted: every node reloads its
+    /// directory (the subject is the nil id).
+    ProjectChanged,
 }
 
 impl FeedKind {
@@ -94,6 +97,7 @@ impl FeedKind {
             FeedKind::SessionRevoked => "session_revoked",
             FeedKind::ApiKeyRevoked => "api_key_revoked",
             FeedKind::UserChanged => "user_changed",
+            FeedKind::ProjectChanged => "project_changed",
         }
     }
 
@@ -102,6 +106,7 @@ impl FeedKind {
             "session_revoked" => Some(FeedKind::SessionRevoked),
             "api_key_revoked" => Some(FeedKind::ApiKeyRevoked),
             "user_changed" => Some(FeedKind::UserChanged),
+            "project_changed" => Some(FeedKind::ProjectChanged),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ use super::cache::{Cached, Credential, TokenCache};
 use super::{TokenError, TokenSigner};
 use crate::account::{ApiKeyId, ProjectId, SessionId, User, UserId};
 use crate::clock::{SharedClock, Timestamp};
+use crate::projects::Directory;
 use crate::store::Store;
 
 pub use super::cache::VerifiedAccess;
@@ -31,18 +32,25 @@ pub struct AccessGate {
     clock: SharedClock,
     keys: ApiKeyHasher,
     usage: Arc<KeyUsage>,
+    /// A credential of a project that is disabled or deleted does not verify.
+    projects: Arc<Directory>,
+}
+
+/// What a gate works with.
+pub struct GateParts {
+    pub signer: Arc<TokenSigner>,
+    pub cache: Arc<TokenCache>,
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    pub keys: ApiKeyHasher,
+    pub usage: Arc<KeyUsage>,
+    pub projects: Arc<Directory>,
 }
 
 impl AccessGate {
-    pub fn new(
-        signer: Arc<TokenSigner>,
-        cache: Arc<TokenCache>,
-        store: Arc<dyn Store>,
-        clock: SharedClock,
-        keys: ApiKeyHasher,
-        usage: Arc<KeyUsage>,
-    ) -> Self {
-        AccessGate { signer, cache, store, clock, keys, usage }
+    pub fn new(parts: GateParts) -> Self {
+        let GateParts { signer, cache, store, clock, keys, usage, projects } = parts;
+        AccessGate { signer, cache, store, clock, keys, usage, projects }
     }
 
     /// Verifies a presented access token or API key (its bytes as sent:
@@ -68,6 +76,9 @@ impl AccessGate {
                 access
             }
         };
+        if !self.projects.is_live(&access.project) {
+            return Err(TokenError::Invalid);
+        }
         self.note_use(&access, now);
         Ok(access)
     }

@@ -22,7 +22,7 @@ use crate::store::StoreError;
 pub use access::{AccessClaims, TokenSigner};
 pub use api_key::INTROSPECT_SCOPE;
 pub use cache::{Credential, TokenCache};
-pub use gate::{AccessGate, VerifiedAccess};
+pub use gate::{AccessGate, GateParts, VerifiedAccess};
 pub use keys::KeyRing;
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod admin;
 mod api_keys;
 mod auth;
 mod cluster;

@@ -5,6 +5,7 @@ use super::extract::Client;
 use super::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
 
+pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod gateway;

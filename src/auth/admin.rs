@@ -1,0 +1,232 @@
+//! The admin API's flows: projects (list, create, read, change, delete).
+//!
+//! Every call names the acting admin, whose role is read from the store on
+//! each call (a token's `role` claim may be older than a demotion): an
+//! admin or superadmin of the `default` project, enabled, or `Forbidden`.
+//! A project change is read, merged and written only at the version read
+//! (`Store::replace_project`), retried on a conflict, so concurrent changes
+//! all survive; the writing node puts the record in its directory at once
+//! and the feed tells the others. Admin actions are audit events in the
+//! `default` project's log, naming the admin and what changed.
+
+use std::sync::Arc;
+
+use crate::account::{ProjectId, Role, User, UserId};
+use crate::projects::{self, Project, ProjectView, SettingsPatch};
+use crate::store::StoreError;
+
+use super::audit::kind;
+use super::{AuthError, AuthService, ClientInfo, Conflict};
+
+/// How often a change is retried when another change got in between (each
+/// retry waits a little, at random, so racing changes spread out).
+const CHANGE_TRIES: u64 = 50;
+/// Numbered slugs tried (`name_2` ...) before a random suffix.
+const SLUG_TRIES: u32 = 20;
+
+/// A project to create, its fields checked by the caller (`projects::valid_*`).
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: String,
+    /// `None`: made from the name.
+    pub id: Option<ProjectId>,
+    pub environment: Option<String>,
+    pub description: Option<String>,
+    pub settings: SettingsPatch,
+}
+
+/// What a PATCH changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectChange {
+    pub name: Option<String>,
+    pub environment: Option<String>,
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub settings: SettingsPatch,
+}
+
+impl ProjectChange {
+    /// What it changes, for the audit log: `name enabled settings=access_ttl,...`.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = [
+            self.name.as_ref().map(|_| "name"),
+            self.environment.as_ref().map(|_| "environment"),
+            self.description.as_ref().map(|_| "description"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+        if let Some(enabled) = self.enabled {
+            parts.push(format!("enabled={enabled}"));
+        }
+        let keys: Vec<&str> = self.settings.keys().collect();
+        if !keys.is_empty() {
+            parts.push(format!("settings={}", keys.join(",")));
+        }
+        parts.join(" ")
+    }
+}
+
+/// An admin or superadmin of the `default` project, as stored when the
+/// request began: only `acting_admin` makes one, and every admin flow
+/// takes one.
+#[derive(Debug, Clone)]
+pub struct Admin(User);
+
+impl Admin {
+    pub fn id(&self) -> UserId {
+        self.0.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+}
+
+impl AuthService {
+    /// The caller, if it may use the admin API now (`Forbidden` otherwise).
+    pub async fn acting_admin(&self, caller: UserId) -> Result<Admin, AuthError> {
+        let user = self.store.find_user(caller).await?.ok_or(AuthError::Forbidden)?;
+        let admin = matches!(user.role, Role::Admin | Role::Superadmin);
+        if !admin || user.disabled || user.project.as_str() != ProjectId::DEFAULT {
+            return Err(AuthError::Forbidden);
+        }
+        Ok(Admin(user))
+    }
+
+    /// An admin action in the `default` project's log, naming the admin.
+    async fn audit_admin(&self, admin: &Admin, kind: &'static str, client: &ClientInfo, detail: &str) {
+        self.audit(kind, &admin.0.project, Some(admin.id()), client, Some(detail.trim_end())).await;
+    }
+
+    /// Every project not deleted, by id.
+    pub fn list_projects(&self, _admin: &Admin) -> Vec<Arc<ProjectView>> {
+        self.projects.list()
+    }
+
+    /// One project, unless it is unknown or deleted.
+    pub fn get_project(&self, _admin: &Admin, id: &ProjectId) -> Result<Arc<ProjectView>, AuthError> {
+        self.projects.get(id).filter(|view| !view.project.deleted).ok_or(AuthError::NotFound)
+    }
+
+    pub async fn create_project(
+        &self,
+        admin: &Admin,
+        new: NewProject,
+        client: ClientInfo,
+    ) -> Result<Arc<ProjectView>, AuthError> {
+        let now = self.clock.now();
+        let make = |id: ProjectId| {
+            let environment = new.environment.clone().unwrap_or_else(|| projects::DEFAULT_ENVIRONMENT.to_owned());
+            let mut project = Project::new(id, new.name.clone(), environment, new.description.clone(), now);
+            project.settings = new.settings.apply(&project.settings);
+            project
+        };
+        let created = match &new.id {
+            Some(id) => {
+                let project = make(id.clone());
+                if !self.store.create_project(project.clone()).await? {
+                    return Err(AuthError::Conflict(Conflict::ProjectExists));
+                }
+                project
+            }
+            None => self.create_with_slug(&projects::slug(&new.name), make).await?,
+        };
+        self.projects.put(created.clone());
+        self.feed.project_changed().await;
+        self.audit_admin(admin, kind::PROJECT_CREATED, &client, &format!("project={}", created.id)).await;
+        self.projects.get(&created.id).ok_or_else(|| AuthError::internal("created project missing"))
+    }
+
+    /// Creates under `slug`, else the first free `slug_2`, `slug_3` ..., else
+    /// `slug_<random>`.
+    async fn create_with_slug(&self, slug: &str, make: impl Fn(ProjectId) -> Project) -> Result<Project, AuthError> {
+        let random = || projects::numbered(slug, u32::from_be_bytes(crate::token::random_bytes::<4>()) | (1 << 31));
+        let candidates = std::iter::once(slug.to_owned())
+            .chain((2..=SLUG_TRIES).map(|n| projects::numbered(slug, n)))
+            .chain(std::iter::repeat_with(random).take(3));
+        for candidate in candidates {
+            let project = make(ProjectId(candidate));
+            if self.store.create_project(project.clone()).await? {
+                return Ok(project);
+            }
+        }
+        Err(AuthError::Conflict(Conflict::ProjectExists))
+    }
+
+    /// Applies `change` to the project at the version read, retried while
+    /// other changes get in between.
+    pub async fn update_project(
+        &self,
+        admin: &Admin,
+        id: &ProjectId,
+        change: ProjectChange,
+        client: ClientInfo,
+    ) -> Result<Arc<ProjectView>, AuthError> {
+        if id.as_str() == ProjectId::DEFAULT && change.enabled == Some(false) {
+            return Err(AuthError::Conflict(Conflict::DefaultProject));
+        }
+        let updated = self
+            .change_project(id, |project| {
+                if let Some(name) = &change.name {
+                    project.name.clone_from(name);
+                }
+                if let Some(environment) = &change.environment {
+                    project.environment.clone_from(environment);
+                }
+                if let Some(description) = &change.description {
+                    project.description.clone_from(description);
+                }
+                if let Some(enabled) = change.enabled {
+                    project.enabled = enabled;
+                }
+                project.settings = change.settings.apply(&project.settings);
+            })
+            .await?;
+        self.audit_admin(admin, kind::PROJECT_CHANGED, &client, &format!("project={id} {}", change.describe())).await;
+        Ok(updated)
+    }
+
+    /// Deletes a project: at once it serves no route and its credentials
+    /// verify nowhere; its id stays taken while its record is kept.
+    pub async fn delete_project(&self, admin: &Admin, id: &ProjectId, client: ClientInfo) -> Result<(), AuthError> {
+        if id.as_str() == ProjectId::DEFAULT {
+            return Err(AuthError::Conflict(Conflict::DefaultProject));
+        }
+        self.change_project(id, |project| {
+            project.enabled = false;
+            project.deleted = true;
+        })
+        .await?;
+        self.audit_admin(admin, kind::PROJECT_DELETED, &client, &format!("project={id}")).await;
+        Ok(())
+    }
+
+    /// Reads the project, applies `edit`, and writes it at the version read;
+    /// on a conflict, again from a fresh read.
+    async fn change_project(&self, id: &ProjectId, edit: impl Fn(&mut Project)) -> Result<Arc<ProjectView>, AuthError> {
+        for attempt in 0..CHANGE_TRIES {
+            let stored = self.store.find_project(id).await?.filter(|p| !p.deleted).ok_or(AuthError::NotFound)?;
+            let read_version = stored.version;
+            let mut next = stored;
+            edit(&mut next);
+            next.version = read_version + 1;
+            next.updated_at = self.clock.now();
+            match self.store.replace_project(next.clone(), read_version).await {
+                Ok(()) => {
+                    self.projects.put(next);
+                    self.feed.project_changed().await;
+                    return self.projects.get(id).ok_or(AuthError::NotFound);
+                }
+                Err(StoreError::Conflict) => {
+                    let jitter = u64::from(crate::token::random_bytes::<1>()[0]) % (attempt.min(10) + 1);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter * 2)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::Overloaded(super::RETRY_AFTER))
+    }
+}

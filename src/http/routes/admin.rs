@@ -1,0 +1,225 @@
+//! `/admin/projects`: list, create, read, change, delete projects. Session
+//! tokens of an admin or superadmin of the `default` project (the flow
+//! checks the role as stored now); an API key is refused with 403.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::account::{Fields, ProjectId};
+use crate::auth::{NewProject, ProjectChange};
+use crate::http::extract::{Authenticated, Client};
+use crate::http::validate::present;
+use crate::http::view::{message, no_store};
+use crate::http::{ApiError, AppState};
+use crate::projects::{self, ProjectSettings, ProjectView, SettingsPatch};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/projects").route(web::get().to(list)).route(web::post().to(create))).service(
+        web::resource("/projects/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
+}
+
+/// API.md's project object; `settings` are those in force (the project's
+/// own, else the node's defaults).
+#[derive(Serialize)]
+struct ProjectBody<'a> {
+    id: &'a str,
+    name: &'a str,
+    environment: &'a str,
+    description: Option<&'a str>,
+    enabled: bool,
+    created_at: String,
+    updated_at: String,
+    settings: &'a ProjectSettings,
+}
+
+impl<'a> From<&'a ProjectView> for ProjectBody<'a> {
+    fn from(view: &'a ProjectView) -> Self {
+        let p = &view.project;
+        ProjectBody {
+            id: p.id.as_str(),
+            name: &p.name,
+            environment: &p.environment,
+            description: p.description.as_deref(),
+            enabled: p.enabled,
+            created_at: p.created_at.to_rfc3339(),
+            updated_at: p.updated_at.to_rfc3339(),
+            settings: &view.settings,
+        }
+    }
+}
+
+fn project_answer(status: StatusCode, view: &ProjectView) -> HttpResponse {
+    no_store(status).json(ProjectBody::from(view))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    name: Option<String>,
+    id: Option<String>,
+    environment: Option<String>,
+    description: Option<String>,
+    settings: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    name: Option<String>,
+    environment: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    enabled: Option<bool>,
+    settings: Option<Value>,
+}
+
+fn name(fields: &mut Fields, value: &str) -> Option<String> {
+    let name = projects::clean_text(value, projects::MAX_NAME_CHARS).filter(|n| !n.is_empty());
+    if name.is_none() {
+        fields.insert("name".into(), format!("must be 1 to {} printable characters", projects::MAX_NAME_CHARS));
+    }
+    name
+}
+
+fn environment(fields: &mut Fields, value: &str) -> Option<String> {
+    let ok = projects::valid_environment(value);
+    if !ok {
+        let rule = format!("must be 1 to {} of a-z, 0-9, - and _", projects::MAX_ENVIRONMENT_LEN);
+        fields.insert("environment".into(), rule);
+    }
+    ok.then(|| value.to_owned())
+}
+
+/// An empty description is no description.
+fn description(fields: &mut Fields, value: &str) -> Option<Option<String>> {
+    match projects::clean_text(value, projects::MAX_DESCRIPTION_CHARS) {
+        Some(text) => Some(Some(text).filter(|t| !t.is_empty())),
+        None => {
+            let rule = format!("must be at most {} printable characters", projects::MAX_DESCRIPTION_CHARS);
+            fields.insert("description".into(), rule);
+            None
+        }
+    }
+}
+
+/// Settings problems are named `settings.<key>`.
+fn settings(fields: &mut Fields, value: Option<&Value>) -> SettingsPatch {
+    match value.map(SettingsPatch::parse) {
+        None => SettingsPatch::default(),
+        Some(Ok(patch)) => patch,
+        Some(Err(problems)) => {
+            for (key, problem) in problems {
+                let field = if key.is_empty() { "settings".to_owned() } else { format!("settings.{key}") };
+                fields.insert(field, problem);
+            }
+            SettingsPatch::default()
+        }
+    }
+}
+
+fn finish<T>(fields: Fields, value: T) -> Result<T, ApiError> {
+    if fields.is_empty() { Ok(value) } else { Err(ApiError::fields(fields)) }
+}
+
+fn validate_create(body: CreateBody) -> Result<NewProject, ApiError> {
+    let mut fields = Fields::new();
+    let name = match body.name.as_deref() {
+        Some(value) => name(&mut fields, value),
+        None => {
+            fields.insert("name".into(), "is required".into());
+            None
+        }
+    };
+    let id = body.id.as_deref().and_then(|id| {
+        let ok = projects::valid_id(id);
+        if !ok {
+            let rule = format!("must be 1 to {} of a-z, 0-9, - and _", projects::MAX_ID_LEN);
+            fields.insert("id".into(), rule);
+        }
+        ok.then(|| ProjectId(id.to_owned()))
+    });
+    let environment = body.environment.as_deref().and_then(|v| environment(&mut fields, v));
+    let description = body.description.as_deref().and_then(|v| description(&mut fields, v)).flatten();
+    let settings = settings(&mut fields, body.settings.as_ref());
+    let new = NewProject { name: name.unwrap_or_default(), id, environment, description, settings };
+    finish(fields, new)
+}
+
+fn validate_update(body: UpdateBody) -> Result<ProjectChange, ApiError> {
+    let mut fields = Fields::new();
+    let change = ProjectChange {
+        name: body.name.as_deref().and_then(|v| name(&mut fields, v)),
+        environment: body.environment.as_deref().and_then(|v| environment(&mut fields, v)),
+        description: match body.description {
+            Some(Some(text)) => description(&mut fields, &text),
+            Some(None) => Some(None),
+            None => None,
+        },
+        enabled: body.enabled,
+        settings: settings(&mut fields, body.settings.as_ref()),
+    };
+    finish(fields, change)
+}
+
+/// Ids that cannot be a project's answer 404 at once.
+fn project_id(id: String) -> Result<ProjectId, ApiError> {
+    if projects::valid_id(&id) { Ok(ProjectId(id)) } else { Err(ApiError::NotFound) }
+}
+
+async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let all = state.auth.list_projects(&admin);
+    let projects: Vec<ProjectBody<'_>> = all.iter().map(|view| ProjectBody::from(view.as_ref())).collect();
+    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "projects": projects })))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let new = validate_create(body.into_inner())?;
+    let view = state.auth.create_project(&admin, new, client.0).await?;
+    Ok(project_answer(StatusCode::CREATED, &view))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let view = state.auth.get_project(&admin, &project_id(id.into_inner())?)?;
+    Ok(project_answer(StatusCode::OK, &view))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    id: web::Path<String>,
+    body: web::Json<UpdateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let id = project_id(id.into_inner())?;
+    let change = validate_update(body.into_inner())?;
+    let view = state.auth.update_project(&admin, &id, change, client.0).await?;
+    Ok(project_answer(StatusCode::OK, &view))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    state.auth.delete_project(&admin, &project_id(id.into_inner())?, client.0).await?;
+    Ok(message("project_deleted"))
+}
