@@ -46,7 +46,7 @@ async fn fixture(sessions: usize, cache_capacity: usize) -> Fixture {
         let refresh =
             RefreshRecord::live(&session, *blake3::hash(&i.to_le_bytes()).as_bytes(), now, session.expires_at);
         store.create_session(session.clone(), refresh).await.unwrap();
-        tokens.push(signer.mint(&user, &session, now).unwrap());
+        tokens.push(signer.mint(&user, &session, now, Duration::from_secs(3600)).unwrap());
     }
     let hasher = ApiKeyHasher::open(dir.path()).unwrap();
     let minted = generate();

@@ -148,7 +148,6 @@ impl Application {
         let hashing = HashingPool::start(hash.threads, hash.queue, hash.deadline, hash.cost)
             .context("starting the hashing pool")?;
         let shard_policy = ShardPolicy {
-            refresh_ttl: settings.token.refresh_ttl,
             lockout_threshold: settings.limits.lockout_threshold,
             lockout_base: settings.limits.lockout_base,
             attempt_deadline: settings.http.request_timeout,
@@ -170,7 +169,7 @@ impl Application {
         let issuer = settings.token.issuer.clone().unwrap_or_else(|| public_url.clone());
 
         let keys = Arc::new(KeyRing::open(&settings.data_dir, clock.now()).context("loading signing keys")?);
-        let signer = Arc::new(TokenSigner::new(Arc::clone(&keys), issuer, settings.token.access_ttl));
+        let signer = Arc::new(TokenSigner::new(Arc::clone(&keys), issuer, settings.max_access_ttl()));
         let cache = Arc::new(TokenCache::new(settings.token.cache_capacity));
         let key_hasher = ApiKeyHasher::open(&settings.data_dir).context("loading the API-key hashing key")?;
         let key_usage = Arc::new(KeyUsage::default());
@@ -192,11 +191,7 @@ impl Application {
             Mailer::start(&settings.mail, background.stop_signal()).context("setting up mail")?;
         background.tasks.extend(mail_workers);
         let policy = AuthPolicy {
-            refresh_ttl: settings.token.refresh_ttl,
-            refresh_reuse_grace: settings.token.refresh_reuse_grace,
             project_name: settings.flows.project_name.clone(),
-            require_email_verification: settings.flows.require_email_verification,
-            passwordless_signup: settings.flows.passwordless_signup,
             audit_retention: settings.store.audit_retention,
         };
         let auth = Arc::new(AuthService::new(AuthParts {
@@ -224,7 +219,7 @@ impl Application {
             metrics_on_main: http_settings.metrics_listen.is_none(),
             clock: Arc::clone(&clock),
             trusted_proxies: http_settings.trusted_proxies.clone(),
-            password_min_chars: crate::account::PASSWORD_MIN_CHARS,
+            projects: Arc::clone(&projects),
             request_timeout: http_settings.request_timeout,
             request_ids: http::middleware::RequestIds::new(),
             http_metrics: http::middleware::HttpMetrics::default(),

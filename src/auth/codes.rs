@@ -79,7 +79,7 @@ impl AuthService {
             (Some(user), _) if user.disabled => false,
             (Some(_), CodePurpose::Login | CodePurpose::Reset) => true,
             (Some(user), CodePurpose::Verify) => user.email_verified_at.is_none(),
-            (None, CodePurpose::Login) => self.policy.passwordless_signup,
+            (None, CodePurpose::Login) => self.settings(&project).passwordless_signup,
             (None, _) => false,
         };
         let code = generate_code();
@@ -99,7 +99,7 @@ impl AuthService {
             return Ok(());
         }
         if deliver {
-            self.mailer.send(compose(&self.policy.project_name, purpose, &email, &code));
+            self.mailer.send(compose(&self.project_name(&project), purpose, &email, &code));
             tracing::info!(target: "security", event = "code_sent", purpose = purpose.as_str(), "one-time code queued");
         }
         Ok(())
@@ -207,7 +207,7 @@ impl AuthService {
     ) -> Result<LoginOutcome, AuthError> {
         let user = match self.consume_code(&project, CodePurpose::Login, &email, code, &client).await? {
             Some(user) => user,
-            None if self.policy.passwordless_signup => self.create_passwordless(project, email).await?,
+            None if self.settings(&project).passwordless_signup => self.create_passwordless(project, email).await?,
             None => return Err(AuthError::InvalidCode),
         };
         if user.disabled {
@@ -286,7 +286,8 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
-        let user = self.mark_verified(user, &client, self.policy.require_email_verification).await?;
+        let keep_password = self.settings(&project).require_email_verification;
+        let user = self.mark_verified(user, &client, keep_password).await?;
         self.sign_in(user, client).await
     }
 

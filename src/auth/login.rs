@@ -36,15 +36,19 @@ pub struct LoginRequest {
 }
 
 impl AuthService {
-    /// Whether the default project has its first user.
-    pub async fn setup_complete(&self) -> Result<bool, AuthError> {
-        Ok(self.store.has_users(&ProjectId::default_project()).await?)
+    /// Whether `project` has its first user.
+    pub async fn setup_complete(&self, project: &ProjectId) -> Result<bool, AuthError> {
+        Ok(self.store.has_users(project).await?)
     }
 
     /// Creates the account; signs it in, or, when the project requires
     /// email verification, mails the code and waits for `register/verify`.
     pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<Registered, AuthError> {
         let Registration { project, email, username, name, company, password } = registration;
+        let settings = self.settings(&project);
+        if !settings.allow_registration {
+            return Err(AuthError::Forbidden);
+        }
         self.hashing.admit()?;
         // Spare the hashing pool for addresses that are plainly taken; the
         // shard and the store still decide races.
@@ -62,7 +66,7 @@ impl AuthService {
             User { username, company, ..User::fresh(project.clone(), email.clone(), name, Some(password_hash), now) };
         let user = self.shards.ask(&(project, email), CreateUser { user }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, role = user.role.as_str(), "user registered");
-        if self.policy.require_email_verification {
+        if settings.require_email_verification {
             self.send_verification(&user).await?;
             return Ok(Registered::VerificationRequired);
         }
@@ -97,7 +101,7 @@ impl AuthService {
             self.release_attempt(&lock).await?;
             return Err(AuthError::AccountDisabled);
         }
-        if self.policy.require_email_verification && user.email_verified_at.is_none() {
+        if self.settings(&project).require_email_verification && user.email_verified_at.is_none() {
             count_login("unverified");
             self.release_attempt(&lock).await?;
             return Err(AuthError::EmailNotVerified);
@@ -116,12 +120,18 @@ impl AuthService {
         Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))
     }
 
-    /// Exchanges a refresh token per API.md's rotation and grace rules.
-    pub async fn refresh(&self, presented: &str) -> Result<TokenGrant, AuthError> {
+    /// Exchanges a refresh token of `project` per API.md's rotation and
+    /// grace rules; a token of another project is unknown here.
+    pub async fn refresh(&self, project: &ProjectId, presented: &str) -> Result<TokenGrant, AuthError> {
         let secret = RefreshSecret::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
         let record = self.store.find_refresh_token(&secret.digest()).await?.ok_or(AuthError::InvalidRefreshToken)?;
-        let grace = self.policy.refresh_reuse_grace;
-        let exchange = match self.shards.ask(&record.user_id, RotateRefresh { secret, grace }).await {
+        if &record.project != project {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let settings = self.settings(project);
+        let rotate =
+            RotateRefresh { secret, grace: settings.refresh_reuse_grace(), refresh_ttl: settings.refresh_ttl() };
+        let exchange = match self.shards.ask(&record.user_id, rotate).await {
             Ok(exchange) => exchange,
             Err(ShardError::RefreshReused(session)) => {
                 self.feed.revoke_session(session).await;
@@ -134,10 +144,11 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
-        let access_token = self.signer.mint(&user, &exchange.session, self.clock.now())?;
+        let ttl = settings.access_ttl();
+        let access_token = self.signer.mint(&user, &exchange.session, self.clock.now(), ttl)?;
         Ok(TokenGrant {
             access_token,
-            expires_in: self.signer.ttl(),
+            expires_in: ttl,
             refresh_token: exchange.successor.token(),
             user,
             session: exchange.session,

@@ -45,12 +45,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::account::{SessionId, UserId};
+use crate::account::{ProjectId, SessionId, UserId};
 use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::{HashError, HashingPool};
 use crate::mail::Mailer;
-use crate::projects::Directory;
+use crate::projects::{Directory, ProjectSettings};
 use crate::shards::{Declined, ShardError, ShardRouter};
 use crate::store::{Store, StoreError, UniqueField};
 use crate::token::api_key::ApiKeyHasher;
@@ -218,15 +218,13 @@ pub struct SessionCaller {
     pub session_id: SessionId,
 }
 
-/// Per-flow knobs (per project once projects land).
+/// The node's knobs of the flows; what a project may set for itself is in
+/// its settings (`projects::ProjectSettings`, through the directory).
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
-    pub refresh_ttl: Duration,
-    pub refresh_reuse_grace: Duration,
-    /// In mail and as the TOTP issuer.
+    /// The `default` project's name in mail and as the TOTP issuer (other
+    /// projects use their own name).
     pub project_name: String,
-    pub require_email_verification: bool,
-    pub passwordless_signup: bool,
     /// How long audit events are kept.
     pub audit_retention: Duration,
 }
@@ -286,5 +284,18 @@ impl AuthService {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The settings in force for `project`.
+    fn settings(&self, project: &ProjectId) -> ProjectSettings {
+        self.projects.settings(project)
+    }
+
+    /// The name `project` signs its mail and TOTP entries with.
+    fn project_name(&self, project: &ProjectId) -> String {
+        match self.projects.get(project) {
+            Some(view) if project.as_str() != ProjectId::DEFAULT => view.project.name.clone(),
+            _ => self.policy.project_name.clone(),
+        }
     }
 }

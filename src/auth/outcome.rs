@@ -117,13 +117,15 @@ impl AuthService {
     /// failed sign-ins, and mints the access token.
     pub(super) async fn start_session(&self, user: User, client: ClientInfo) -> Result<TokenGrant, AuthError> {
         let now = self.clock.now();
+        let settings = self.settings(&user.project);
         let ip = client.ip.map(|ip| ip.to_string());
-        let session = Session::begin(&user, client.user_agent, ip, now, now.plus(self.policy.refresh_ttl));
+        let session = Session::begin(&user, client.user_agent, ip, now, now.plus(settings.refresh_ttl()));
         let secret = RefreshSecret::generate();
         let refresh = RefreshRecord::live(&session, secret.digest(), now, session.expires_at);
         let start = StartSession { key: LockKey::Account(user.id), session: session.clone(), refresh };
         self.shards.ask(&user.id, start).await?;
-        let access_token = self.signer.mint(&user, &session, now)?;
-        Ok(TokenGrant { access_token, expires_in: self.signer.ttl(), refresh_token: secret.token(), user, session })
+        let ttl = settings.access_ttl();
+        let access_token = self.signer.mint(&user, &session, now, ttl)?;
+        Ok(TokenGrant { access_token, expires_in: ttl, refresh_token: secret.token(), user, session })
     }
 }

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Builder, Totp};
 use zeroize::Zeroizing;
 
-use crate::account::{TwoFactor, User, UserId};
+use crate::account::{ProjectId, TwoFactor, User, UserId};
 use crate::clock::Timestamp;
 use crate::hashing::Password;
 use crate::shards::{Declined, EditUser, LockKey, UserEdit};
@@ -101,12 +101,12 @@ fn generate_backup_code() -> String {
 }
 
 impl AuthService {
-    fn totp(&self, secret: &[u8], account: &str) -> Result<Totp, AuthError> {
+    fn totp(&self, secret: &[u8], project: &ProjectId, account: &str) -> Result<Totp, AuthError> {
         // The otpauth label cannot hold ':' (an email's local part may); it
         // only names the entry in the authenticator app.
         Builder::new()
             .with_secret(secret.to_vec())
-            .with_issuer(Some(self.policy.project_name.as_str()))
+            .with_issuer(Some(self.project_name(project)))
             .with_account_name(account.replace(':', "_"))
             .build()
             .map_err(|e| AuthError::internal(format!("TOTP: {e}")))
@@ -139,7 +139,7 @@ impl AuthService {
         let secret = self.open_secret(user, state)?;
         let now = self.clock.now();
         let seconds = u64::try_from(now.as_secs()).unwrap_or(0);
-        let Some(step) = self.totp(&secret, &user.email)?.check(code, seconds) else {
+        let Some(step) = self.totp(&secret, &user.project, &user.email)?.check(code, seconds) else {
             return Ok(false);
         };
         let claim = self.vault.digest("totp step", &[user.id.0.as_bytes(), &step.to_be_bytes()]);
@@ -249,6 +249,7 @@ impl AuthService {
     /// `2fa/verify`: completes a login that answered `two_factor_required`.
     pub async fn verify_two_factor(
         &self,
+        project: &ProjectId,
         challenge: &str,
         code: &str,
         client: ClientInfo,
@@ -258,6 +259,10 @@ impl AuthService {
             return Err(AuthError::ChallengeExpired);
         }
         let user = self.store.find_user(user_id).await?.ok_or(AuthError::InvalidChallenge)?;
+        // A challenge of one project is not one of another's.
+        if &user.project != project {
+            return Err(AuthError::InvalidChallenge);
+        }
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
@@ -289,7 +294,7 @@ impl AuthService {
             return Err(AuthError::AlreadyEnabled);
         }
         let secret = Zeroizing::new(random_bytes::<SECRET_BYTES>());
-        let totp = self.totp(secret.as_slice(), &current.email)?;
+        let totp = self.totp(secret.as_slice(), &current.project, &current.email)?;
         let otpauth_url = totp.to_url().map_err(|e| AuthError::internal(format!("otpauth URL: {e}")))?;
         let pending = TwoFactor {
             sealed_secret: self.vault.seal(user.0.as_bytes(), secret.as_slice()),

@@ -1,5 +1,6 @@
-//! Extractors: JSON body limits and errors, the authenticated caller, and
-//! the client's address and user agent.
+//! Extractors: JSON body limits and errors, the project a route serves,
+//! the authenticated caller (bound to that project), and the client's
+//! address and user agent.
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
@@ -14,7 +15,11 @@ use ipnet::IpNet;
 use super::{ApiError, AppState};
 use crate::account::ProjectId;
 use crate::auth::{ClientInfo, SessionCaller};
+use crate::projects::{self, ProjectSettings, ProjectView};
 use crate::token::VerifiedAccess;
+
+/// The path segment naming the project of `/api/v1/projects/{project_id}/auth/...`.
+pub const PROJECT_PARAM: &str = "project_id";
 
 /// The largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -107,14 +112,55 @@ pub fn presented_credential(req: &HttpRequest) -> Result<&[u8], ApiError> {
 
 const API_KEY_HEADER: header::HeaderName = header::HeaderName::from_static("x-api-key");
 
-/// Verifies the request's credential for the default project.
+/// The live project the route serves: `{project_id}` of
+/// `/api/v1/projects/{project_id}/auth/...`, else `default`. Unknown,
+/// disabled or deleted: 404 `not_found`. Read from the node's directory,
+/// never the store.
+fn route_project(req: &HttpRequest, state: &AppState) -> Result<Arc<ProjectView>, ApiError> {
+    let id = req.match_info().get(PROJECT_PARAM).unwrap_or(ProjectId::DEFAULT);
+    if !projects::valid_id(id) {
+        return Err(ApiError::NotFound);
+    }
+    state.projects.live(&ProjectId(id.to_owned())).ok_or(ApiError::NotFound)
+}
+
+/// The project the route serves, with its settings in force.
+pub struct RouteProject(pub Arc<ProjectView>);
+
+impl RouteProject {
+    pub fn id(&self) -> &ProjectId {
+        &self.0.project.id
+    }
+
+    pub fn settings(&self) -> &ProjectSettings {
+        &self.0.settings
+    }
+
+    /// The project's shortest password, in characters.
+    pub fn password_min_chars(&self) -> usize {
+        usize::try_from(self.0.settings.password_min_length).unwrap_or(usize::MAX)
+    }
+}
+
+impl FromRequest for RouteProject {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(state(req).and_then(|state| route_project(req, state)).map(RouteProject))
+    }
+}
+
+/// Verifies the request's credential for `project`: a credential of
+/// another project is not valid here.
 async fn verify(
     state: web::Data<AppState>,
+    project: Result<Arc<ProjectView>, ApiError>,
     credential: Result<Vec<u8>, ApiError>,
 ) -> Result<Arc<VerifiedAccess>, ApiError> {
+    let project = project?;
     let access = state.gate.check(&credential?).await?;
-    // Credentials are bound to their project; these routes serve `default`.
-    if access.project.as_str() != ProjectId::DEFAULT {
+    if access.project != project.project.id {
         return Err(ApiError::InvalidToken);
     }
     Ok(access)
@@ -125,7 +171,15 @@ type Verifying<T> = Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>
 fn verifying(req: &HttpRequest) -> Verifying<Arc<VerifiedAccess>> {
     let credential = presented_credential(req).map(<[u8]>::to_vec);
     let state = state(req).cloned();
-    Box::pin(async move { verify(state?, credential).await })
+    let project =
+        state.as_ref().map_err(|_| ApiError::internal("app state missing")).and_then(|s| route_project(req, s));
+    Box::pin(async move { verify(state?, project, credential).await })
+}
+
+/// The `{id}` of a route's path, whatever else the path names.
+#[derive(serde::Deserialize)]
+pub struct PathId {
+    pub id: String,
 }
 
 /// A caller holding a valid access token or API key (routes marked *key ok*).

@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::AuthService;
 use crate::clock::SharedClock;
+use crate::projects::Directory;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
 use crate::token::{AccessGate, TokenSigner};
@@ -42,11 +43,21 @@ pub struct AppState {
     pub metrics_on_main: bool,
     pub clock: SharedClock,
     pub trusted_proxies: Vec<IpNet>,
-    /// Minimum password length in characters (per project once projects land).
-    pub password_min_chars: usize,
+    /// Every project, in memory: the routes' project and its settings.
+    pub projects: Arc<Directory>,
     pub request_timeout: Duration,
     pub request_ids: middleware::RequestIds,
     pub http_metrics: middleware::HttpMetrics,
+}
+
+/// The `/auth` routes: under `/api/v1/auth` for the `default` project, and
+/// under `/api/v1/projects/{project_id}/auth` for any project.
+fn auth(cfg: &mut web::ServiceConfig) {
+    cfg.configure(routes::auth::configure)
+        .configure(routes::sessions::configure)
+        .configure(routes::twofa::configure)
+        .configure(routes::otp::configure)
+        .configure(routes::api_keys::configure);
 }
 
 /// Registers every route.
@@ -54,14 +65,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(extract::json_config())
         .app_data(extract::payload_config())
         .configure(routes::health::configure)
+        .service(web::scope("/api/v1/auth").wrap(actix_web::middleware::from_fn(middleware::deadline)).configure(auth))
         .service(
-            web::scope("/api/v1/auth")
+            web::scope(&format!("/api/v1/projects/{{{}}}/auth", extract::PROJECT_PARAM))
                 .wrap(actix_web::middleware::from_fn(middleware::deadline))
-                .configure(routes::auth::configure)
-                .configure(routes::sessions::configure)
-                .configure(routes::twofa::configure)
-                .configure(routes::otp::configure)
-                .configure(routes::api_keys::configure),
+                .configure(auth),
         )
         .service(
             web::scope("/api/v1/admin")

@@ -8,9 +8,11 @@
 //! a reload.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use super::{Project, ProjectSettings, SettingsDefaults};
+use super::{Project, ProjectSettings, SettingsDefaults, SettingsOverrides};
 use crate::account::ProjectId;
 use crate::store::{Store, StoreResult};
 
@@ -27,12 +29,15 @@ pub struct Directory {
     store: Arc<dyn Store>,
     defaults: SettingsDefaults,
     projects: RwLock<Snapshot>,
+    /// The longest `access_ttl` of any project (seconds), as last loaded.
+    max_access_ttl: AtomicU64,
 }
 
 impl Directory {
     /// Reads every project from the store.
     pub async fn load(store: Arc<dyn Store>, defaults: SettingsDefaults) -> StoreResult<Self> {
-        let directory = Directory { store, defaults, projects: RwLock::new(Arc::default()) };
+        let max_access_ttl = AtomicU64::new(defaults.access_ttl.as_secs());
+        let directory = Directory { store, defaults, projects: RwLock::new(Arc::default()), max_access_ttl };
         directory.reload().await?;
         Ok(directory)
     }
@@ -46,24 +51,44 @@ impl Directory {
         Arc::clone(&self.projects.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// Replaces the directory with what the store holds now.
+    /// Replaces the directory with what the store holds now (a project this
+    /// node put meanwhile at a newer version is kept).
     pub async fn reload(&self) -> StoreResult<()> {
         let projects = self.store.list_projects().await?;
-        let fresh: HashMap<_, _> = projects.into_iter().map(|p| (p.id.clone(), self.view(p))).collect();
-        *self.projects.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+        self.install(|current| {
+            let mut fresh: HashMap<_, _> = projects.into_iter().map(|p| (p.id.clone(), self.view(p))).collect();
+            for (id, known) in current.iter() {
+                if fresh.get(id).is_some_and(|loaded| loaded.project.version < known.project.version) {
+                    fresh.insert(id.clone(), Arc::clone(known));
+                }
+            }
+            Some(Arc::new(fresh))
+        });
         Ok(())
     }
 
     /// Puts a project this node just wrote, unless the directory already
     /// holds a newer version of it.
     pub fn put(&self, project: Project) {
+        self.install(|current| {
+            if current.get(&project.id).is_some_and(|known| known.project.version > project.version) {
+                return None;
+            }
+            let mut next = HashMap::clone(current);
+            next.insert(project.id.clone(), self.view(project));
+            Some(Arc::new(next))
+        });
+    }
+
+    /// Replaces the snapshot with what `change` makes of it (`None`: no
+    /// change), under the write lock so no change is lost.
+    fn install(&self, change: impl FnOnce(&Snapshot) -> Option<Snapshot>) {
         let mut projects = self.projects.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if projects.get(&project.id).is_some_and(|known| known.project.version > project.version) {
-            return;
-        }
-        let mut next = HashMap::clone(&projects);
-        next.insert(project.id.clone(), self.view(project));
-        *projects = Arc::new(next);
+        let Some(fresh) = change(&projects) else { return };
+        let longest = fresh.values().map(|view| view.settings.access_ttl).max().unwrap_or_default();
+        // Never shorter than what tokens already minted may still live.
+        self.max_access_ttl.fetch_max(longest.max(self.defaults.access_ttl.as_secs()), Ordering::Relaxed);
+        *projects = fresh;
     }
 
     /// The project `id`, live or not (deleted ones included, until gone from the store).
@@ -87,6 +112,26 @@ impl Directory {
         let mut all: Vec<_> = self.snapshot().values().filter(|view| !view.project.deleted).cloned().collect();
         all.sort_by(|a, b| a.project.id.cmp(&b.project.id));
         all
+    }
+
+    /// The settings in force for `id`; the node's defaults for a project
+    /// not (or no longer) known.
+    pub fn settings(&self, id: &ProjectId) -> ProjectSettings {
+        match self.get(id) {
+            Some(view) => view.settings.clone(),
+            None => ProjectSettings::merged(&SettingsOverrides::default(), &self.defaults),
+        }
+    }
+
+    /// How long an access token of project `id` lives.
+    pub fn access_ttl(&self, id: &ProjectId) -> Duration {
+        self.get(id).map_or(self.defaults.access_ttl, |view| view.settings.access_ttl())
+    }
+
+    /// The longest any access token lives (never less than it was: tokens
+    /// minted under a longer `access_ttl` still live).
+    pub fn max_access_ttl(&self) -> Duration {
+        Duration::from_secs(self.max_access_ttl.load(Ordering::Relaxed))
     }
 
     /// The node's defaults, for a project that sets nothing.

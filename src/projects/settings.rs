@@ -87,7 +87,7 @@ impl ProjectSettings {
 }
 
 /// The ranges a setting may take (seconds for the TTLs).
-pub const ACCESS_TTL: (u64, u64) = (60, 86_400);
+pub const ACCESS_TTL: (u64, u64) = (60, crate::settings::MAX_ACCESS_TTL_SECS);
 pub const REFRESH_TTL: (u64, u64) = (300, 31_536_000);
 pub const REFRESH_REUSE_GRACE: (u64, u64) = (0, 300);
 pub const PASSWORD_MIN_LENGTH: (u64, u64) = (8, 128);

@@ -19,6 +19,9 @@ use ipnet::IpNet;
 pub use source::SettingError;
 use source::Source;
 
+/// The longest `access_ttl` anything may set (the node's setting, a project's).
+pub const MAX_ACCESS_TTL_SECS: u64 = 86_400;
+
 /// Where records are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSetting {
@@ -221,7 +224,7 @@ impl Settings {
             },
             token: TokenSettings {
                 issuer: s.text("issuer")?,
-                access_ttl: s.seconds("access_ttl", 1, 86_400)?.unwrap_or(Duration::from_secs(3600)),
+                access_ttl: s.seconds("access_ttl", 1, MAX_ACCESS_TTL_SECS)?.unwrap_or(Duration::from_secs(3600)),
                 refresh_ttl: s.seconds("refresh_ttl", 60, 31_536_000)?.unwrap_or(Duration::from_secs(604_800)),
                 refresh_reuse_grace: s.seconds("refresh_reuse_grace", 0, 3600)?.unwrap_or(Duration::from_secs(10)),
                 cache_capacity: s.count("token_cache_capacity", 1, 100_000_000)?.unwrap_or(100_000),
@@ -289,10 +292,11 @@ impl Settings {
         settings
     }
 
-    /// The longest an access token can live: how long a retired signing key
-    /// must keep verifying.
+    /// The longest an access token can live (the node's `access_ttl`, or a
+    /// project's, at most `MAX_ACCESS_TTL_SECS`): how long a retired signing
+    /// key must keep verifying.
     pub fn max_access_ttl(&self) -> Duration {
-        self.token.access_ttl
+        self.token.access_ttl.max(Duration::from_secs(MAX_ACCESS_TTL_SECS))
     }
 }
 

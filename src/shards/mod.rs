@@ -114,7 +114,6 @@ const LOCKOUT_ENTRIES_PER_SHARD: usize = 100_000;
 pub struct UserShard {
     index: usize,
     store: Arc<dyn Store>,
-    policy: ShardPolicy,
     lockout: Lockout,
     clock: SharedClock,
     depth: Arc<Depth>,
@@ -128,7 +127,7 @@ impl UserShard {
             LOCKOUT_ENTRIES_PER_SHARD,
             policy.attempt_deadline,
         );
-        UserShard { index, store, policy, lockout, clock, depth }
+        UserShard { index, store, lockout, clock, depth }
     }
 }
 
@@ -168,7 +167,6 @@ impl<C: ShardCommand> Handler<Envelope<C>> for UserShard {
 /// Settings the shards act on.
 #[derive(Debug, Clone, Copy)]
 pub struct ShardPolicy {
-    pub refresh_ttl: Duration,
     pub lockout_threshold: u32,
     pub lockout_base: Duration,
     /// How long a reserved attempt at a secret stays reserved if its
@@ -327,7 +325,6 @@ mod tests {
     use crate::store::fault::FaultyStore;
 
     const POLICY: ShardPolicy = ShardPolicy {
-        refresh_ttl: Duration::from_secs(60),
         lockout_threshold: 10,
         lockout_base: Duration::from_secs(60),
         attempt_deadline: Duration::from_secs(10),

@@ -19,6 +19,8 @@ pub struct RotateRefresh {
     pub secret: RefreshSecret,
     /// How long after a rotation a repeat still gets the same successor.
     pub grace: Duration,
+    /// How long the successor (and the session) lives: its project's `refresh_ttl`.
+    pub refresh_ttl: Duration,
 }
 
 /// A refresh token exchanged: the session it belongs to and the successor
@@ -33,8 +35,7 @@ impl ShardCommand for RotateRefresh {
 
     fn run(self, shard: &mut UserShard, now: Timestamp) -> Work<RefreshExchange> {
         let store = shard.store.clone();
-        let refresh_ttl = shard.policy.refresh_ttl;
-        Box::pin(async move { rotate(&*store, self.secret, self.grace, refresh_ttl, now).await })
+        Box::pin(async move { rotate(&*store, self.secret, self.grace, self.refresh_ttl, now).await })
     }
 }
 
@@ -73,7 +74,9 @@ async fn rotate(
             }
         }
     };
-    if now.0.saturating_sub(rotation.at.0) <= i64::try_from(grace.as_millis()).unwrap_or(i64::MAX) {
+    // Within the window: strictly less than `grace` after the rotation (a
+    // grace of 0 is no window at all).
+    if now.0.saturating_sub(rotation.at.0) < i64::try_from(grace.as_millis()).unwrap_or(i64::MAX) {
         let successor = secret.unseal(&rotation.sealed_successor).ok_or(ShardError::InvalidRefresh)?;
         return Ok(RefreshExchange { session, successor });
     }

@@ -38,14 +38,15 @@ pub struct AccessClaims {
 pub struct TokenSigner {
     keys: Arc<KeyRing>,
     issuer: String,
-    /// How long a token lives; also how long a retired key keeps verifying.
-    ttl: Duration,
+    /// The longest a token may live (every project's `access_ttl` is at
+    /// most this); also how long a retired key keeps verifying.
+    max_ttl: Duration,
     /// Fixed for the signer's life, so built once rather than per check.
     validation: Validation,
 }
 
 impl TokenSigner {
-    pub fn new(keys: Arc<KeyRing>, issuer: String, ttl: Duration) -> Self {
+    pub fn new(keys: Arc<KeyRing>, issuer: String, max_ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&issuer]);
         // Expiry is checked against the caller's clock below; the audience
@@ -53,25 +54,27 @@ impl TokenSigner {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        TokenSigner { keys, issuer, ttl, validation }
+        TokenSigner { keys, issuer, max_ttl, validation }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
+    /// The longest a token may live.
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
     }
 
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
 
-    /// A fresh access token for `user` in `session`, issued at `now`.
-    pub fn mint(&self, user: &User, session: &Session, now: Timestamp) -> Result<String, TokenError> {
+    /// A fresh access token for `user` in `session`, issued at `now`, living
+    /// `ttl` (its project's `access_ttl`; at most `max_ttl`).
+    pub fn mint(&self, user: &User, session: &Session, now: Timestamp, ttl: Duration) -> Result<String, TokenError> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user.id.to_string(),
             aud: user.project.to_string(),
             iat: now.as_secs(),
-            exp: now.plus(self.ttl).as_secs(),
+            exp: now.plus(ttl.min(self.max_ttl)).as_secs(),
             jti: b64url(&random_bytes::<16>()),
             sid: session.id.to_string(),
             role: user.role.as_str().to_owned(),
@@ -92,7 +95,7 @@ impl TokenSigner {
         }
         let kid = header.kid.ok_or(TokenError::Invalid)?;
         let keys = self.keys.snapshot();
-        let key = keys.verifying(&kid, now, self.ttl).ok_or(TokenError::Invalid)?;
+        let key = keys.verifying(&kid, now, self.max_ttl).ok_or(TokenError::Invalid)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
             .map_err(|_| TokenError::Invalid)?;
         if data.claims.exp <= now.as_secs() {
@@ -136,7 +139,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let signer = signer(dir.path());
         let (u, now) = (user(), Timestamp::from_secs(1_000));
-        let token = signer.mint(&u, &session(&u), now).unwrap();
+        let token = signer.mint(&u, &session(&u), now, Duration::from_secs(60)).unwrap();
         let claims = signer.verify(&token, now).unwrap();
         assert_eq!(claims.sub, u.id.to_string());
         assert_eq!(claims.aud, "default");
@@ -148,7 +151,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let signer = signer(dir.path());
         let (u, now) = (user(), Timestamp::from_secs(1_000));
-        let token = signer.mint(&u, &session(&u), now).unwrap();
+        let token = signer.mint(&u, &session(&u), now, Duration::from_secs(60)).unwrap();
         // HS256 with the public key as secret: the classic alg confusion.
         let public = signer.keys().snapshot().keys[0].public;
         let mut header = Header::new(Algorithm::HS256);

@@ -120,7 +120,7 @@ impl AccessGate {
         let user = self.live_user(key.user_id, &key.project).await?;
         let exp = key.expires_at.map(Timestamp::as_secs);
         // Keys may never expire; the cache re-reads them once per access-token lifetime.
-        let recheck = now.plus(self.signer.ttl()).as_secs();
+        let recheck = now.plus(self.projects.access_ttl(&key.project)).as_secs();
         Ok(Arc::new(VerifiedAccess::new(
             key.user_id,
             credential,
@@ -155,9 +155,10 @@ impl AccessGate {
         }
     }
 
-    /// How long a revocation mark must last: the longest any entry is cached.
+    /// How long a revocation mark must last: the longest any entry is
+    /// cached (the longest `access_ttl` of any project).
     fn mark_lifetime(&self) -> Duration {
-        self.signer.ttl()
+        self.projects.max_access_ttl()
     }
 
     /// Every access token of `session` fails from now on, on this node.

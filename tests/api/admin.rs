@@ -223,4 +223,21 @@ async fn a_project_change_on_one_node_reaches_the_other_within_a_second() {
     let delay = started.elapsed();
     eprintln!("cross-node project change delay: {} ms", delay.as_millis());
     assert!(delay < Duration::from_secs(1), "the change took {delay:?} to reach B");
+
+    // Disabled on A: its tokens stop on B within a second.
+    let body = json!({"email": "x@example.com", "password": crate::harness::PASSWORD, "name": "X"});
+    let registered = a.post("/api/v1/projects/shared/auth/register", &body).await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.body);
+    let token = registered.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(b.verify(&token).await.status, StatusCode::OK, "cached on B");
+    patch(&a, &admin, "shared", json!({"enabled": false})).await;
+    let started = Instant::now();
+    while b.verify(&token).await.status != StatusCode::UNAUTHORIZED {
+        assert!(started.elapsed() < Duration::from_secs(3), "B still accepts the token after 3 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delay = started.elapsed();
+    eprintln!("cross-node project disable delay: {} ms", delay.as_millis());
+    assert!(delay < Duration::from_secs(1), "the disable took {delay:?} to reach B");
+    b.post("/api/v1/projects/shared/auth/login", &body).await.assert_error(404, "not_found");
 }

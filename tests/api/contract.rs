@@ -37,9 +37,14 @@ fn operations() -> Vec<(Method, String)> {
 async fn every_documented_operation_is_routed() {
     let operations = operations();
     assert!(operations.len() >= 15, "parsed only {operations:?}");
+    // Every /api/v1/auth operation is documented for any project too.
+    for (method, path) in operations.iter().filter(|(_, p)| p.starts_with("/api/v1/auth")) {
+        let twin = path.replacen("/api/v1/auth", "/api/v1/projects/{project_id}/auth", 1);
+        assert!(operations.contains(&(method.clone(), twin.clone())), "{method} {twin} is not documented");
+    }
     let app = spawn_app().await;
     for (method, path) in operations {
-        let concrete = path.replace("{id}", "01900000-0000-7000-8000-000000000000");
+        let concrete = path.replace("{id}", "01900000-0000-7000-8000-000000000000").replace("{project_id}", "default");
         let mut request = app.client.request(method.clone(), app.url(&concrete));
         if method != Method::GET && method != Method::DELETE {
             request = request.json(&serde_json::json!({}));

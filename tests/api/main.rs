@@ -19,6 +19,7 @@ mod logs;
 mod nginx;
 mod process;
 mod profile;
+mod projects;
 mod protection;
 mod refresh;
 mod sessions;

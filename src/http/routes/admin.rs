@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::account::{Fields, ProjectId};
 use crate::auth::{NewProject, ProjectChange};
-use crate::http::extract::{Authenticated, Client};
+use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::validate::present;
 use crate::http::view::{message, no_store};
 use crate::http::{ApiError, AppState};
@@ -192,10 +192,10 @@ async fn create(
 async fn get(
     state: web::Data<AppState>,
     caller: Authenticated,
-    id: web::Path<String>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = state.auth.acting_admin(caller.0.user_id).await?;
-    let view = state.auth.get_project(&admin, &project_id(id.into_inner())?)?;
+    let view = state.auth.get_project(&admin, &project_id(path.into_inner().id)?)?;
     Ok(project_answer(StatusCode::OK, &view))
 }
 
@@ -203,11 +203,11 @@ async fn update(
     state: web::Data<AppState>,
     caller: Authenticated,
     client: Client,
-    id: web::Path<String>,
+    path: web::Path<PathId>,
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = state.auth.acting_admin(caller.0.user_id).await?;
-    let id = project_id(id.into_inner())?;
+    let id = project_id(path.into_inner().id)?;
     let change = validate_update(body.into_inner())?;
     let view = state.auth.update_project(&admin, &id, change, client.0).await?;
     Ok(project_answer(StatusCode::OK, &view))
@@ -217,9 +217,9 @@ async fn delete(
     state: web::Data<AppState>,
     caller: Authenticated,
     client: Client,
-    id: web::Path<String>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = state.auth.acting_admin(caller.0.user_id).await?;
-    state.auth.delete_project(&admin, &project_id(id.into_inner())?, client.0).await?;
+    state.auth.delete_project(&admin, &project_id(path.into_inner().id)?, client.0).await?;
     Ok(message("project_deleted"))
 }

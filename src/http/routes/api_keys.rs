@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::{ApiKey, ApiKeyId, Fields};
 use crate::auth::NewApiKey;
 use crate::clock::Timestamp;
-use crate::http::extract::Authenticated;
+use crate::http::extract::{Authenticated, PathId};
 use crate::http::view::{message, no_store};
 use crate::http::{ApiError, AppState};
 
@@ -150,9 +150,9 @@ async fn list_api_keys(state: web::Data<AppState>, caller: Authenticated) -> Res
 async fn revoke_api_key(
     state: web::Data<AppState>,
     caller: Authenticated,
-    id: web::Path<String>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = ApiKeyId::parse(&id).ok_or(ApiError::NotFound)?;
+    let key = ApiKeyId::parse(&path.id).ok_or(ApiError::NotFound)?;
     state.auth.revoke_api_key(caller.0.user_id, key).await?;
     Ok(message("api_key_revoked"))
 }

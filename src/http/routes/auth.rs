@@ -5,9 +5,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::rate_limit;
-use crate::account::{ProjectId, normalize_email, normalize_username, validate_company, validate_name};
+use crate::account::{normalize_email, normalize_username, validate_company, validate_name};
 use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registered, Registration};
-use crate::http::extract::{Authenticated, Caller, Client};
+use crate::http::extract::{Authenticated, Caller, Client, RouteProject};
 use crate::http::validate::{Check, code_shape, present};
 use crate::http::view::{UserView, login_response, message, token_response};
 use crate::http::{ApiError, AppState};
@@ -24,8 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/me/set-initial-password", web::post().to(set_initial_password));
 }
 
-async fn setup_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let complete = state.auth.setup_complete().await?;
+async fn setup_status(state: web::Data<AppState>, project: RouteProject) -> Result<HttpResponse, ApiError> {
+    let complete = state.auth.setup_complete(project.id()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "setup_complete": complete })))
 }
 
@@ -41,6 +41,7 @@ struct RegisterBody {
 
 async fn register(
     state: web::Data<AppState>,
+    project: RouteProject,
     client: Client,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -48,7 +49,7 @@ async fn register(
     let body = body.into_inner();
     let mut check = Check::default();
     let email = check.email("email", &body.email);
-    let password = check.password("password", &body.password, state.password_min_chars);
+    let password = check.password("password", &body.password, project.password_min_chars());
     let name = check.required("name", &body.name).and_then(|n| check.rule("name", validate_name(n)));
     let username = match body.username.as_deref().filter(|u| !u.is_empty()) {
         Some(u) => check.rule("username", normalize_username(u)),
@@ -59,7 +60,7 @@ async fn register(
         None => None,
     };
     let ((email, password), name) = check.finish(email.zip(password).zip(name))?;
-    let registration = Registration { project: ProjectId::default_project(), email, username, name, company, password };
+    let registration = Registration { project: project.id().clone(), email, username, name, company, password };
     match state.auth.register(registration, client.0).await? {
         Registered::Signed(grant) => Ok(token_response(StatusCode::CREATED, &grant, true)),
         Registered::VerificationRequired => {
@@ -79,6 +80,7 @@ struct LoginBody {
 
 async fn login(
     state: web::Data<AppState>,
+    project: RouteProject,
     client: Client,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -103,7 +105,7 @@ async fn login(
         None => Some(None),
     };
     let ((identifier, password), totp_code) = check.finish(identifier.zip(password).zip(totp_code))?;
-    let request = LoginRequest { project: ProjectId::default_project(), identifier, password, totp_code };
+    let request = LoginRequest { project: project.id().clone(), identifier, password, totp_code };
     let outcome = state.auth.login(request, client.0).await?;
     Ok(login_response(&outcome))
 }
@@ -116,13 +118,14 @@ struct RefreshBody {
 
 async fn refresh(
     state: web::Data<AppState>,
+    project: RouteProject,
     client: Client,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, LimitedRoute::Refresh, &client)?;
     let mut check = Check::default();
     let token = check.required("refresh_token", &body.refresh_token);
-    let grant = state.auth.refresh(check.finish(token)?).await?;
+    let grant = state.auth.refresh(project.id(), check.finish(token)?).await?;
     Ok(token_response(StatusCode::OK, &grant, false))
 }
 
@@ -183,6 +186,7 @@ struct PasswordBody {
 
 async fn change_password(
     state: web::Data<AppState>,
+    project: RouteProject,
     caller: Authenticated,
     client: Client,
     body: web::Json<PasswordBody>,
@@ -190,7 +194,7 @@ async fn change_password(
     rate_limit(&state, LimitedRoute::Secret, &client)?;
     let mut check = Check::default();
     let current = check.password("current_password", &body.current_password, 1);
-    let new = check.password("new_password", &body.new_password, state.password_min_chars);
+    let new = check.password("new_password", &body.new_password, project.password_min_chars());
     let (current, new) = check.finish(current.zip(new))?;
     state.auth.change_password(caller.0, current, new).await?;
     Ok(message("password_changed"))
@@ -203,12 +207,13 @@ struct InitialPasswordBody {
 
 async fn set_initial_password(
     state: web::Data<AppState>,
+    project: RouteProject,
     caller: Authenticated,
     client: Client,
     body: web::Json<InitialPasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut check = Check::default();
-    let new = check.password("new_password", &body.new_password, state.password_min_chars);
+    let new = check.password("new_password", &body.new_password, project.password_min_chars());
     let new = check.finish(new)?;
     state.auth.set_initial_password(caller.0, new, client.0).await?;
     Ok(message("password_set"))

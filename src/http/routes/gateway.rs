@@ -9,6 +9,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::account::ProjectId;
 use crate::http::extract::{Caller, presented_credential};
 use crate::http::view::no_store;
 use crate::http::{ApiError, AppState};
@@ -141,8 +142,12 @@ async fn introspect(
         Err(e) => return Err(e.into()),
     };
     let answer = match &checked {
-        // A token of another project is not active for this caller.
-        Some(access) if access.project == caller.project => active(access),
+        // A key of the `default` project (made by one of its admins: the
+        // operator's gateway) introspects every project's tokens, `aud`
+        // telling which; any other project's key only its own project's.
+        Some(access) if access.project == caller.project || caller.project.as_str() == ProjectId::DEFAULT => {
+            active(access)
+        }
         _ => INACTIVE,
     };
     Ok(no_store(StatusCode::OK).json(answer))

@@ -24,7 +24,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     let keys = state.signer.keys().snapshot();
-    let body = keys.jwks(state.clock.now(), state.signer.ttl());
+    let body = keys.jwks(state.clock.now(), state.signer.max_ttl());
     HttpResponse::Ok()
         // Short enough that a rotation reaches verifiers before its tokens do.
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")))

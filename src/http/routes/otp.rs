@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::rate_limit;
-use crate::account::{CodePurpose, ProjectId};
-use crate::http::extract::Client;
+use crate::account::CodePurpose;
+use crate::http::extract::{Client, RouteProject};
 use crate::http::validate::{Check, CodeBody};
 use crate::http::view::login_response;
 use crate::http::{ApiError, AppState};
@@ -28,7 +28,12 @@ struct SendBody {
     purpose: Option<String>,
 }
 
-async fn send(state: web::Data<AppState>, client: Client, body: web::Json<SendBody>) -> Result<HttpResponse, ApiError> {
+async fn send(
+    state: web::Data<AppState>,
+    project: RouteProject,
+    client: Client,
+    body: web::Json<SendBody>,
+) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, LimitedRoute::Otp, &client)?;
     let mut check = Check::default();
     let email = check.email("email", &body.email);
@@ -36,29 +41,31 @@ async fn send(state: web::Data<AppState>, client: Client, body: web::Json<SendBo
         .required("purpose", &body.purpose)
         .and_then(|p| check.rule("purpose", CodePurpose::parse(p).ok_or("must be login, reset or verify")));
     let (email, purpose) = check.finish(email.zip(purpose))?;
-    state.auth.send_code(ProjectId::default_project(), email, purpose).await?;
+    state.auth.send_code(project.id().clone(), email, purpose).await?;
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({ "message_code": "code_sent" })))
 }
 
 async fn login(
     state: web::Data<AppState>,
+    project: RouteProject,
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, LimitedRoute::Otp, &client)?;
     let (email, code) = body.email_and_code()?;
-    let outcome = state.auth.code_login(ProjectId::default_project(), email, &code, client.0).await?;
+    let outcome = state.auth.code_login(project.id().clone(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
 }
 
 async fn verify_registration(
     state: web::Data<AppState>,
+    project: RouteProject,
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, LimitedRoute::Otp, &client)?;
     let (email, code) = body.email_and_code()?;
-    let outcome = state.auth.verify_registration(ProjectId::default_project(), email, &code, client.0).await?;
+    let outcome = state.auth.verify_registration(project.id().clone(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
 }
 
@@ -71,6 +78,7 @@ struct ResetBody {
 
 async fn reset(
     state: web::Data<AppState>,
+    project: RouteProject,
     client: Client,
     body: web::Json<ResetBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,10 +86,9 @@ async fn reset(
     let mut check = Check::default();
     let email = check.email("email", &body.email);
     let code = check.code("code", &body.code);
-    let password = check.password("new_password", &body.new_password, state.password_min_chars);
+    let password = check.password("new_password", &body.new_password, project.password_min_chars());
     let ((email, code), password) = check.finish(email.zip(code).zip(password))?;
-    let revoked_api_keys =
-        state.auth.reset_password(ProjectId::default_project(), email, &code, password, client.0).await?;
+    let revoked_api_keys = state.auth.reset_password(project.id().clone(), email, &code, password, client.0).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "message_code": "password_reset", "revoked_api_keys": revoked_api_keys })))
 }

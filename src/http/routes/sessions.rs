@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use crate::account::SessionId;
-use crate::http::extract::Authenticated;
+use crate::http::extract::{Authenticated, PathId};
 use crate::http::view::{SessionView, message};
 use crate::http::{ApiError, AppState};
 
@@ -23,10 +23,10 @@ async fn list_sessions(state: web::Data<AppState>, caller: Authenticated) -> Res
 async fn revoke_session(
     state: web::Data<AppState>,
     caller: Authenticated,
-    id: web::Path<String>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
     // An id that cannot exist is answered like another user's: not found.
-    let session = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
+    let session = SessionId::parse(&path.id).ok_or(ApiError::NotFound)?;
     state.auth.revoke_session(caller.0.user_id, session).await?;
     Ok(message("session_revoked"))
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::rate_limit;
-use crate::http::extract::{Authenticated, Client};
+use crate::http::extract::{Authenticated, Client, RouteProject};
 use crate::http::validate::{Check, CodeBody};
 use crate::http::view::{message, no_store, token_response};
 use crate::http::{ApiError, AppState};
@@ -98,6 +98,7 @@ struct VerifyBody {
 
 async fn verify(
     state: web::Data<AppState>,
+    project: RouteProject,
     client: Client,
     body: web::Json<VerifyBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -109,6 +110,6 @@ async fn verify(
     }
     let code = check.code("code", &body.code);
     let (challenge, code) = check.finish(challenge.zip(code))?;
-    let grant = state.auth.verify_two_factor(challenge, &code, client.0).await?;
+    let grant = state.auth.verify_two_factor(project.id(), challenge, &code, client.0).await?;
     Ok(token_response(actix_web::http::StatusCode::OK, &grant, true))
 }

@@ -1,0 +1,194 @@
+//! Per-project routes: every `/api/v1/auth/...` route also under
+//! `/api/v1/projects/{project_id}/auth/...`, users per project, credentials
+//! bound to their project (`aud`), and the project's settings driving its
+//! flows.
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{Answer, PASSWORD, TestApp, Tokens, nth_code, spawn_app};
+
+/// The path of `route` (`/login`, `/me` ...) in project `project`.
+fn at(project: &str, route: &str) -> String {
+    format!("/api/v1/projects/{project}/auth{route}")
+}
+
+async fn new_project(app: &TestApp, admin: &str, id: &str, settings: Value) -> Answer {
+    let created =
+        app.post_auth("/api/v1/admin/projects", admin, &json!({"id": id, "name": id, "settings": settings})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created
+}
+
+async fn set(app: &TestApp, admin: &str, id: &str, body: Value) {
+    let changed = app.send_json(Method::PATCH, &format!("/api/v1/admin/projects/{id}"), Some(admin), &body).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+}
+
+async fn register_in(app: &TestApp, project: &str, email: &str, password: &str) -> Answer {
+    app.post(&at(project, "/register"), &json!({"email": email, "password": password, "name": "In Project"})).await
+}
+
+async fn login_in(app: &TestApp, project: &str, email: &str) -> Answer {
+    app.post(&at(project, "/login"), &json!({"email": email, "password": PASSWORD})).await
+}
+
+async fn refresh_at(app: &TestApp, project: &str, token: &str) -> Answer {
+    let path = if project == "default" { "/api/v1/auth/refresh".to_owned() } else { at(project, "/refresh") };
+    app.post(&path, &json!({"refresh_token": token})).await
+}
+
+async fn send_login_code(app: &TestApp, project: &str) -> Answer {
+    app.post(&at(project, "/otp/send"), &json!({"email": "p@example.com", "purpose": "login"})).await
+}
+
+/// The claims of a JWT, unverified (the test only reads them).
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[actix_web::test]
+async fn each_project_has_its_own_accounts_and_its_credentials_work_only_there() {
+    let app = spawn_app().await;
+    let root = app.signed_up("root@example.com").await;
+    new_project(&app, &root.access, "mobile", json!({})).await;
+
+    // The same address is two accounts in two projects; the first in a project is a plain user.
+    let in_default = app.signed_up("ada@example.com").await;
+    let registered = register_in(&app, "mobile", "ada@example.com", PASSWORD).await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.body);
+    assert_eq!(registered.body["user"]["role"], "user");
+    let in_mobile = Tokens::from(&registered);
+    assert_ne!(in_mobile.user_id, in_default.user_id);
+    assert_eq!(claims(&in_mobile.access)["aud"], "mobile");
+    assert_eq!(claims(&in_default.access)["aud"], "default");
+    register_in(&app, "mobile", "ada@example.com", PASSWORD).await.assert_error(409, "email_taken");
+    let setup = app.get(&at("mobile", "/setup-status"), None).await;
+    assert_eq!(setup.body["setup_complete"], true);
+    let login = login_in(&app, "mobile", "ada@example.com").await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert_eq!(login.body["user"]["id"], in_mobile.user_id.as_str());
+
+    // Access tokens: each on its own project's routes only.
+    let me = app.get(&at("mobile", "/me"), Some(&in_mobile.access)).await;
+    assert_eq!((me.status, me.body["id"].as_str()), (StatusCode::OK, Some(in_mobile.user_id.as_str())));
+    app.me(&in_mobile.access).await.assert_error(401, "invalid_token");
+    app.get(&at("mobile", "/me"), Some(&in_default.access)).await.assert_error(401, "invalid_token");
+
+    // Refresh tokens likewise; a refused one stays good on its own project.
+    refresh_at(&app, "default", &in_mobile.refresh).await.assert_error(401, "invalid_token");
+    refresh_at(&app, "mobile", &in_default.refresh).await.assert_error(401, "invalid_token");
+    let rotated = refresh_at(&app, "mobile", &in_mobile.refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_eq!(claims(rotated.body["token"].as_str().unwrap())["aud"], "mobile");
+
+    // API keys too.
+    let key = app.post_auth(&at("mobile", "/api-keys"), &in_mobile.access, &json!({"name": "k"})).await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let key = key.body["api_key"].as_str().unwrap().to_owned();
+    let with_key = |path: String| app.client.get(app.url(&path)).header("X-API-Key", key.clone()).send();
+    assert_eq!(with_key(at("mobile", "/me")).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(with_key("/api/v1/auth/me".into()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // The gateway routes tell the project.
+    let verified = app.verify(&in_mobile.access).await;
+    assert_eq!(verified.status, StatusCode::OK);
+    assert_eq!(verified.header("x-auth-project"), Some("mobile"));
+    assert_eq!(app.verify(&key).await.header("x-auth-project"), Some("mobile"));
+    let gateway_key = app.introspect_key(&root.access).await;
+    let introspected = app.introspect(&gateway_key, &in_mobile.access).await;
+    assert_eq!(
+        (introspected.body["active"].as_bool(), introspected.body["aud"].as_str()),
+        (Some(true), Some("mobile"))
+    );
+
+    // Unknown projects, and ids that cannot be one, are 404.
+    login_in(&app, "nope", "ada@example.com").await.assert_error(404, "not_found");
+    app.get(&at("nope", "/me"), Some(&in_mobile.access)).await.assert_error(404, "not_found");
+    login_in(&app, "Bad%20Id", "ada@example.com").await.assert_error(404, "not_found");
+
+    // Disabled: its routes are 404 and its credentials verify nowhere; enabled again, they do.
+    set(&app, &root.access, "mobile", json!({"enabled": false})).await;
+    login_in(&app, "mobile", "ada@example.com").await.assert_error(404, "not_found");
+    app.verify(&in_mobile.access).await.assert_error(401, "invalid_token");
+    app.verify(&key).await.assert_error(401, "invalid_token");
+    assert_eq!(app.verify(&in_default.access).await.status, StatusCode::OK, "other projects go on");
+    set(&app, &root.access, "mobile", json!({"enabled": true})).await;
+    assert_eq!(app.verify(&key).await.status, StatusCode::OK);
+
+    // Deleted: the same, for good.
+    let deleted = app.delete_auth("/api/v1/admin/projects/mobile", &root.access).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    app.verify(&key).await.assert_error(401, "invalid_token");
+    app.verify(&in_mobile.access).await.assert_error(401, "invalid_token");
+    login_in(&app, "mobile", "ada@example.com").await.assert_error(404, "not_found");
+}
+
+#[actix_web::test]
+async fn a_projects_settings_drive_its_flows() {
+    let app = spawn_app().await;
+    let root = app.signed_up("root@example.com").await.access;
+
+    // access_ttl and refresh_ttl: tokens live as the project says.
+    new_project(&app, &root, "short", json!({"access_ttl": 60, "refresh_ttl": 300})).await;
+    let short = register_in(&app, "short", "s@example.com", PASSWORD).await;
+    assert_eq!(short.body["expires_in"], 60, "{}", short.body);
+    let token = short.body["token"].as_str().unwrap().to_owned();
+    let claimed = claims(&token);
+    assert_eq!(claimed["exp"].as_i64().unwrap() - claimed["iat"].as_i64().unwrap(), 60);
+    let default_token = app.logged_in("root@example.com").await;
+    app.clock.advance(Duration::from_secs(61));
+    app.get(&at("short", "/me"), Some(&token)).await.assert_error(401, "token_expired");
+    assert_eq!(app.me(&default_token.access).await.status, StatusCode::OK, "the default project's token lives on");
+    let refresh = short.body["refresh_token"].as_str().unwrap().to_owned();
+    app.clock.advance(Duration::from_secs(240));
+    app.post(&at("short", "/refresh"), &json!({"refresh_token": refresh})).await.assert_error(401, "invalid_token");
+
+    // refresh_reuse_grace 0: a rotated token presented again is reuse at once.
+    new_project(&app, &root, "strict", json!({"refresh_reuse_grace": 0})).await;
+    let strict = Tokens::from(&register_in(&app, "strict", "r@example.com", PASSWORD).await);
+    let rotated = app.post(&at("strict", "/refresh"), &json!({"refresh_token": strict.refresh})).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let again = app.post(&at("strict", "/refresh"), &json!({"refresh_token": strict.refresh})).await;
+    again.assert_error(401, "refresh_token_reused");
+
+    // allow_registration: false refuses register; password_min_length is the project's.
+    new_project(&app, &root, "closed", json!({"allow_registration": false})).await;
+    register_in(&app, "closed", "c@example.com", PASSWORD).await.assert_error(403, "forbidden");
+    new_project(&app, &root, "long", json!({"password_min_length": 20})).await;
+    let refused = register_in(&app, "long", "l@example.com", "only-fifteen-ch").await;
+    refused.assert_error(400, "validation_error");
+    assert!(refused.body["fields"]["password"].is_string(), "{}", refused.body);
+    let accepted = register_in(&app, "long", "l@example.com", "twenty characters ok").await;
+    assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.body);
+    assert_eq!(register_in(&app, "short", "l@example.com", "only-fifteen-ch").await.status, StatusCode::CREATED);
+
+    // require_email_verification: register waits for the code; login is refused until then.
+    new_project(&app, &root, "verified", json!({"require_email_verification": true})).await;
+    let waiting = register_in(&app, "verified", "v@example.com", PASSWORD).await;
+    assert_eq!(waiting.status, StatusCode::ACCEPTED, "{}", waiting.body);
+    assert_eq!(waiting.body["message_code"], "verification_required");
+    login_in(&app, "verified", "v@example.com").await.assert_error(403, "email_not_verified");
+    let code = nth_code(&app.outbox, "v@example.com", 1).await;
+    let proven = app.post(&at("verified", "/register/verify"), &json!({"email": "v@example.com", "code": code})).await;
+    assert_eq!(proven.status, StatusCode::OK, "{}", proven.body);
+    assert_eq!(claims(proven.body["token"].as_str().unwrap())["aud"], "verified");
+    assert_eq!(login_in(&app, "verified", "v@example.com").await.status, StatusCode::OK);
+    // The default project does not require it.
+    assert_eq!(app.register("v@example.com").await.status, StatusCode::CREATED);
+
+    // passwordless_signup: an emailed code makes an account in that project only.
+    new_project(&app, &root, "open", json!({"passwordless_signup": true})).await;
+    assert_eq!(send_login_code(&app, "open").await.status, StatusCode::ACCEPTED);
+    let code = nth_code(&app.outbox, "p@example.com", 1).await;
+    let signed = app.post(&at("open", "/otp/login"), &json!({"email": "p@example.com", "code": code})).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    assert_eq!(claims(signed.body["token"].as_str().unwrap())["aud"], "open");
+    assert_eq!(send_login_code(&app, "short").await.status, StatusCode::ACCEPTED, "answers the same ...");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(crate::harness::mails_to(&app.outbox, "p@example.com").len(), 1, "... but mails no one");
+}
