@@ -360,6 +360,43 @@ pub async fn projects_are_created_once_and_changed_by_version(store: Arc<dyn Sto
     assert!(matches!(store.replace_project(gone, 2).await, Err(StoreError::NotFound)));
 }
 
+pub async fn users_are_listed_by_project_in_pages_and_deleted(store: Arc<dyn Store>) {
+    let mut made = Vec::new();
+    for i in 0..23 {
+        made.push(store.create_user(user(&format!("u{i}@x.io"), Some(&format!("user{i}")))).await.unwrap().id);
+    }
+    let elsewhere = User { project: ProjectId("other".into()), ..user("u0@x.io", None) };
+    store.create_user(elsewhere).await.unwrap();
+    made.sort();
+    let project = ProjectId::default_project();
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let page = store.list_users(&project, after, 10).await.unwrap();
+        assert!(page.len() <= 10);
+        seen.extend(page.iter().map(|u| u.id));
+        match page.last() {
+            Some(last) if page.len() == 10 => after = Some(last.id),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, made, "every user once, in id order, none of another project");
+    assert_eq!(store.list_users(&ProjectId("other".into()), None, 10).await.unwrap().len(), 1);
+    assert!(store.list_users(&ProjectId("none".into()), None, 10).await.unwrap().is_empty());
+
+    let gone = made[5];
+    let record = store.find_user(gone).await.unwrap().unwrap();
+    assert!(store.delete_user(gone).await.unwrap());
+    assert!(!store.delete_user(gone).await.unwrap());
+    assert!(store.find_user(gone).await.unwrap().is_none());
+    let listed: Vec<UserId> = store.list_users(&project, None, 100).await.unwrap().iter().map(|u| u.id).collect();
+    assert_eq!(listed.len(), 22);
+    assert!(!listed.contains(&gone));
+    assert!(store.find_user_by_email(&project, &record.email).await.unwrap().is_none());
+    // Its address and username are free again.
+    let again = user(&record.email, record.username.as_deref());
+    assert_eq!(store.create_user(again).await.unwrap().email, record.email);
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -380,6 +417,7 @@ macro_rules! contract_tests {
             audit_events_list_newest_first_per_project,
             audit_events_are_upserted_by_id_and_forgotten_after_keep_until,
             projects_are_created_once_and_changed_by_version,
+            users_are_listed_by_project_in_pages_and_deleted,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -18,6 +18,7 @@
 //! before its first write, so the batch it shares is never half-applied. A
 //! failed commit fails every job of the batch, and nothing of it is kept.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -69,6 +70,8 @@ const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("one_time_codes
 const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit_events");
 /// `keep_until` (big-endian ms) ++ the audit key → nothing: what the sweep forgets, in order.
 const AUDIT_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("audit_expiry");
+/// "project\0" ++ user id (16 bytes BE) → nothing: a project's users in id order.
+const USERS_BY_PROJECT: TableDefinition<&[u8], ()> = TableDefinition::new("users_by_project");
 /// Project id → Project (JSON).
 const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
 
@@ -98,6 +101,36 @@ fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
     key.extend_from_slice(&a.to_be_bytes());
     key.extend_from_slice(b);
     key
+}
+
+/// The key of `user` in `USERS_BY_PROJECT`: "project\0" ++ its id.
+fn project_user_key(project: &ProjectId, user: UserId) -> Vec<u8> {
+    let mut key = audit_prefix(project);
+    key.extend_from_slice(&user.as_u128().to_be_bytes());
+    key
+}
+
+/// The id in the last 16 bytes of a key.
+fn last_id(key: &[u8]) -> StoreResult<u128> {
+    let at = key.len().checked_sub(16).ok_or_else(|| StoreError::Corrupt("index key".into()))?;
+    let bytes: [u8; 16] = key[at..].try_into().map_err(|_| StoreError::Corrupt("index key".into()))?;
+    Ok(u128::from_be_bytes(bytes))
+}
+
+/// Fills `USERS_BY_PROJECT` from the users table when it is empty and
+/// users exist (a data directory from before the index): once, at open.
+fn index_users_by_project(txn: &WriteTransaction) -> StoreResult<()> {
+    let mut index = txn.open_table(USERS_BY_PROJECT).map_err(unavailable)?;
+    if !index.is_empty().map_err(unavailable)? {
+        return Ok(());
+    }
+    let users = txn.open_table(USERS).map_err(unavailable)?;
+    for entry in users.iter().map_err(unavailable)? {
+        let (_, bytes) = entry.map_err(unavailable)?;
+        let user: User = decode(bytes.value())?;
+        index.insert(project_user_key(&user.project, user.id).as_slice(), ()).map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 /// The `[start, end]` key range of every composite key beginning with `a`.
@@ -178,6 +211,7 @@ impl EmbeddedStore {
             txn.open_table(AUDIT).map_err(unavailable)?;
             txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
             txn.open_table(PROJECTS).map_err(unavailable)?;
+            index_users_by_project(&txn)?;
         }
         txn.commit().map_err(unavailable)?;
         let stored = db.begin_read().map_err(unavailable)?.open_table(SESSIONS).map_err(unavailable)?.len();
@@ -365,6 +399,10 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?
                 .insert(user.id.as_u128(), bytes.as_slice())
                 .map_err(unavailable)?;
+            txn.open_table(USERS_BY_PROJECT)
+                .map_err(unavailable)?
+                .insert(project_user_key(&user.project, user.id).as_slice(), ())
+                .map_err(unavailable)?;
             txn.open_table(USERS_BY_EMAIL)
                 .map_err(unavailable)?
                 .insert(email_key.as_str(), user.id.as_u128())
@@ -429,6 +467,59 @@ impl Store for EmbeddedStore {
                 .insert(user.id.as_u128(), bytes.as_slice())
                 .map_err(unavailable)?;
             Ok(user)
+        })
+        .await
+    }
+
+    async fn list_users(&self, project: &ProjectId, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        let start = match after {
+            Some(id) => Bound::Excluded(project_user_key(project, id)),
+            None => Bound::Included(audit_prefix(project)),
+        };
+        let end = Bound::Included(project_user_key(project, UserId(uuid::Uuid::max())));
+        self.read(|txn| {
+            let index = txn.open_table(USERS_BY_PROJECT).map_err(unavailable)?;
+            let users = txn.open_table(USERS).map_err(unavailable)?;
+            let range = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
+            let mut listed = Vec::new();
+            for entry in index.range::<&[u8]>(range).map_err(unavailable)?.take(limit) {
+                let (key, _) = entry.map_err(unavailable)?;
+                let id = last_id(key.value())?;
+                if let Some(bytes) = users.get(id).map_err(unavailable)? {
+                    listed.push(decode(bytes.value())?);
+                }
+            }
+            Ok(listed)
+        })
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        self.write(move |txn| {
+            let Some(user) = txn
+                .open_table(USERS)
+                .map_err(unavailable)?
+                .remove(id.as_u128())
+                .map_err(unavailable)?
+                .map(|g| decode::<User>(g.value()))
+            else {
+                return Ok(false);
+            };
+            let user = user?;
+            txn.open_table(USERS_BY_EMAIL)
+                .map_err(unavailable)?
+                .remove(unique_key(&user.project, &user.email).as_str())
+                .map_err(unavailable)?;
+            if let Some(name) = &user.username {
+                txn.open_table(USERS_BY_USERNAME)
+                    .map_err(unavailable)?
+                    .remove(unique_key(&user.project, name).as_str())
+                    .map_err(unavailable)?;
+            }
+            txn.open_table(USERS_BY_PROJECT)
+                .map_err(unavailable)?
+                .remove(project_user_key(&user.project, id).as_slice())
+                .map_err(unavailable)?;
+            Ok(true)
         })
         .await
     }

@@ -22,6 +22,9 @@ macro_rules! forward_store {
             find_user_by_email(project: &$crate::account::ProjectId, email: &str) -> Option<$crate::account::User>;
             find_user_by_username(project: &$crate::account::ProjectId, username: &str) -> Option<$crate::account::User>;
             update_user(user: $crate::account::User) -> $crate::account::User;
+            list_users(project: &$crate::account::ProjectId, after: Option<$crate::account::UserId>, limit: usize)
+                -> Vec<$crate::account::User>;
+            delete_user(id: $crate::account::UserId) -> bool;
             create_session(session: $crate::account::Session, refresh: $crate::account::RefreshRecord) -> ();
             find_session(id: $crate::account::SessionId) -> Option<$crate::account::Session>;
             list_sessions(user: $crate::account::UserId, now: $crate::clock::Timestamp) -> Vec<$crate::account::Session>;

@@ -158,6 +158,16 @@ pub trait Store: Send + Sync + 'static {
     /// must be free in the project.
     async fn update_user(&self, user: User) -> StoreResult<User>;
 
+    /// Users of `project` in id order (so, creation order: ids are UUIDv7)
+    /// after `after`, at most `limit`. Users created while a listing pages
+    /// come after every user it has seen.
+    async fn list_users(&self, project: &ProjectId, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>>;
+
+    /// Deletes the user record, its email and username claims and its
+    /// place in its project's list; `false` when there was none. Its
+    /// sessions, keys and codes are the caller's to delete first.
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+
     /// Creates a session and its first refresh token together.
     async fn create_session(&self, session: Session, refresh: RefreshRecord) -> StoreResult<()>;
 

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         text: include_str!("../../../migrations/0002_codes_and_audit.cql"),
     },
     Migration { version: 3, name: "0003_projects.cql", text: include_str!("../../../migrations/0003_projects.cql") },
+    Migration {
+        version: 4,
+        name: "0004_users_by_project.cql",
+        text: include_str!("../../../migrations/0004_users_by_project.cql"),
+    },
 ];
 
 impl Migration {
@@ -132,6 +137,9 @@ pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, Cql
             run(session, &statement).await?;
             agree(session).await?;
         }
+        if migration.version == USERS_BY_PROJECT {
+            index_users_by_project(session, keyspace).await?;
+        }
         session
             .query_unpaged(
                 format!(
@@ -146,6 +154,30 @@ pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, Cql
         outcome.applied.push(migration.version);
     }
     Ok(outcome)
+}
+
+/// The migration that made `users_by_project`.
+const USERS_BY_PROJECT: u32 = 4;
+
+/// Lists every user made before `users_by_project` existed in it: once, as
+/// migration 4 is applied (before it is recorded, so an interrupted run
+/// does it again; the writes are idempotent).
+async fn index_users_by_project(session: &Session, keyspace: &str) -> Result<(), CqlError> {
+    use futures_util::TryStreamExt;
+    let select = format!("SELECT user_id, project_id FROM {keyspace}.users");
+    let insert = format!("INSERT INTO {keyspace}.users_by_project (project_id, bucket, user_id) VALUES (?, ?, ?)");
+    let insert = session.prepare(insert.as_str()).await.map_err(failed("PREPARE users_by_project"))?;
+    let pager = session.query_iter(select.as_str(), &[]).await.map_err(failed(&select))?;
+    let mut rows = pager.rows_stream::<(uuid::Uuid, Option<String>)>().map_err(failed(&select))?;
+    let mut indexed = 0u64;
+    while let Some((id, project)) = rows.try_next().await.map_err(failed(&select))? {
+        let project = project.unwrap_or_else(|| crate::account::ProjectId::DEFAULT.to_owned());
+        let bucket = super::store::user_bucket(crate::account::UserId(id));
+        session.execute_unpaged(&insert, (project, bucket, id)).await.map_err(failed("INSERT users_by_project"))?;
+        indexed += 1;
+    }
+    tracing::info!(indexed, "existing users listed in users_by_project");
+    Ok(())
 }
 
 async fn agree(session: &Session) -> Result<(), CqlError> {

@@ -98,6 +98,10 @@ struct Statements {
     select_audit: PreparedStatement,
     session_estimate: PreparedStatement,
     create_project: PreparedStatement,
+    insert_project_user: PreparedStatement,
+    select_project_users: PreparedStatement,
+    delete_project_user: PreparedStatement,
+    delete_user: PreparedStatement,
     select_project: PreparedStatement,
     select_projects: PreparedStatement,
     replace_project: PreparedStatement,
@@ -175,6 +179,10 @@ impl CqlStore {
             append_audit: prepare(s, ks, "INSERT INTO {ks}.audit_log (project_id, day, event_at, event_id, record) VALUES (?, ?, ?, ?, ?) USING TTL ?").await?,
             select_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_log WHERE project_id = ? AND day = ? LIMIT ?").await?,
             session_estimate: prepare(s, ks, "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = ? AND table_name = 'sessions'").await?,
+            insert_project_user: prepare(s, ks, "INSERT INTO {ks}.users_by_project (project_id, bucket, user_id) VALUES (?, ?, ?)").await?,
+            select_project_users: prepare(s, ks, "SELECT user_id FROM {ks}.users_by_project WHERE project_id = ? AND bucket = ? AND user_id > ? LIMIT ?").await?,
+            delete_project_user: prepare(s, ks, "DELETE FROM {ks}.users_by_project WHERE project_id = ? AND bucket = ? AND user_id = ?").await?,
+            delete_user: prepare(s, ks, "DELETE FROM {ks}.users WHERE user_id = ?").await?,
             create_project: prepare(s, ks, "INSERT INTO {ks}.projects (project_id, record, version) VALUES (?, ?, ?) IF NOT EXISTS").await?,
             select_project: prepare(s, ks, "SELECT record FROM {ks}.projects WHERE project_id = ?").await?,
             select_projects: prepare(s, ks, "SELECT record FROM {ks}.projects LIMIT ?").await?,
@@ -265,8 +273,9 @@ impl CqlStore {
     async fn write_user(&self, user: &User) -> StoreResult<()> {
         let record = encode(user)?;
         self.exec(&self.statements.insert_user, (user.id.0, user.project.as_str(), record, ts(user.updated_at)))
-            .await
-            .map(|_| ())
+            .await?;
+        let listed = (user.project.as_str(), user_bucket(user.id), user.id.0);
+        self.exec(&self.statements.insert_project_user, listed).await.map(|_| ())
     }
 
     async fn user_by_claim(
@@ -419,6 +428,42 @@ impl Store for CqlStore {
             self.release(UniqueField::Username, &old.project, name, old.id).await;
         }
         Ok(user)
+    }
+
+    async fn list_users(&self, project: &ProjectId, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        let after = after.map_or(Uuid::nil(), |id| id.0);
+        let wanted = i32::try_from(limit).unwrap_or(i32::MAX);
+        // Each bucket's next ids after the cursor, merged in id order.
+        let mut ids = Vec::new();
+        for bucket in 0..USER_BUCKETS {
+            let rows = self
+                .exec(&self.statements.select_project_users, (project.as_str(), bucket, after, wanted))
+                .await?
+                .into_rows_result()
+                .map_err(unavailable)?;
+            for row in rows.rows::<(Uuid,)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+                ids.push(row.map_err(|e| StoreError::Corrupt(e.to_string()))?.0);
+            }
+        }
+        ids.sort_unstable();
+        let mut users = Vec::new();
+        for id in ids.into_iter().take(limit) {
+            if let Some(user) = self.find_user(UserId(id)).await? {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        let Some(user) = self.find_user(id).await? else { return Ok(false) };
+        self.exec(&self.statements.delete_user, (id.0,)).await?;
+        self.exec(&self.statements.delete_project_user, (user.project.as_str(), user_bucket(id), id.0)).await?;
+        self.release(UniqueField::Email, &user.project, &user.email, id).await;
+        if let Some(name) = &user.username {
+            self.release(UniqueField::Username, &user.project, name, id).await;
+        }
+        Ok(true)
     }
 
     async fn create_session(&self, session: UserSession, refresh: RefreshRecord) -> StoreResult<()> {
@@ -743,6 +788,14 @@ impl CqlStore {
             .and_then(|(at,)| at)
             .map(|at| Timestamp(at.0)))
     }
+}
+
+/// The partitions one project's user list is spread over.
+const USER_BUCKETS: i32 = 16;
+
+/// The `users_by_project` partition of a user: its id's last (random) byte.
+pub(super) fn user_bucket(id: UserId) -> i32 {
+    i32::from(id.0.as_bytes()[15]) % USER_BUCKETS
 }
 
 /// A project version as CQL's `bigint`.
