@@ -35,6 +35,8 @@ pub mod kind {
     pub const PROJECT_CREATED: &str = "project_created";
     pub const PROJECT_CHANGED: &str = "project_changed";
     pub const PROJECT_DELETED: &str = "project_deleted";
+    pub const USER_CHANGED_BY_ADMIN: &str = "user_changed_by_admin";
+    pub const USER_DELETED_BY_ADMIN: &str = "user_deleted_by_admin";
 
     /// Kinds that repeat under attack, and are counted per minute.
     pub fn repeats(kind: &str) -> bool {

@@ -34,7 +34,7 @@ mod outcome;
 mod second_factor;
 mod sessions;
 
-pub use admin::{Admin, NewProject, ProjectChange};
+pub use admin::{Admin, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
 pub use api_keys::{CreatedApiKey, NewApiKey};
 pub use login::{LoginIdentifier, LoginRequest, Registration};
 pub use outcome::{LoginOutcome, Registered, TokenGrant};
@@ -114,6 +114,10 @@ pub enum AuthError {
     /// The session, key or account named is not the caller's, or is gone.
     #[error("not found")]
     NotFound,
+    /// A field the flow checks (not its shape: that is the edge's) is not
+    /// acceptable: `(field, problem)`.
+    #[error("invalid {0}: {1}")]
+    Invalid(&'static str, &'static str),
     /// The change would break a rule of what exists (`409`).
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
@@ -135,6 +139,8 @@ pub enum Conflict {
     ProjectExists,
     /// The `default` project cannot be deleted or disabled.
     DefaultProject,
+    /// The last enabled superadmin cannot be demoted, disabled or deleted.
+    LastSuperadmin,
 }
 
 impl AuthError {

@@ -78,6 +78,7 @@ fn conflict_message(conflict: Conflict) -> &'static str {
     match conflict {
         Conflict::ProjectExists => "a project with this id exists",
         Conflict::DefaultProject => "the default project cannot be deleted or disabled",
+        Conflict::LastSuperadmin => "the last superadmin cannot be demoted, disabled or deleted",
     }
 }
 
@@ -130,6 +131,7 @@ impl ApiError {
             ApiError::UsernameTaken => "username_taken",
             ApiError::Conflict(Conflict::ProjectExists) => "project_exists",
             ApiError::Conflict(Conflict::DefaultProject) => "default_project",
+            ApiError::Conflict(Conflict::LastSuperadmin) => "last_superadmin",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited(_) => "rate_limited",
@@ -265,6 +267,7 @@ impl From<AuthError> for ApiError {
             }
             AuthError::NotFound => ApiError::NotFound,
             AuthError::Conflict(conflict) => ApiError::Conflict(conflict),
+            AuthError::Invalid(field, problem) => ApiError::field(field, problem),
             AuthError::Overloaded(wait) => ApiError::Overloaded(wait),
             AuthError::StoreUnavailable(cause) => ApiError::StoreUnavailable(cause),
             AuthError::Internal(cause) => ApiError::Internal(cause),
@@ -342,6 +345,7 @@ mod tests {
             (ApiError::UsernameTaken, 409, "username_taken"),
             (ApiError::Conflict(Conflict::ProjectExists), 409, "project_exists"),
             (ApiError::Conflict(Conflict::DefaultProject), 409, "default_project"),
+            (ApiError::Conflict(Conflict::LastSuperadmin), 409, "last_superadmin"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (ApiError::UnsupportedMediaType, 415, "unsupported_media_type"),
             (ApiError::RateLimited(second), 429, "rate_limited"),
@@ -385,6 +389,7 @@ mod tests {
             (AuthError::LimitReached("at most 100"), 400, "validation_error"),
             (AuthError::NotFound, 404, "not_found"),
             (AuthError::Conflict(Conflict::ProjectExists), 409, "project_exists"),
+            (AuthError::Invalid("role", "no"), 400, "validation_error"),
             (AuthError::Overloaded(wait), 503, "overloaded"),
             (AuthError::StoreUnavailable(down()), 503, "store_unavailable"),
             (AuthError::internal("boom"), 500, "internal"),

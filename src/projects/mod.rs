@@ -15,7 +15,7 @@ pub use settings::{ProjectSettings, SettingsDefaults, SettingsOverrides, Setting
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::ProjectId;
+use crate::account::{ProjectId, UserId};
 use crate::clock::Timestamp;
 
 /// The longest project id (and the longest slug made from a name).
@@ -44,6 +44,12 @@ pub struct Project {
     /// Deleted: refused everywhere, its id still taken until its data is gone.
     #[serde(default)]
     pub deleted: bool,
+    /// The enabled superadmins (of the `default` project), kept with the
+    /// record so that demoting, disabling or deleting one is checked and
+    /// written at the version read: two admins racing cannot remove the
+    /// last one. Empty until first needed (then read from the users).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superadmins: Vec<UserId>,
 }
 
 impl Project {
@@ -60,6 +66,7 @@ impl Project {
             settings: SettingsOverrides::default(),
             version: 1,
             deleted: false,
+            superadmins: Vec::new(),
         }
     }
 

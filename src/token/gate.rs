@@ -85,7 +85,7 @@ impl AccessGate {
 
     async fn verify_access_token(&self, token: &str, now: Timestamp) -> Result<Arc<VerifiedAccess>, TokenError> {
         let claims = self.signer.verify(token, now)?;
-        let (user_id, session_id, project, role) = parse_subject(&claims).ok_or(TokenError::Invalid)?;
+        let (user_id, session_id, project, _minted_role) = parse_subject(&claims).ok_or(TokenError::Invalid)?;
         let credential = Credential::Session(session_id);
         if self.cache.is_credential_revoked(credential) {
             return Err(TokenError::Invalid);
@@ -95,11 +95,13 @@ impl AccessGate {
             return Err(TokenError::Invalid);
         }
         let user = self.live_user(user_id, &project).await?;
+        // The role as stored now, not as minted: a demotion counts at once
+        // (a user change marks the user's cached credentials).
         Ok(Arc::new(VerifiedAccess::new(
             user_id,
             credential,
             project,
-            role,
+            user.role,
             &claims.scope,
             user.username.as_deref(),
             claims.iat,

@@ -44,7 +44,10 @@ async fn every_documented_operation_is_routed() {
     }
     let app = spawn_app().await;
     for (method, path) in operations {
-        let concrete = path.replace("{id}", "01900000-0000-7000-8000-000000000000").replace("{project_id}", "default");
+        let concrete = path
+            .replace("{id}", "01900000-0000-7000-8000-000000000000")
+            .replace("{project_id}", "default")
+            .replace("{uid}", "01900000-0000-7000-8000-000000000001");
         let mut request = app.client.request(method.clone(), app.url(&concrete));
         if method != Method::GET && method != Method::DELETE {
             request = request.json(&serde_json::json!({}));

@@ -6,6 +6,7 @@
 mod harness;
 
 mod admin;
+mod admin_users;
 mod api_keys;
 mod auth;
 mod cluster;

@@ -1,27 +1,105 @@
-//! `/admin/projects`: list, create, read, change, delete projects. Session
-//! tokens of an admin or superadmin of the `default` project (the flow
-//! checks the role as stored now); an API key is refused with 403.
+//! `/admin/projects`: list, create, read, change, delete projects, and
+//! `/admin/projects/{id}/users`: a project's users (paged list, read,
+//! change, delete). Session tokens of an admin or superadmin of the
+//! `default` project (the flow checks the role as stored now, before the
+//! body); an API key is refused with 403.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::account::{Fields, ProjectId};
-use crate::auth::{NewProject, ProjectChange};
+use crate::account::{Fields, ProjectId, Role, User, UserId};
+use crate::auth::{NewProject, ProjectChange, UserChangeByAdmin};
 use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::validate::present;
-use crate::http::view::{message, no_store};
+use crate::http::view::{UserView, message, no_store};
 use crate::http::{ApiError, AppState};
 use crate::projects::{self, ProjectSettings, ProjectView, SettingsPatch};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/projects").route(web::get().to(list)).route(web::post().to(create))).service(
-        web::resource("/projects/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
-    );
+    cfg.service(web::resource("/projects").route(web::get().to(list)).route(web::post().to(create)))
+        .service(
+            web::resource("/projects/{id}")
+                .route(web::get().to(get))
+                .route(web::patch().to(update))
+                .route(web::delete().to(delete)),
+        )
+        .service(web::resource("/projects/{id}/users").route(web::get().to(list_users)))
+        .service(
+            web::resource("/projects/{id}/users/{uid}")
+                .route(web::get().to(get_user))
+                .route(web::patch().to(update_user))
+                .route(web::delete().to(delete_user)),
+        );
+}
+
+/// A page size of `limit` when none is asked for, and the largest one.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+/// The longest cursor considered.
+const MAX_CURSOR_LEN: usize = 256;
+
+/// A user as the admin API shows it: API.md's user object, with its
+/// project and whether it is disabled.
+#[derive(Serialize)]
+struct AdminUserBody<'a> {
+    #[serde(flatten)]
+    user: UserView,
+    project: &'a str,
+    disabled: bool,
+}
+
+impl<'a> From<&'a User> for AdminUserBody<'a> {
+    fn from(user: &'a User) -> Self {
+        AdminUserBody { user: UserView::from(user), project: user.project.as_str(), disabled: user.disabled }
+    }
+}
+
+#[derive(Deserialize)]
+struct UserPath {
+    id: String,
+    uid: String,
+}
+
+impl UserPath {
+    /// The project and user named; ids that cannot exist are 404.
+    fn ids(&self) -> Result<(ProjectId, UserId), ApiError> {
+        Ok((project_id(self.id.clone())?, UserId::parse(&self.uid).ok_or(ApiError::NotFound)?))
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+impl PageQuery {
+    /// The page size, 1 to `MAX_PAGE` (default `DEFAULT_PAGE`).
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.as_deref() {
+            None => Ok(DEFAULT_PAGE),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+                _ => Err(ApiError::field("limit", "must be a whole number from 1 to 200")),
+            },
+        }
+    }
+
+    /// The cursor given, if any, checked for length only (its seal is the flow's).
+    fn cursor(&self) -> Result<Option<&str>, ApiError> {
+        match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) if c.len() > MAX_CURSOR_LEN => Err(ApiError::field("cursor", "is not a cursor of this list")),
+            other => Ok(other),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct UserUpdateBody {
+    role: Option<String>,
+    disabled: Option<bool>,
 }
 
 /// API.md's project object; `settings` are those in force (the project's
@@ -222,4 +300,71 @@ async fn delete(
     let admin = state.auth.acting_admin(caller.0.user_id).await?;
     state.auth.delete_project(&admin, &project_id(path.into_inner().id)?, client.0).await?;
     Ok(message("project_deleted"))
+}
+
+/// The list of `project`'s users that cursors name.
+fn users_list(project: &ProjectId) -> String {
+    format!("users\0{project}")
+}
+
+async fn list_users(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<PathId>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let project = project_id(path.into_inner().id)?;
+    let limit = query.limit()?;
+    let after = match query.cursor()? {
+        Some(cursor) => Some(UserId(state.auth.open_cursor(&users_list(&project), cursor)?)),
+        None => None,
+    };
+    let page = state.auth.list_project_users(&admin, &project, after, limit).await?;
+    let users: Vec<AdminUserBody<'_>> = page.users.iter().map(AdminUserBody::from).collect();
+    let next_cursor = page.next_after.map(|id| state.auth.seal_cursor(&users_list(&project), id.0));
+    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "users": users, "next_cursor": next_cursor })))
+}
+
+async fn get_user(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let (project, id) = path.ids()?;
+    let user = state.auth.project_user(&admin, &project, id).await?;
+    Ok(no_store(StatusCode::OK).json(AdminUserBody::from(&user)))
+}
+
+async fn update_user(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    path: web::Path<UserPath>,
+    body: web::Json<UserUpdateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let (project, id) = path.ids()?;
+    let role = match body.role.as_deref() {
+        Some(text) => {
+            Some(Role::parse(text).ok_or_else(|| ApiError::field("role", "must be user, admin or superadmin"))?)
+        }
+        None => None,
+    };
+    let change = UserChangeByAdmin { role, disabled: body.disabled };
+    let user = state.auth.change_project_user(&admin, &project, id, change, client.0).await?;
+    Ok(no_store(StatusCode::OK).json(AdminUserBody::from(&user)))
+}
+
+async fn delete_user(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let (project, id) = path.ids()?;
+    state.auth.delete_project_user(&admin, &project, id, client.0).await?;
+    Ok(message("user_deleted"))
 }

@@ -1,22 +1,19 @@
-//! The admin API's flows: projects (list, create, read, change, delete).
+//! Projects: list, create, read, change, delete.
 //!
-//! Every call names the acting admin, whose role is read from the store on
-//! each call (a token's `role` claim may be older than a demotion): an
-//! admin or superadmin of the `default` project, enabled, or `Forbidden`.
 //! A project change is read, merged and written only at the version read
 //! (`Store::replace_project`), retried on a conflict, so concurrent changes
 //! all survive; the writing node puts the record in its directory at once
-//! and the feed tells the others. Admin actions are audit events in the
-//! `default` project's log, naming the admin and what changed.
+//! and the feed tells the others.
 
 use std::sync::Arc;
 
-use crate::account::{ProjectId, Role, User, UserId};
+use crate::account::ProjectId;
 use crate::projects::{self, Project, ProjectView, SettingsPatch};
 use crate::store::StoreError;
 
-use super::audit::kind;
-use super::{AuthError, AuthService, ClientInfo, Conflict};
+use super::Admin;
+use crate::auth::audit::kind;
+use crate::auth::{AuthError, AuthService, ClientInfo, Conflict, RETRY_AFTER};
 
 /// How often a change is retried when another change got in between (each
 /// retry waits a little, at random, so racing changes spread out).
@@ -69,38 +66,7 @@ impl ProjectChange {
     }
 }
 
-/// An admin or superadmin of the `default` project, as stored when the
-/// request began: only `acting_admin` makes one, and every admin flow
-/// takes one.
-#[derive(Debug, Clone)]
-pub struct Admin(User);
-
-impl Admin {
-    pub fn id(&self) -> UserId {
-        self.0.id
-    }
-
-    pub fn role(&self) -> Role {
-        self.0.role
-    }
-}
-
 impl AuthService {
-    /// The caller, if it may use the admin API now (`Forbidden` otherwise).
-    pub async fn acting_admin(&self, caller: UserId) -> Result<Admin, AuthError> {
-        let user = self.store.find_user(caller).await?.ok_or(AuthError::Forbidden)?;
-        let admin = matches!(user.role, Role::Admin | Role::Superadmin);
-        if !admin || user.disabled || user.project.as_str() != ProjectId::DEFAULT {
-            return Err(AuthError::Forbidden);
-        }
-        Ok(Admin(user))
-    }
-
-    /// An admin action in the `default` project's log, naming the admin.
-    async fn audit_admin(&self, admin: &Admin, kind: &'static str, client: &ClientInfo, detail: &str) {
-        self.audit(kind, &admin.0.project, Some(admin.id()), client, Some(detail.trim_end())).await;
-    }
-
     /// Every project not deleted, by id.
     pub fn list_projects(&self, _admin: &Admin) -> Vec<Arc<ProjectView>> {
         self.projects.list()
@@ -206,7 +172,11 @@ impl AuthService {
 
     /// Reads the project, applies `edit`, and writes it at the version read;
     /// on a conflict, again from a fresh read.
-    async fn change_project(&self, id: &ProjectId, edit: impl Fn(&mut Project)) -> Result<Arc<ProjectView>, AuthError> {
+    pub(super) async fn change_project(
+        &self,
+        id: &ProjectId,
+        edit: impl Fn(&mut Project),
+    ) -> Result<Arc<ProjectView>, AuthError> {
         for attempt in 0..CHANGE_TRIES {
             let stored = self.store.find_project(id).await?.filter(|p| !p.deleted).ok_or(AuthError::NotFound)?;
             let read_version = stored.version;
@@ -227,6 +197,6 @@ impl AuthService {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(AuthError::Overloaded(super::RETRY_AFTER))
+        Err(AuthError::Overloaded(RETRY_AFTER))
     }
 }

@@ -1,0 +1,69 @@
+//! The admin API's flows: `projects` (list, create, read, change, delete)
+//! and `users` (a project's users: list, read, change, delete).
+//!
+//! Every call takes an [`Admin`], which only `acting_admin` makes: the
+//! caller's role read from the store on each request (a token's `role`
+//! claim may be older than a demotion), an admin or superadmin of the
+//! `default` project, enabled, or `Forbidden`. Admin actions are audit
+//! events in the `default` project's log, naming the admin and what changed.
+
+mod projects;
+mod users;
+
+pub use projects::{NewProject, ProjectChange};
+pub use users::{UserChangeByAdmin, UserPage};
+
+use crate::account::{ProjectId, Role, User, UserId};
+
+use super::{AuthError, AuthService, ClientInfo};
+
+/// An admin or superadmin of the `default` project, as stored when the
+/// request began: only `acting_admin` makes one, and every admin flow
+/// takes one.
+#[derive(Debug, Clone)]
+pub struct Admin(User);
+
+impl Admin {
+    pub fn id(&self) -> UserId {
+        self.0.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+}
+
+impl AuthService {
+    /// The caller, if it may use the admin API now (`Forbidden` otherwise).
+    pub async fn acting_admin(&self, caller: UserId) -> Result<Admin, AuthError> {
+        let user = self.store.find_user(caller).await?.ok_or(AuthError::Forbidden)?;
+        let admin = matches!(user.role, Role::Admin | Role::Superadmin);
+        if !admin || user.disabled || user.project.as_str() != ProjectId::DEFAULT {
+            return Err(AuthError::Forbidden);
+        }
+        Ok(Admin(user))
+    }
+
+    /// An opaque cursor of the list `list` (its kind and scope, such as
+    /// `users\0mobile`) resuming after `after`: sealed, so a client can
+    /// neither forge one nor use one on another list.
+    pub fn seal_cursor(&self, list: &str, after: uuid::Uuid) -> String {
+        crate::token::b64url(&self.vault.seal(list.as_bytes(), after.as_bytes()))
+    }
+
+    /// The id a cursor of `list` resumes after.
+    pub fn open_cursor(&self, list: &str, cursor: &str) -> Result<uuid::Uuid, AuthError> {
+        let refused = AuthError::Invalid("cursor", "is not a cursor of this list");
+        let sealed = crate::token::b64url_decode(cursor).ok_or(refused)?;
+        let plain = self
+            .vault
+            .open_sealed(list.as_bytes(), &sealed)
+            .ok_or(AuthError::Invalid("cursor", "is not a cursor of this list"))?;
+        uuid::Uuid::from_slice(&plain).map_err(|_| AuthError::Invalid("cursor", "is not a cursor of this list"))
+    }
+
+    /// An admin action in the `default` project's log, naming the admin.
+    async fn audit_admin(&self, admin: &Admin, kind: &'static str, client: &ClientInfo, detail: &str) {
+        self.audit(kind, &admin.0.project, Some(admin.id()), client, Some(detail.trim_end())).await;
+    }
+}

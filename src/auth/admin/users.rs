@@ -1,0 +1,218 @@
+//! A project's users: list (paged by an opaque cursor), read, change (role,
+//! disabled), delete.
+//!
+//! Rules: only a superadmin makes or unmakes an admin or superadmin, or
+//! acts on one; `superadmin` exists only in the `default` project; the last
+//! enabled superadmin cannot be demoted, disabled or deleted
+//! (`Conflict::LastSuperadmin`). The enabled superadmins are kept in the
+//! `default` project's record and changed at the version read, so two
+//! admins racing on two nodes cannot both pass that check.
+
+use crate::account::{CodePurpose, ProjectId, Role, User, UserId};
+use crate::projects::Project;
+use crate::shards::{EditUser, UserEdit};
+use crate::store::StoreError;
+
+use super::Admin;
+use crate::auth::audit::kind;
+use crate::auth::{AuthError, AuthService, ClientInfo, Conflict, RETRY_AFTER};
+
+/// Tries of a change of the superadmins list before giving up (each a fresh read).
+const LIST_TRIES: usize = 50;
+
+/// One page of a project's users, and where the next begins.
+#[derive(Debug)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// The last user of this page, when there may be more.
+    pub next_after: Option<UserId>,
+}
+
+/// What an admin changes on a user; `None` leaves it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserChangeByAdmin {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+fn is_elevated(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Superadmin)
+}
+
+impl AuthService {
+    /// A live project (not deleted) the admin API may look into.
+    fn admin_project(&self, project: &ProjectId) -> Result<(), AuthError> {
+        match self.projects.get(project) {
+            Some(view) if !view.project.deleted => Ok(()),
+            _ => Err(AuthError::NotFound),
+        }
+    }
+
+    /// `limit` users of `project` after `after`, in creation order.
+    pub async fn list_project_users(
+        &self,
+        _admin: &Admin,
+        project: &ProjectId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<UserPage, AuthError> {
+        self.admin_project(project)?;
+        let mut users = self.store.list_users(project, after, limit + 1).await?;
+        let more = users.len() > limit;
+        users.truncate(limit);
+        let next_after = users.last().map(|u| u.id).filter(|_| more);
+        Ok(UserPage { users, next_after })
+    }
+
+    /// User `id` of `project`; another project's user is not found here.
+    pub async fn project_user(&self, _admin: &Admin, project: &ProjectId, id: UserId) -> Result<User, AuthError> {
+        self.admin_project(project)?;
+        self.store.find_user(id).await?.filter(|u| &u.project == project).ok_or(AuthError::NotFound)
+    }
+
+    /// Whether `admin` may act on `target` at all, and set `role` if asked.
+    fn may_change(admin: &Admin, target: &User, role: Option<Role>) -> Result<(), AuthError> {
+        let superadmin = admin.role() == Role::Superadmin;
+        if !superadmin && (is_elevated(target.role) || role.is_some_and(|r| r != target.role)) {
+            return Err(AuthError::Forbidden);
+        }
+        if role == Some(Role::Superadmin) && target.project.as_str() != ProjectId::DEFAULT {
+            return Err(AuthError::Invalid("role", "superadmin exists only in the default project"));
+        }
+        Ok(())
+    }
+
+    pub async fn change_project_user(
+        &self,
+        admin: &Admin,
+        project: &ProjectId,
+        id: UserId,
+        change: UserChangeByAdmin,
+        client: ClientInfo,
+    ) -> Result<User, AuthError> {
+        let target = self.project_user(admin, project, id).await?;
+        Self::may_change(admin, &target, change.role)?;
+        let role = change.role.unwrap_or(target.role);
+        let disabled = change.disabled.unwrap_or(target.disabled);
+        let was_counted = target.role == Role::Superadmin && !target.disabled;
+        let counted = role == Role::Superadmin && !disabled;
+        if was_counted && !counted {
+            self.remove_superadmin(id).await?;
+        }
+        let edit: UserEdit = Box::new(move |u: &mut User| {
+            u.role = role;
+            u.disabled = disabled;
+            Ok(())
+        });
+        let updated = self.shards.ask(&id, EditUser { user: id, edit }).await?;
+        if counted && !was_counted {
+            self.add_superadmin(id).await?;
+        }
+        if disabled && !target.disabled {
+            self.feed.revoke_user(id).await;
+            self.revoke_sessions(id, None).await?;
+        } else if role != target.role || disabled != target.disabled {
+            // Cached credentials are checked again, with the role as stored now.
+            self.feed.revoke_user(id).await;
+        }
+        let mut what = Vec::new();
+        if role != target.role {
+            what.push(format!("role={}", role.as_str()));
+        }
+        if disabled != target.disabled {
+            what.push(format!("disabled={disabled}"));
+        }
+        let detail = format!("project={project} user={id} {}", what.join(" "));
+        self.audit_admin(admin, kind::USER_CHANGED_BY_ADMIN, &client, &detail).await;
+        Ok(updated)
+    }
+
+    /// Deletes the account and everything of it: sessions, API keys and
+    /// email codes; its credentials stop at once on every node.
+    pub async fn delete_project_user(
+        &self,
+        admin: &Admin,
+        project: &ProjectId,
+        id: UserId,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        let target = self.project_user(admin, project, id).await?;
+        Self::may_change(admin, &target, None)?;
+        if target.role == Role::Superadmin && !target.disabled {
+            self.remove_superadmin(id).await?;
+        }
+        self.feed.revoke_user(id).await;
+        self.revoke_sessions(id, None).await?;
+        self.revoke_api_keys(id).await?;
+        for purpose in [CodePurpose::Login, CodePurpose::Reset, CodePurpose::Verify] {
+            self.store.delete_code(project, purpose, &target.email).await?;
+        }
+        self.store.delete_user(id).await?;
+        let detail = format!("project={project} user={id}");
+        self.audit_admin(admin, kind::USER_DELETED_BY_ADMIN, &client, &detail).await;
+        tracing::warn!(target: "security", event = "user_deleted", user_id = %id, by = %admin.id(), "account deleted by an admin");
+        Ok(())
+    }
+
+    /// The `default` project's record and its enabled superadmins (read
+    /// from the users when the record has none yet).
+    async fn superadmins(&self) -> Result<(Project, Vec<UserId>), AuthError> {
+        let default = ProjectId::default_project();
+        let project = self.store.find_project(&default).await?.ok_or(AuthError::NotFound)?;
+        if !project.superadmins.is_empty() {
+            let listed = project.superadmins.clone();
+            return Ok((project, listed));
+        }
+        let (mut found, mut after) = (Vec::new(), None);
+        loop {
+            let page = self.store.list_users(&default, after, 500).await?;
+            found.extend(page.iter().filter(|u| u.role == Role::Superadmin && !u.disabled).map(|u| u.id));
+            match page.last() {
+                Some(last) if page.len() == 500 => after = Some(last.id),
+                _ => return Ok((project, found)),
+            }
+        }
+    }
+
+    /// Writes the superadmins list that `change` makes of the current one,
+    /// at the version read, retried on a conflict.
+    async fn change_superadmins(
+        &self,
+        change: impl Fn(Vec<UserId>) -> Result<Vec<UserId>, AuthError>,
+    ) -> Result<(), AuthError> {
+        for _ in 0..LIST_TRIES {
+            let (project, listed) = self.superadmins().await?;
+            let read_version = project.version;
+            let next = Project { superadmins: change(listed)?, version: read_version + 1, ..project };
+            match self.store.replace_project(next.clone(), read_version).await {
+                Ok(()) => {
+                    self.projects.put(next);
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::Overloaded(RETRY_AFTER))
+    }
+
+    /// Takes `id` off the list; refused if it is the last one on it.
+    async fn remove_superadmin(&self, id: UserId) -> Result<(), AuthError> {
+        self.change_superadmins(|mut listed| {
+            listed.retain(|listed| *listed != id);
+            if listed.is_empty() { Err(AuthError::Conflict(Conflict::LastSuperadmin)) } else { Ok(listed) }
+        })
+        .await
+    }
+
+    /// Puts `id` on the list (a new or re-enabled superadmin).
+    pub(crate) async fn add_superadmin(&self, id: UserId) -> Result<(), AuthError> {
+        self.change_superadmins(|mut listed| {
+            if !listed.contains(&id) {
+                listed.push(id);
+            }
+            Ok(listed)
+        })
+        .await
+    }
+}
