@@ -397,6 +397,64 @@ pub async fn users_are_listed_by_project_in_pages_and_deleted(store: Arc<dyn Sto
     assert_eq!(store.create_user(again).await.unwrap().email, record.email);
 }
 
+pub async fn audit_events_page_newest_first_by_cursor_and_user(store: Arc<dyn Store>) {
+    use super::AuditQuery;
+    let now = SystemClock.now();
+    let project = ProjectId("paged".into());
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let mut made = Vec::new();
+    for i in 0..25u64 {
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7(),
+            // Two days' worth, oldest first, so pages cross partitions.
+            at: Timestamp(now.0 - 2 * 86_400_000 + i64::try_from(i).unwrap() * 7_000_000),
+            project: project.clone(),
+            user_id: Some(if i % 3 == 0 { bob } else { ada }),
+            kind: "login".into(),
+            ip: None,
+            user_agent: None,
+            detail: Some(format!("n={i}")),
+            count: 1,
+            keep_until: now.plus(DAY),
+        };
+        store.append_audit(event.clone()).await.unwrap();
+        made.push(event);
+    }
+    let elsewhere = AuditEvent { id: uuid::Uuid::now_v7(), project: ProjectId("other".into()), ..made[0].clone() };
+    store.append_audit(elsewhere).await.unwrap();
+    let page = |user: Option<UserId>, before: Option<(Timestamp, uuid::Uuid)>, limit: usize| AuditQuery {
+        project: project.clone(),
+        user,
+        before,
+        since: Timestamp(0),
+        limit,
+    };
+    // Everything, ten at a time, newest first, each once.
+    let (mut seen, mut before) = (Vec::new(), None);
+    loop {
+        let events = store.list_audit_page(page(None, before, 10)).await.unwrap();
+        seen.extend(events.iter().map(|e| e.detail.clone().unwrap()));
+        match events.last() {
+            Some(last) if events.len() == 10 => before = Some((last.at, last.id)),
+            _ => break,
+        }
+    }
+    let newest_first: Vec<String> = made.iter().rev().map(|e| e.detail.clone().unwrap()).collect();
+    assert_eq!(seen, newest_first);
+    // One user's, likewise.
+    let bobs: Vec<String> =
+        made.iter().rev().filter(|e| e.user_id == Some(bob)).map(|e| e.detail.clone().unwrap()).collect();
+    let first = store.list_audit_page(page(Some(bob), None, 5)).await.unwrap();
+    let last = first.last().unwrap();
+    let rest = store.list_audit_page(page(Some(bob), Some((last.at, last.id)), 50)).await.unwrap();
+    let listed: Vec<String> = first.iter().chain(&rest).map(|e| e.detail.clone().unwrap()).collect();
+    assert_eq!(listed, bobs);
+    // Nothing older than `since`.
+    let since = made[20].at;
+    let recent = store.list_audit_page(AuditQuery { since, ..page(None, None, 50) }).await.unwrap();
+    assert_eq!(recent.len(), 5);
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -418,6 +476,7 @@ macro_rules! contract_tests {
             audit_events_are_upserted_by_id_and_forgotten_after_keep_until,
             projects_are_created_once_and_changed_by_version,
             users_are_listed_by_project_in_pages_and_deleted,
+            audit_events_page_newest_first_by_cursor_and_user,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

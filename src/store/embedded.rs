@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
+use super::{AuditQuery, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
 use crate::account::{
     ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Rotation, Session, SessionId,
     User, UserId,
@@ -68,6 +68,8 @@ const USED_ONCE: TableDefinition<&[u8], i64> = TableDefinition::new("used_once")
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("one_time_codes");
 /// "project\0" ++ event id (16 bytes BE, time-ordered) → AuditEvent (JSON).
 const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit_events");
+/// "project\0" ++ user id (16 bytes) ++ event id (16 bytes) → nothing: one user's events.
+const AUDIT_BY_USER: TableDefinition<&[u8], ()> = TableDefinition::new("audit_by_user");
 /// `keep_until` (big-endian ms) ++ the audit key → nothing: what the sweep forgets, in order.
 const AUDIT_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("audit_expiry");
 /// "project\0" ++ user id (16 bytes BE) → nothing: a project's users in id order.
@@ -107,6 +109,14 @@ fn pair_key(a: u128, b: &[u8]) -> Vec<u8> {
 fn project_user_key(project: &ProjectId, user: UserId) -> Vec<u8> {
     let mut key = audit_prefix(project);
     key.extend_from_slice(&user.as_u128().to_be_bytes());
+    key
+}
+
+/// The key of an event in `AUDIT_BY_USER`.
+fn audit_user_key(project: &ProjectId, user: UserId, event: uuid::Uuid) -> Vec<u8> {
+    let mut key = audit_prefix(project);
+    key.extend_from_slice(&user.as_u128().to_be_bytes());
+    key.extend_from_slice(event.as_bytes());
     key
 }
 
@@ -210,6 +220,7 @@ impl EmbeddedStore {
             txn.open_table(CODES).map_err(unavailable)?;
             txn.open_table(AUDIT).map_err(unavailable)?;
             txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
+            txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
             txn.open_table(PROJECTS).map_err(unavailable)?;
             index_users_by_project(&txn)?;
         }
@@ -795,21 +806,65 @@ impl Store for EmbeddedStore {
                 .insert(key.as_slice(), bytes.as_slice())
                 .map_err(unavailable)?;
             txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?.insert(expiry.as_slice(), ()).map_err(unavailable)?;
+            if let Some(user) = event.user_id {
+                let key = audit_user_key(&event.project, user, event.id);
+                txn.open_table(AUDIT_BY_USER).map_err(unavailable)?.insert(key.as_slice(), ()).map_err(unavailable)?;
+            }
             Ok(())
         })
         .await
     }
 
-    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
-        let start = audit_prefix(project);
-        let mut end = start.clone();
-        end.extend_from_slice(&[0xff; 16]);
+    async fn list_audit_page(&self, query: AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        let prefix = match query.user {
+            Some(user) => audit_user_key(&query.project, user, uuid::Uuid::nil()),
+            None => {
+                let mut prefix = audit_prefix(&query.project);
+                prefix.extend_from_slice(uuid::Uuid::nil().as_bytes());
+                prefix
+            }
+        };
+        let start = prefix.clone();
+        let mut end = prefix[..prefix.len() - 16].to_vec();
+        end.extend_from_slice(query.before.map_or([0xff; 16], |(_, id)| *id.as_bytes()).as_slice());
+        let end = if query.before.is_some() { Bound::Excluded(end) } else { Bound::Included(end) };
         self.read(|txn| {
             let audit = txn.open_table(AUDIT).map_err(unavailable)?;
+            let by_user = txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
+            let range = (Bound::Included(start.as_slice()), end.as_ref().map(Vec::as_slice));
             let mut events = Vec::new();
-            for entry in audit.range(start.as_slice()..=end.as_slice()).map_err(unavailable)?.rev().take(limit) {
-                let (_, bytes) = entry.map_err(unavailable)?;
-                events.push(decode(bytes.value())?);
+            let mut add = |id: u128| -> StoreResult<bool> {
+                let mut key = audit_prefix(&query.project);
+                key.extend_from_slice(&id.to_be_bytes());
+                if let Some(bytes) = audit.get(key.as_slice()).map_err(unavailable)? {
+                    let event: AuditEvent = decode(bytes.value())?;
+                    if event.at < query.since {
+                        return Ok(false);
+                    }
+                    events.push(event);
+                }
+                Ok(events.len() < query.limit)
+            };
+            if query.limit == 0 {
+                return Ok(Vec::new());
+            }
+            let keys: Box<dyn Iterator<Item = _>> = if query.user.is_some() {
+                Box::new(
+                    by_user
+                        .range::<&[u8]>(range)
+                        .map_err(unavailable)?
+                        .rev()
+                        .map(|e| e.map(|(k, _)| k.value().to_vec())),
+                )
+            } else {
+                Box::new(
+                    audit.range::<&[u8]>(range).map_err(unavailable)?.rev().map(|e| e.map(|(k, _)| k.value().to_vec())),
+                )
+            };
+            for key in keys {
+                if !add(last_id(&key.map_err(unavailable)?)?)? {
+                    break;
+                }
             }
             Ok(events)
         })

@@ -52,7 +52,7 @@ macro_rules! forward_store {
                 -> Option<$crate::account::OneTimeCode>;
             delete_code(project: &$crate::account::ProjectId, purpose: $crate::account::CodePurpose, subject: &str) -> ();
             append_audit(event: $crate::account::AuditEvent) -> ();
-            list_audit(project: &$crate::account::ProjectId, limit: usize) -> Vec<$crate::account::AuditEvent>;
+            list_audit_page(query: $crate::store::AuditQuery) -> Vec<$crate::account::AuditEvent>;
             create_project(project: $crate::projects::Project) -> bool;
             find_project(id: &$crate::account::ProjectId) -> Option<$crate::projects::Project>;
             list_projects() -> Vec<$crate::projects::Project>;

@@ -124,6 +124,19 @@ pub struct FeedEvent {
     pub node: String,
 }
 
+/// A page of a project's audit log, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditQuery {
+    pub project: ProjectId,
+    /// Only the events of this user.
+    pub user: Option<UserId>,
+    /// Only events before this one (its `at` and `id`): the page after a cursor.
+    pub before: Option<(Timestamp, uuid::Uuid)>,
+    /// No event older than this is looked for (the retention's start).
+    pub since: Timestamp,
+    pub limit: usize,
+}
+
 /// The outcome of trying to exchange a refresh token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RotateOutcome {
@@ -245,8 +258,16 @@ pub trait Store: Send + Sync + 'static {
     /// Appends to the audit log.
     async fn append_audit(&self, event: AuditEvent) -> StoreResult<()>;
 
-    /// The project's audit events, newest first, at most `limit`.
-    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>>;
+    /// A page of the audit log, newest first (by `at`, then id): stable
+    /// while events are appended, since they are newer than any cursor.
+    async fn list_audit_page(&self, query: AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// The project's newest audit events, at most `limit`.
+    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+        let since = Timestamp(0);
+        let query = AuditQuery { project: project.clone(), user: None, before: None, since, limit };
+        self.list_audit_page(query).await
+    }
 
     /// Creates `project` if its id is free; `false` (and nothing written) if it is taken.
     async fn create_project(&self, project: Project) -> StoreResult<bool>;

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_users_by_project.cql",
         text: include_str!("../../../migrations/0004_users_by_project.cql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_audit_by_user.cql",
+        text: include_str!("../../../migrations/0005_audit_by_user.cql"),
+    },
 ];
 
 impl Migration {

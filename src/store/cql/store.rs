@@ -38,7 +38,8 @@ use crate::account::{
 use crate::clock::{SharedClock, Timestamp};
 use crate::projects::Project;
 use crate::store::{
-    FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable,
+    AuditQuery, FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode,
+    unavailable,
 };
 
 /// How old an unfinished registration claim must be before another
@@ -96,6 +97,10 @@ struct Statements {
     delete_code: PreparedStatement,
     append_audit: PreparedStatement,
     select_audit: PreparedStatement,
+    select_audit_before: PreparedStatement,
+    append_user_audit: PreparedStatement,
+    select_user_audit: PreparedStatement,
+    select_user_audit_before: PreparedStatement,
     session_estimate: PreparedStatement,
     create_project: PreparedStatement,
     insert_project_user: PreparedStatement,
@@ -178,6 +183,10 @@ impl CqlStore {
             delete_code: prepare(s, ks, "DELETE FROM {ks}.email_codes WHERE project_id = ? AND purpose = ? AND subject = ?").await?,
             append_audit: prepare(s, ks, "INSERT INTO {ks}.audit_log (project_id, day, event_at, event_id, record) VALUES (?, ?, ?, ?, ?) USING TTL ?").await?,
             select_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_log WHERE project_id = ? AND day = ? LIMIT ?").await?,
+            select_audit_before: prepare(s, ks, "SELECT record FROM {ks}.audit_log WHERE project_id = ? AND day = ? AND (event_at, event_id) < (?, ?) LIMIT ?").await?,
+            append_user_audit: prepare(s, ks, "INSERT INTO {ks}.audit_by_user (project_id, user_id, month, event_at, event_id, record) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?").await?,
+            select_user_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_by_user WHERE project_id = ? AND user_id = ? AND month = ? LIMIT ?").await?,
+            select_user_audit_before: prepare(s, ks, "SELECT record FROM {ks}.audit_by_user WHERE project_id = ? AND user_id = ? AND month = ? AND (event_at, event_id) < (?, ?) LIMIT ?").await?,
             session_estimate: prepare(s, ks, "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = ? AND table_name = 'sessions'").await?,
             insert_project_user: prepare(s, ks, "INSERT INTO {ks}.users_by_project (project_id, bucket, user_id) VALUES (?, ?, ?)").await?,
             select_project_users: prepare(s, ks, "SELECT user_id FROM {ks}.users_by_project WHERE project_id = ? AND bucket = ? AND user_id > ? LIMIT ?").await?,
@@ -334,8 +343,14 @@ fn audit_day(at: Timestamp) -> i32 {
     i32::try_from(at.0.div_euclid(86_400_000)).unwrap_or(i32::MAX)
 }
 
-/// How many days back `list_audit` looks for events.
-const AUDIT_LOOK_BACK_DAYS: i32 = 31;
+/// The audit partition of one user's events: one per 30 days.
+fn audit_month(at: Timestamp) -> i32 {
+    audit_day(at).div_euclid(30)
+}
+
+/// The farthest back an audit page looks (the longest retention: the
+/// table's TTL of 400 days).
+const AUDIT_LOOK_BACK_DAYS: i32 = 400;
 
 /// The feed's partition: one per minute.
 fn feed_bucket(at: Timestamp) -> i64 {
@@ -662,29 +677,52 @@ impl Store for CqlStore {
         let record = encode(&event)?;
         // Kept until `keep_until` (the retention), at least a second.
         let ttl = i32::try_from(self.clock.now().until(event.keep_until).as_secs()).unwrap_or(i32::MAX).max(1);
+        if let Some(user) = event.user_id {
+            let values = (event.project.as_str(), user.0, audit_month(event.at), ts(event.at), event.id, &record, ttl);
+            self.exec(&self.statements.append_user_audit, values).await?;
+        }
         let values = (event.project.as_str(), audit_day(event.at), ts(event.at), event.id, record, ttl);
         self.exec(&self.statements.append_audit, values).await.map(|_| ())
     }
 
-    async fn list_audit(&self, project: &ProjectId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
-        let today = audit_day(self.clock.now());
+    async fn list_audit_page(&self, query: AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         let mut events = Vec::new();
-        if limit == 0 {
-            return Ok(events);
-        }
-        for day in (today - AUDIT_LOOK_BACK_DAYS..=today).rev() {
-            let wanted = i32::try_from(limit - events.len()).unwrap_or(i32::MAX);
-            let rows = self
-                .exec(&self.statements.select_audit, (project.as_str(), day, wanted))
-                .await?
-                .into_rows_result()
-                .map_err(unavailable)?;
+        let newest = query.before.map_or(self.clock.now(), |(at, _)| at);
+        let oldest = query.since.max(Timestamp(newest.0 - i64::from(AUDIT_LOOK_BACK_DAYS) * 86_400_000));
+        // Partitions newest first: days of the project's log, or 30-day
+        // spans of one user's.
+        let (first, last) = match query.user {
+            Some(_) => (audit_month(newest), audit_month(oldest)),
+            None => (audit_day(newest), audit_day(oldest)),
+        };
+        for partition in (last..=first).rev() {
+            if events.len() >= query.limit {
+                break;
+            }
+            let wanted = i32::try_from(query.limit - events.len()).unwrap_or(i32::MAX);
+            let project = query.project.as_str();
+            let result = match (query.user, query.before) {
+                (None, None) => self.exec(&self.statements.select_audit, (project, partition, wanted)).await?,
+                (None, Some((at, id))) => {
+                    let values = (project, partition, ts(at), id, wanted);
+                    self.exec(&self.statements.select_audit_before, values).await?
+                }
+                (Some(user), None) => {
+                    self.exec(&self.statements.select_user_audit, (project, user.0, partition, wanted)).await?
+                }
+                (Some(user), Some((at, id))) => {
+                    let values = (project, user.0, partition, ts(at), id, wanted);
+                    self.exec(&self.statements.select_user_audit_before, values).await?
+                }
+            };
+            let rows = result.into_rows_result().map_err(unavailable)?;
             for row in rows.rows::<(Vec<u8>,)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
                 let (record,) = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                events.push(decode(&record)?);
-            }
-            if events.len() >= limit {
-                break;
+                let event: AuditEvent = decode(&record)?;
+                if event.at < query.since {
+                    return Ok(events);
+                }
+                events.push(event);
             }
         }
         Ok(events)

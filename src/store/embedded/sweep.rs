@@ -10,10 +10,10 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::{
-    AUDIT, AUDIT_EXPIRY, CODES, EmbeddedStore, REFRESH_TOKENS, SESSION_REFRESH, SESSIONS, USED_ONCE, delete_session_in,
-    pair_key,
+    AUDIT, AUDIT_BY_USER, AUDIT_EXPIRY, CODES, EmbeddedStore, REFRESH_TOKENS, SESSION_REFRESH, SESSIONS, USED_ONCE,
+    audit_user_key, delete_session_in, pair_key,
 };
-use crate::account::{OneTimeCode, RefreshRecord, Session, SessionId};
+use crate::account::{AuditEvent, OneTimeCode, RefreshRecord, Session, SessionId};
 use crate::clock::Timestamp;
 use crate::store::{StoreResult, decode, unavailable};
 
@@ -156,11 +156,16 @@ fn due_audit_events(txn: &ReadTransaction, cursor: Option<&Vec<u8>>, now: Timest
 fn delete_audit_events(txn: &WriteTransaction, due: Vec<Vec<u8>>, _now: Timestamp) -> StoreResult<usize> {
     let mut expiry = txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
     let mut audit = txn.open_table(AUDIT).map_err(unavailable)?;
+    let mut by_user = txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
     for key in &due {
         expiry.remove(key.as_slice()).map_err(unavailable)?;
         // The index key is `keep_until` (8 bytes) ++ the audit key.
-        if let Some(audit_key) = key.get(8..) {
-            audit.remove(audit_key).map_err(unavailable)?;
+        let Some(audit_key) = key.get(8..) else { continue };
+        let removed = audit.remove(audit_key).map_err(unavailable)?;
+        if let Some(event) = removed.map(|bytes| decode::<AuditEvent>(bytes.value())).transpose()?
+            && let Some(user) = event.user_id
+        {
+            by_user.remove(audit_user_key(&event.project, user, event.id).as_slice()).map_err(unavailable)?;
         }
     }
     Ok(due.len())
