@@ -8,7 +8,8 @@ use crate::clock::Timestamp;
 use crate::shards::{CreateApiKey, RevokeApiKey, RevokeApiKeys};
 use crate::token::{INTROSPECT_SCOPE, api_key};
 
-use super::{AuthError, AuthService, SessionCaller};
+use super::audit::kind;
+use super::{AuthError, AuthService, ClientInfo, SessionCaller};
 
 /// A validated request for a new key.
 #[derive(Debug)]
@@ -26,7 +27,12 @@ pub struct CreatedApiKey {
 }
 
 impl AuthService {
-    pub async fn create_api_key(&self, caller: SessionCaller, new: NewApiKey) -> Result<CreatedApiKey, AuthError> {
+    pub async fn create_api_key(
+        &self,
+        caller: SessionCaller,
+        new: NewApiKey,
+        client: ClientInfo,
+    ) -> Result<CreatedApiKey, AuthError> {
         // The role as stored now, not as the token remembers it.
         let owner = self.me(caller.user_id).await?;
         if new.scopes.iter().any(|s| s == INTROSPECT_SCOPE) && !matches!(owner.role, Role::Admin | Role::Superadmin) {
@@ -47,6 +53,11 @@ impl AuthService {
         };
         self.shards.ask(&owner.id, CreateApiKey { key: key.clone() }).await?;
         tracing::info!(target: "security", event = "api_key_created", user_id = %owner.id, key_id = %key.id, "API key created");
+        let mut detail = format!("key={}", key.id);
+        if !key.scopes.is_empty() {
+            detail.push_str(&format!(" scopes={}", key.scopes.join(",")));
+        }
+        self.audit(kind::API_KEY_CREATED, &owner.project, Some(owner.id), &client, Some(&detail)).await;
         Ok(CreatedApiKey { key, secret: minted.secret })
     }
 
@@ -64,13 +75,21 @@ impl AuthService {
         Ok(revoked.len())
     }
 
-    /// Revokes one of the user's keys; it stops working at once.
-    pub async fn revoke_api_key(&self, user: UserId, key: ApiKeyId) -> Result<(), AuthError> {
+    /// Revokes one of the caller's keys; it stops working at once.
+    pub async fn revoke_api_key(
+        &self,
+        caller: &SessionCaller,
+        key: ApiKeyId,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        let user = caller.user_id;
         if self.shards.ask(&user, RevokeApiKey { user, key }).await?.is_none() {
             return Err(AuthError::NotFound);
         }
         self.feed.revoke_api_key(key).await;
         tracing::info!(target: "security", event = "api_key_revoked", user_id = %user, key_id = %key, "API key revoked");
+        let detail = format!("key={key}");
+        self.audit(kind::API_KEY_REVOKED, &caller.project, Some(user), &client, Some(&detail)).await;
         Ok(())
     }
 }

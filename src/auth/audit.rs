@@ -31,6 +31,18 @@ pub mod kind {
     pub const UNVERIFIED_CREDENTIALS_ENDED: &str = "unverified_credentials_ended";
     /// A wrong or dead email code (`detail`: its purpose).
     pub const CODE_FAILED: &str = "code_failed";
+    pub const USER_REGISTERED: &str = "user_registered";
+    /// A sign-in (`detail`: how: `password`, `email_code`, `two_factor`).
+    pub const LOGIN_SUCCEEDED: &str = "login_succeeded";
+    /// A wrong password (`user_id` empty for an unknown account).
+    pub const LOGIN_FAILED: &str = "login_failed";
+    pub const PASSWORD_CHANGED: &str = "password_changed";
+    /// A session ended by its user (`detail`: `logout`, `revoked`, `others`).
+    pub const SESSION_REVOKED: &str = "session_revoked";
+    pub const API_KEY_CREATED: &str = "api_key_created";
+    pub const API_KEY_REVOKED: &str = "api_key_revoked";
+    /// A rotated refresh token came back after the grace window: its session ended.
+    pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
     /// Admin actions (`user_id`: the admin; `detail`: the project and what changed).
     pub const PROJECT_CREATED: &str = "project_created";
     pub const PROJECT_CHANGED: &str = "project_changed";
@@ -40,7 +52,7 @@ pub mod kind {
 
     /// Kinds that repeat under attack, and are counted per minute.
     pub fn repeats(kind: &str) -> bool {
-        matches!(kind, TWO_FACTOR_FAILED | CODE_FAILED)
+        matches!(kind, TWO_FACTOR_FAILED | CODE_FAILED | LOGIN_FAILED)
     }
 }
 

@@ -207,7 +207,9 @@ impl AuthService {
     ) -> Result<LoginOutcome, AuthError> {
         let user = match self.consume_code(&project, CodePurpose::Login, &email, code, &client).await? {
             Some(user) => user,
-            None if self.settings(&project).passwordless_signup => self.create_passwordless(project, email).await?,
+            None if self.settings(&project).passwordless_signup => {
+                self.create_passwordless(project, email, &client).await?
+            }
             None => return Err(AuthError::InvalidCode),
         };
         if user.disabled {
@@ -216,16 +218,23 @@ impl AuthService {
         let user = self.mark_verified(user, &client, false).await?;
         count_login("success");
         tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, method = "email_code", "login succeeded");
+        self.audit(kind::LOGIN_SUCCEEDED, &user.project, Some(user.id), &client, Some("email_code")).await;
         self.sign_in(user, client).await
     }
 
-    async fn create_passwordless(&self, project: ProjectId, email: String) -> Result<User, AuthError> {
+    async fn create_passwordless(
+        &self,
+        project: ProjectId,
+        email: String,
+        client: &ClientInfo,
+    ) -> Result<User, AuthError> {
         let now = self.clock.now();
         let name = email.split('@').next().unwrap_or_default().to_owned();
         let user =
             User { email_verified_at: Some(now), ..User::fresh(project.clone(), email.clone(), name, None, now) };
         let user = self.shards.ask(&(project, email), CreateUser { user }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, method = "email_code", "user registered");
+        self.audit(kind::USER_REGISTERED, &user.project, Some(user.id), client, Some("email_code")).await;
         Ok(user)
     }
 

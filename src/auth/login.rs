@@ -5,6 +5,7 @@ use crate::hashing::Password;
 use crate::shards::{CreateUser, RotateRefresh, ShardError};
 use crate::token::refresh::RefreshSecret;
 
+use super::audit::kind;
 use super::outcome::{LoginOutcome, Registered, TokenGrant, count_login, lock_key};
 use super::{AuthError, AuthService, ClientInfo};
 
@@ -66,6 +67,7 @@ impl AuthService {
             User { username, company, ..User::fresh(project.clone(), email.clone(), name, Some(password_hash), now) };
         let user = self.shards.ask(&(project, email), CreateUser { user }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, role = user.role.as_str(), "user registered");
+        self.audit(kind::USER_REGISTERED, &user.project, Some(user.id), &client, None).await;
         if settings.require_email_verification {
             self.send_verification(&user).await?;
             return Ok(Registered::VerificationRequired);
@@ -90,10 +92,12 @@ impl AuthService {
         }
         let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let verified = self.verify_reserved(&lock, password, stored_hash).await?;
+        let known = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| verified) else {
             count_login("failure");
             tracing::info!(target: "security", event = "login_failed", "login failed");
             self.record_failure(&lock).await?;
+            self.audit(kind::LOGIN_FAILED, &project, known, &client, Some("password")).await;
             return Err(AuthError::InvalidCredentials);
         };
         if user.disabled {
@@ -117,12 +121,18 @@ impl AuthService {
         }
         count_login("success");
         tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, "login succeeded");
+        self.audit(kind::LOGIN_SUCCEEDED, &user.project, Some(user.id), &client, Some("password")).await;
         Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))
     }
 
     /// Exchanges a refresh token of `project` per API.md's rotation and
     /// grace rules; a token of another project is unknown here.
-    pub async fn refresh(&self, project: &ProjectId, presented: &str) -> Result<TokenGrant, AuthError> {
+    pub async fn refresh(
+        &self,
+        project: &ProjectId,
+        presented: &str,
+        client: ClientInfo,
+    ) -> Result<TokenGrant, AuthError> {
         let secret = RefreshSecret::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
         let record = self.store.find_refresh_token(&secret.digest()).await?.ok_or(AuthError::InvalidRefreshToken)?;
         if &record.project != project {
@@ -136,6 +146,8 @@ impl AuthService {
             Err(ShardError::RefreshReused(session)) => {
                 self.feed.revoke_session(session).await;
                 tracing::warn!(target: "security", event = "refresh_token_reused", user_id = %record.user_id, session_id = %session, "refresh token reused; session revoked");
+                let detail = format!("session={session}");
+                self.audit(kind::REFRESH_TOKEN_REUSED, project, Some(record.user_id), &client, Some(&detail)).await;
                 return Err(AuthError::RefreshTokenReused);
             }
             Err(e) => return Err(e.into()),

@@ -34,7 +34,7 @@ mod outcome;
 mod second_factor;
 mod sessions;
 
-pub use admin::{Admin, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
+pub use admin::{Admin, AuditFilter, AuditPage, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
 pub use api_keys::{CreatedApiKey, NewApiKey};
 pub use login::{LoginIdentifier, LoginRequest, Registration};
 pub use outcome::{LoginOutcome, Registered, TokenGrant};
@@ -218,10 +218,12 @@ pub struct ClientInfo {
 }
 
 /// A caller signed in with an access token of one of its sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionCaller {
     pub user_id: UserId,
     pub session_id: SessionId,
+    /// The project of the user (and of the route it came in on).
+    pub project: ProjectId,
 }
 
 /// The node's knobs of the flows; what a project may set for itself is in

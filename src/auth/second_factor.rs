@@ -277,6 +277,7 @@ impl AuthService {
             return Err(AuthError::InvalidChallenge);
         }
         count_login("success");
+        self.audit(kind::LOGIN_SUCCEEDED, &user.project, Some(user.id), &client, Some("two_factor")).await;
         self.start_session(user, client).await
     }
 

@@ -6,7 +6,8 @@ use crate::account::{Session, SessionId, User, UserId};
 use crate::hashing::Password;
 use crate::shards::{LockKey, RevokeSession, RevokeSessions, UpdateUser, UserChange};
 
-use super::{AuthError, AuthService, SessionCaller};
+use super::audit::kind;
+use super::{AuthError, AuthService, ClientInfo, SessionCaller};
 
 /// A validated profile change (`None`: leave as is).
 #[derive(Debug, Default)]
@@ -42,18 +43,44 @@ impl AuthService {
     }
 
     /// Revokes the caller's session: its refresh token and access tokens.
-    pub async fn logout(&self, caller: SessionCaller) -> Result<(), AuthError> {
-        self.revoke_session(caller.user_id, caller.session_id).await
+    pub async fn logout(&self, caller: &SessionCaller, client: ClientInfo) -> Result<(), AuthError> {
+        self.end_session(caller, caller.session_id, &client, "logout").await
     }
 
-    /// Revokes one of the user's sessions; `NotFound` if it is not theirs.
-    pub async fn revoke_session(&self, user: UserId, session: SessionId) -> Result<(), AuthError> {
+    /// Revokes one of the caller's sessions; `NotFound` if it is not theirs.
+    pub async fn revoke_session(
+        &self,
+        caller: &SessionCaller,
+        session: SessionId,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.end_session(caller, session, &client, "revoked").await
+    }
+
+    async fn end_session(
+        &self,
+        caller: &SessionCaller,
+        session: SessionId,
+        client: &ClientInfo,
+        how: &'static str,
+    ) -> Result<(), AuthError> {
+        let user = caller.user_id;
         if !self.shards.ask(&user, RevokeSession { user, session }).await? {
             return Err(AuthError::NotFound);
         }
         self.feed.revoke_session(session).await;
         tracing::info!(target: "security", event = "session_revoked", user_id = %user, session_id = %session, "session revoked");
+        let detail = format!("{how} session={session}");
+        self.audit(kind::SESSION_REVOKED, &caller.project, Some(user), client, Some(&detail)).await;
         Ok(())
+    }
+
+    /// `DELETE /sessions`: every session of the caller but the current one.
+    pub async fn revoke_other_sessions(&self, caller: &SessionCaller, client: ClientInfo) -> Result<usize, AuthError> {
+        let revoked = self.revoke_sessions(caller.user_id, Some(caller.session_id)).await?;
+        let detail = format!("others count={revoked}");
+        self.audit(kind::SESSION_REVOKED, &caller.project, Some(caller.user_id), &client, Some(&detail)).await;
+        Ok(revoked)
     }
 
     /// Revokes every session of `user` but `keep` (all of them with `None`)
@@ -78,6 +105,7 @@ impl AuthService {
         caller: SessionCaller,
         current: Password,
         new: Password,
+        client: ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self.me(caller.user_id).await?;
         // A stolen access token must not make the password guessable: the
@@ -104,6 +132,8 @@ impl AuthService {
             .await?;
         self.record_success(&lock).await?;
         tracing::info!(target: "security", event = "password_changed", user_id = %id, revoked_sessions = revoked, "password changed");
+        let detail = format!("revoked_sessions={revoked}");
+        self.audit(kind::PASSWORD_CHANGED, &user.project, Some(id), &client, Some(&detail)).await;
         Ok(())
     }
 

@@ -208,7 +208,8 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let access = access.await?;
             let session_id = access.session_id().ok_or(ApiError::Forbidden)?;
-            Ok(Authenticated(SessionCaller { user_id: access.user_id, session_id }))
+            let project = access.project.clone();
+            Ok(Authenticated(SessionCaller { user_id: access.user_id, session_id, project }))
         })
     }
 }

@@ -8,6 +8,7 @@ mod harness;
 mod admin;
 mod admin_users;
 mod api_keys;
+mod audit_log;
 mod auth;
 mod cluster;
 mod codes;

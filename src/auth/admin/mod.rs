@@ -1,5 +1,6 @@
-//! The admin API's flows: `projects` (list, create, read, change, delete)
-//! and `users` (a project's users: list, read, change, delete).
+//! The admin API's flows: `projects` (list, create, read, change, delete),
+//! `users` (a project's users: list, read, change, delete) and
+//! `audit_log` (the audit log, filtered and paged).
 //!
 //! Every call takes an [`Admin`], which only `acting_admin` makes: the
 //! caller's role read from the store on each request (a token's `role`
@@ -7,15 +8,20 @@
 //! `default` project, enabled, or `Forbidden`. Admin actions are audit
 //! events in the `default` project's log, naming the admin and what changed.
 
+mod audit_log;
 mod projects;
 mod users;
 
+pub use audit_log::{AuditFilter, AuditPage};
 pub use projects::{NewProject, ProjectChange};
 pub use users::{UserChangeByAdmin, UserPage};
 
 use crate::account::{ProjectId, Role, User, UserId};
 
 use super::{AuthError, AuthService, ClientInfo};
+
+/// A cursor that is not one of the list it is used on.
+const CURSOR_REFUSED: AuthError = AuthError::Invalid("cursor", "is not a cursor of this list");
 
 /// An admin or superadmin of the `default` project, as stored when the
 /// request began: only `acting_admin` makes one, and every admin flow
@@ -47,19 +53,15 @@ impl AuthService {
     /// An opaque cursor of the list `list` (its kind and scope, such as
     /// `users\0mobile`) resuming after `after`: sealed, so a client can
     /// neither forge one nor use one on another list.
-    pub fn seal_cursor(&self, list: &str, after: uuid::Uuid) -> String {
-        crate::token::b64url(&self.vault.seal(list.as_bytes(), after.as_bytes()))
+    fn seal_cursor(&self, list: &str, after: &[u8]) -> String {
+        crate::token::b64url(&self.vault.seal(list.as_bytes(), after))
     }
 
-    /// The id a cursor of `list` resumes after.
-    pub fn open_cursor(&self, list: &str, cursor: &str) -> Result<uuid::Uuid, AuthError> {
-        let refused = AuthError::Invalid("cursor", "is not a cursor of this list");
-        let sealed = crate::token::b64url_decode(cursor).ok_or(refused)?;
-        let plain = self
-            .vault
-            .open_sealed(list.as_bytes(), &sealed)
-            .ok_or(AuthError::Invalid("cursor", "is not a cursor of this list"))?;
-        uuid::Uuid::from_slice(&plain).map_err(|_| AuthError::Invalid("cursor", "is not a cursor of this list"))
+    /// What a cursor of `list` resumes after (as `seal_cursor` was given it).
+    fn open_cursor(&self, list: &str, cursor: &str) -> Result<Vec<u8>, AuthError> {
+        let sealed = crate::token::b64url_decode(cursor).ok_or(CURSOR_REFUSED)?;
+        let plain = self.vault.open_sealed(list.as_bytes(), &sealed).ok_or(CURSOR_REFUSED)?;
+        Ok(plain.to_vec())
     }
 
     /// An admin action in the `default` project's log, naming the admin.

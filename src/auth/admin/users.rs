@@ -13,7 +13,7 @@ use crate::projects::Project;
 use crate::shards::{EditUser, UserEdit};
 use crate::store::StoreError;
 
-use super::Admin;
+use super::{Admin, CURSOR_REFUSED};
 use crate::auth::audit::kind;
 use crate::auth::{AuthError, AuthService, ClientInfo, Conflict, RETRY_AFTER};
 
@@ -24,8 +24,13 @@ const LIST_TRIES: usize = 50;
 #[derive(Debug)]
 pub struct UserPage {
     pub users: Vec<User>,
-    /// The last user of this page, when there may be more.
-    pub next_after: Option<UserId>,
+    /// Where the next page begins, when there is more.
+    pub next_cursor: Option<String>,
+}
+
+/// The list of `project`'s users that its cursors name.
+fn users_list(project: &ProjectId) -> String {
+    format!("users\0{project}")
 }
 
 /// What an admin changes on a user; `None` leaves it.
@@ -48,20 +53,29 @@ impl AuthService {
         }
     }
 
-    /// `limit` users of `project` after `after`, in creation order.
+    /// `limit` users of `project`, in creation order, from `cursor` (a
+    /// cursor of this project's list) or the first.
     pub async fn list_project_users(
         &self,
         _admin: &Admin,
         project: &ProjectId,
-        after: Option<UserId>,
+        cursor: Option<&str>,
         limit: usize,
     ) -> Result<UserPage, AuthError> {
         self.admin_project(project)?;
+        let list = users_list(project);
+        let after = match cursor {
+            Some(cursor) => {
+                let after = self.open_cursor(&list, cursor)?;
+                Some(UserId(uuid::Uuid::from_slice(&after).map_err(|_| CURSOR_REFUSED)?))
+            }
+            None => None,
+        };
         let mut users = self.store.list_users(project, after, limit + 1).await?;
         let more = users.len() > limit;
         users.truncate(limit);
-        let next_after = users.last().map(|u| u.id).filter(|_| more);
-        Ok(UserPage { users, next_after })
+        let next_cursor = users.last().filter(|_| more).map(|last| self.seal_cursor(&list, last.id.0.as_bytes()));
+        Ok(UserPage { users, next_cursor })
     }
 
     /// User `id` of `project`; another project's user is not found here.

@@ -2,15 +2,16 @@
 //! `/admin/projects/{id}/users`: a project's users (paged list, read,
 //! change, delete). Session tokens of an admin or superadmin of the
 //! `default` project (the flow checks the role as stored now, before the
-//! body); an API key is refused with 403.
+//! body); an API key is refused with 403. `/admin/audit-log`: the audit
+//! log, filtered and paged.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::account::{Fields, ProjectId, Role, User, UserId};
-use crate::auth::{NewProject, ProjectChange, UserChangeByAdmin};
+use crate::account::{AuditEvent, Fields, ProjectId, Role, User, UserId};
+use crate::auth::{AuditFilter, NewProject, ProjectChange, UserChangeByAdmin};
 use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::validate::present;
 use crate::http::view::{UserView, message, no_store};
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(delete)),
         )
         .service(web::resource("/projects/{id}/users").route(web::get().to(list_users)))
+        .service(web::resource("/audit-log").route(web::get().to(audit_log)))
         .service(
             web::resource("/projects/{id}/users/{uid}")
                 .route(web::get().to(get_user))
@@ -77,20 +79,20 @@ struct PageQuery {
 
 impl PageQuery {
     /// The page size, 1 to `MAX_PAGE` (default `DEFAULT_PAGE`).
-    fn limit(&self) -> Result<usize, ApiError> {
+    fn limit(&self) -> Result<usize, &'static str> {
         match self.limit.as_deref() {
             None => Ok(DEFAULT_PAGE),
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-                _ => Err(ApiError::field("limit", "must be a whole number from 1 to 200")),
+                _ => Err("must be a whole number from 1 to 200"),
             },
         }
     }
 
     /// The cursor given, if any, checked for length only (its seal is the flow's).
-    fn cursor(&self) -> Result<Option<&str>, ApiError> {
+    fn cursor(&self) -> Result<Option<&str>, &'static str> {
         match self.cursor.as_deref().filter(|c| !c.is_empty()) {
-            Some(c) if c.len() > MAX_CURSOR_LEN => Err(ApiError::field("cursor", "is not a cursor of this list")),
+            Some(c) if c.len() > MAX_CURSOR_LEN => Err("is not a cursor of this list"),
             other => Ok(other),
         }
     }
@@ -302,11 +304,6 @@ async fn delete(
     Ok(message("project_deleted"))
 }
 
-/// The list of `project`'s users that cursors name.
-fn users_list(project: &ProjectId) -> String {
-    format!("users\0{project}")
-}
-
 async fn list_users(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -315,14 +312,11 @@ async fn list_users(
 ) -> Result<HttpResponse, ApiError> {
     let admin = state.auth.acting_admin(caller.0.user_id).await?;
     let project = project_id(path.into_inner().id)?;
-    let limit = query.limit()?;
-    let after = match query.cursor()? {
-        Some(cursor) => Some(UserId(state.auth.open_cursor(&users_list(&project), cursor)?)),
-        None => None,
-    };
-    let page = state.auth.list_project_users(&admin, &project, after, limit).await?;
+    let limit = query.limit().map_err(|problem| ApiError::field("limit", problem))?;
+    let cursor = query.cursor().map_err(|problem| ApiError::field("cursor", problem))?;
+    let page = state.auth.list_project_users(&admin, &project, cursor, limit).await?;
     let users: Vec<AdminUserBody<'_>> = page.users.iter().map(AdminUserBody::from).collect();
-    let next_cursor = page.next_after.map(|id| state.auth.seal_cursor(&users_list(&project), id.0));
+    let next_cursor = page.next_cursor;
     Ok(no_store(StatusCode::OK).json(serde_json::json!({ "users": users, "next_cursor": next_cursor })))
 }
 
@@ -367,4 +361,93 @@ async fn delete_user(
     let (project, id) = path.ids()?;
     state.auth.delete_project_user(&admin, &project, id, client.0).await?;
     Ok(message("user_deleted"))
+}
+
+#[derive(Deserialize)]
+struct AuditQueryParams {
+    project: Option<String>,
+    user: Option<String>,
+    kind: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// An audit event as the log shows it.
+#[derive(Serialize)]
+struct AuditEventBody<'a> {
+    id: String,
+    at: String,
+    project: &'a str,
+    user_id: Option<String>,
+    kind: &'a str,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    detail: Option<&'a str>,
+    /// How many times it happened within its minute (repeated failures).
+    count: u32,
+}
+
+impl<'a> From<&'a AuditEvent> for AuditEventBody<'a> {
+    fn from(e: &'a AuditEvent) -> Self {
+        AuditEventBody {
+            id: e.id.to_string(),
+            at: e.at.to_rfc3339(),
+            project: e.project.as_str(),
+            user_id: e.user_id.map(|id| id.to_string()),
+            kind: &e.kind,
+            ip: e.ip.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            detail: e.detail.as_deref(),
+            count: e.count,
+        }
+    }
+}
+
+/// The longest `kind` filter considered.
+const MAX_KIND_LEN: usize = 64;
+
+fn audit_filter(params: &AuditQueryParams) -> Result<AuditFilter, ApiError> {
+    let mut fields = Fields::new();
+    let project = params.project.as_deref().filter(|p| !p.is_empty()).unwrap_or(ProjectId::DEFAULT);
+    if !projects::valid_id(project) {
+        fields.insert("project".into(), "is not a project id".into());
+    }
+    let user = match params.user.as_deref().filter(|u| !u.is_empty()) {
+        Some(text) => {
+            let parsed = UserId::parse(text);
+            if parsed.is_none() {
+                fields.insert("user".into(), "is not a user id".into());
+            }
+            parsed
+        }
+        None => None,
+    };
+    let kind = params.kind.clone().filter(|k| !k.is_empty());
+    if kind
+        .as_deref()
+        .is_some_and(|k| k.len() > MAX_KIND_LEN || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    {
+        fields.insert("kind".into(), "must be a snake_case event kind".into());
+    }
+    let limit = params.page.limit().map_err(|problem| fields.insert("limit".into(), problem.into())).ok();
+    let cursor = params.page.cursor().map_err(|problem| fields.insert("cursor".into(), problem.into())).ok().flatten();
+    let filter = AuditFilter {
+        project: ProjectId(project.to_owned()),
+        user,
+        kind,
+        cursor: cursor.map(str::to_owned),
+        limit: limit.unwrap_or(DEFAULT_PAGE),
+    };
+    finish(fields, filter)
+}
+
+async fn audit_log(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    query: web::Query<AuditQueryParams>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let page = state.auth.audit_log(&admin, audit_filter(&query)?).await?;
+    let events: Vec<AuditEventBody<'_>> = page.events.iter().map(AuditEventBody::from).collect();
+    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "events": events, "next_cursor": page.next_cursor })))
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::{ApiKey, ApiKeyId, Fields};
 use crate::auth::NewApiKey;
 use crate::clock::Timestamp;
-use crate::http::extract::{Authenticated, PathId};
+use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::view::{message, no_store};
 use crate::http::{ApiError, AppState};
 
@@ -125,10 +125,11 @@ impl<'a> From<&'a ApiKey> for KeyView<'a> {
 async fn create_api_key(
     state: web::Data<AppState>,
     caller: Authenticated,
+    client: Client,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let new = validate(body.into_inner(), state.clock.now())?;
-    let created = state.auth.create_api_key(caller.0, new).await?;
+    let created = state.auth.create_api_key(caller.0, new, client.0).await?;
     let key = &created.key;
     Ok(no_store(StatusCode::CREATED).json(serde_json::json!({
         "api_key": created.secret.as_str(),
@@ -150,10 +151,11 @@ async fn list_api_keys(state: web::Data<AppState>, caller: Authenticated) -> Res
 async fn revoke_api_key(
     state: web::Data<AppState>,
     caller: Authenticated,
+    client: Client,
     path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
     let key = ApiKeyId::parse(&path.id).ok_or(ApiError::NotFound)?;
-    state.auth.revoke_api_key(caller.0.user_id, key).await?;
+    state.auth.revoke_api_key(&caller.0, key, client.0).await?;
     Ok(message("api_key_revoked"))
 }
 

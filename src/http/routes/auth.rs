@@ -125,12 +125,12 @@ async fn refresh(
     rate_limit(&state, LimitedRoute::Refresh, &client)?;
     let mut check = Check::default();
     let token = check.required("refresh_token", &body.refresh_token);
-    let grant = state.auth.refresh(project.id(), check.finish(token)?).await?;
+    let grant = state.auth.refresh(project.id(), check.finish(token)?, client.0).await?;
     Ok(token_response(StatusCode::OK, &grant, false))
 }
 
-async fn logout(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(caller.0).await?;
+async fn logout(state: web::Data<AppState>, caller: Authenticated, client: Client) -> Result<HttpResponse, ApiError> {
+    state.auth.logout(&caller.0, client.0).await?;
     Ok(message("logged_out"))
 }
 
@@ -196,7 +196,7 @@ async fn change_password(
     let current = check.password("current_password", &body.current_password, 1);
     let new = check.password("new_password", &body.new_password, project.password_min_chars());
     let (current, new) = check.finish(current.zip(new))?;
-    state.auth.change_password(caller.0, current, new).await?;
+    state.auth.change_password(caller.0, current, new, client.0).await?;
     Ok(message("password_changed"))
 }
 

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use crate::account::SessionId;
-use crate::http::extract::{Authenticated, PathId};
+use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::view::{SessionView, message};
 use crate::http::{ApiError, AppState};
 
@@ -23,15 +23,20 @@ async fn list_sessions(state: web::Data<AppState>, caller: Authenticated) -> Res
 async fn revoke_session(
     state: web::Data<AppState>,
     caller: Authenticated,
+    client: Client,
     path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
     // An id that cannot exist is answered like another user's: not found.
     let session = SessionId::parse(&path.id).ok_or(ApiError::NotFound)?;
-    state.auth.revoke_session(caller.0.user_id, session).await?;
+    state.auth.revoke_session(&caller.0, session, client.0).await?;
     Ok(message("session_revoked"))
 }
 
-async fn revoke_other_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let revoked = state.auth.revoke_sessions(caller.0.user_id, Some(caller.0.session_id)).await?;
+async fn revoke_other_sessions(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+) -> Result<HttpResponse, ApiError> {
+    let revoked = state.auth.revoke_other_sessions(&caller.0, client.0).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "message_code": "sessions_revoked", "revoked": revoked })))
 }
