@@ -87,12 +87,12 @@ fn metrics_server(address: std::net::SocketAddr, handle: PrometheusHandle) -> an
 /// The data directory made private (0700), and a refusal of key files
 /// others can read, before anything in it is opened. Idempotent: `build`
 /// runs it before opening the store, `build_on` (tests, benches) again.
-fn guard_data_dir(settings: &Settings) -> Result<(), crate::data_dir::DataDirError> {
+pub(crate) fn guard_data_dir(settings: &Settings) -> Result<(), crate::data_dir::DataDirError> {
     crate::data_dir::private_dir(&settings.data_dir)?;
     crate::data_dir::check_key_files(&settings.data_dir)
 }
 
-async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
     match settings.store.cql_target() {
         None => {
             let store = EmbeddedStore::open(&settings.data_dir)

@@ -28,6 +28,9 @@
 //! - [`account`]: ids, records and input rules.
 //! - [`clock`]: time, passed in explicitly.
 //! - [`data_dir`]: the data directory's permissions (0700, files 0600, exposed keys refused).
+//! - [`projects`]: projects (tenants): the record, settings with defaults,
+//!   and the per-node directory every request reads.
+//! - [`bootstrap`]: `portcullis admin create`, the first superadmin from the command line.
 //!
 //! A login: `http::routes::auth::login` checks the per-IP limit and
 //! validates the body (`http::validate`) → `auth::AuthService::login`
@@ -54,6 +57,7 @@
 pub mod account;
 pub mod app;
 pub mod auth;
+pub mod bootstrap;
 pub mod clock;
 pub mod data_dir;
 pub mod feed;

@@ -1,4 +1,4 @@
-//! The `portcullis` command: serve, keys rotate, migrate.
+//! The `portcullis` command: serve, keys rotate, migrate, admin create.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use portcullis::app::Application;
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::data_dir::DataDirError;
+use portcullis::hashing::Password;
 use portcullis::settings::Settings;
 use portcullis::store::cql;
 use portcullis::telemetry;
@@ -38,6 +39,26 @@ enum Command {
     },
     /// Apply migrations/ to the CQL store.
     Migrate,
+    /// Manage admins from the command line.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Make the first superadmin of an install that has none (on the
+    /// embedded store, while the gateway is stopped).
+    Create {
+        /// The superadmin's email address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input; without
+        /// it, the account signs in by email code and sets one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,6 +82,9 @@ fn main() -> ExitCode {
         Command::Serve { migrate } => serve(settings, migrate),
         Command::Keys { action: KeysAction::Rotate } => rotate_keys(&settings),
         Command::Migrate => migrate_only(&settings),
+        Command::Admin { action: AdminAction::Create { email, password_stdin } } => {
+            create_admin(&settings, &email, password_stdin)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,6 +113,26 @@ fn serve(settings: Settings, migrate: bool) -> anyhow::Result<()> {
 fn rotate_keys(settings: &Settings) -> anyhow::Result<()> {
     let kid = KeyRing::rotate(&settings.data_dir, SystemClock.now(), settings.max_access_ttl())?;
     println!("new signing key {kid}; a running gateway picks it up within seconds");
+    Ok(())
+}
+
+fn create_admin(settings: &Settings, email: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Some(Password::new(line.trim_end_matches(['\n', '\r']).to_owned()))
+    } else {
+        None
+    };
+    let with_password = password.is_some();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let id = runtime.block_on(portcullis::bootstrap::create_superadmin(settings, email, password))?;
+    println!("superadmin {id} created for {email}");
+    if !with_password {
+        println!(
+            "it has no password: sign in with an email code (otp/send, purpose login) and set one with me/set-initial-password"
+        );
+    }
     Ok(())
 }
 

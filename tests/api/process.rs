@@ -247,3 +247,58 @@ fn the_data_directory_is_private_and_an_exposed_key_stops_the_start() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("portcullis.redb")), 0o600);
 }
+
+/// `portcullis admin create --email <email> --password-stdin` on `data_dir`,
+/// the password on its standard input: (succeeded, stdout, stderr).
+fn admin_create(data_dir: &Path, email: &str, password: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = command(data_dir)
+        .args(["admin", "create", "--email", email, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[actix_web::test]
+async fn admin_create_makes_the_first_superadmin_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = admin_create(dir.path(), "not-an-address", "a long good password");
+    assert!(!ok && stderr.contains("--email"), "{stderr}");
+    let (ok, _, stderr) = admin_create(dir.path(), "boss@example.com", "short");
+    assert!(!ok && stderr.contains("password"), "{stderr}");
+    let (ok, stdout, stderr) = admin_create(dir.path(), "boss@example.com", "a long good password");
+    assert!(ok && stdout.contains("superadmin"), "{stderr}");
+    let (ok, _, stderr) = admin_create(dir.path(), "other@example.com", "a long good password");
+    assert!(!ok && stderr.contains("has a superadmin"), "{stderr}");
+
+    let gateway = start(dir.path());
+    let login = gateway
+        .post(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "boss@example.com", "password": "a long good password"}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert_eq!(login.body["user"]["role"], "superadmin");
+    let boss = Tokens::from(&login);
+    assert_eq!(gateway.get("/api/v1/admin/projects", Some(&boss.access)).await.status, StatusCode::OK);
+    // The web's first registration is a plain user now, and the superadmin cannot be demoted alone.
+    let body = serde_json::json!({"email": "first@example.com", "password": PASSWORD, "name": "First"});
+    let registered = gateway.post("/api/v1/auth/register", body).await;
+    assert_eq!(registered.body["user"]["role"], "user", "{}", registered.body);
+    let demote = gateway
+        .client
+        .patch(format!("{}/api/v1/admin/projects/default/users/{}", gateway.base, boss.user_id))
+        .bearer_auth(&boss.access)
+        .json(&serde_json::json!({"role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(demote.status(), StatusCode::CONFLICT);
+}
