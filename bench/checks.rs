@@ -75,7 +75,7 @@ async fn fixture(sessions: usize, cache_capacity: usize) -> Fixture {
         passwordless_signup: false,
         password_min_length: 8,
     };
-    let projects = Arc::new(Directory::load(Arc::clone(&store), defaults).await.unwrap());
+    let projects = Arc::new(Directory::load(Arc::clone(&store), defaults, 20).await.unwrap());
     let usage = Arc::new(KeyUsage::default());
     let gate = AccessGate::new(GateParts { signer, cache, store, clock, keys: hasher, usage, projects });
     Fixture { gate, tokens, key: minted.secret.to_string(), _dir: dir }

@@ -177,7 +177,8 @@ def main():
         failures = []
         checked_count = 0
         for source, expr, must_have_series in expressions():
-            query = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s")
+            # Template variables as Grafana's "All" sends them.
+            query = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s").replace("$project", ".*")
             status, answer = call("GET", f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
             checked_count += 1
             if status != 200 or answer.get("status") != "success":

@@ -126,7 +126,9 @@ async fn open_projects(settings: &Settings, store: &Arc<dyn Store>, clock: &Shar
         passwordless_signup: settings.flows.passwordless_signup,
         password_min_length: u32::try_from(crate::account::PASSWORD_MIN_CHARS).unwrap_or(u32::MAX),
     };
-    Directory::load(Arc::clone(store), defaults).await.context("reading the projects")
+    Directory::load(Arc::clone(store), defaults, settings.http.metrics_project_labels)
+        .await
+        .context("reading the projects")
 }
 
 impl Application {

@@ -16,7 +16,7 @@ use crate::shards::{ConsumeCode, CreateUser, Declined, EditUser, IssueCode, Issu
 use crate::token::random_bytes;
 
 use super::audit::kind;
-use super::outcome::{LoginOutcome, count_login};
+use super::outcome::LoginOutcome;
 use super::{AuthError, AuthService, ClientInfo, SessionCaller};
 
 pub const CODE_TTL: Duration = Duration::from_secs(600);
@@ -216,7 +216,7 @@ impl AuthService {
             return Err(AuthError::AccountDisabled);
         }
         let user = self.mark_verified(user, &client, false).await?;
-        count_login("success");
+        self.count_login(&user.project, "success");
         tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, method = "email_code", "login succeeded");
         self.audit(kind::LOGIN_SUCCEEDED, &user.project, Some(user.id), &client, Some("email_code")).await;
         self.sign_in(user, client).await

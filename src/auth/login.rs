@@ -6,7 +6,7 @@ use crate::shards::{CreateUser, RotateRefresh, ShardError};
 use crate::token::refresh::RefreshSecret;
 
 use super::audit::kind;
-use super::outcome::{LoginOutcome, Registered, TokenGrant, count_login, lock_key};
+use super::outcome::{LoginOutcome, Registered, TokenGrant, lock_key};
 use super::{AuthError, AuthService, ClientInfo};
 
 /// A validated registration.
@@ -87,26 +87,26 @@ impl AuthService {
         // Reserved before hashing: however many logins race, at most the
         // threshold of wrong passwords is checked per lock.
         if let Err(e) = self.reserve_attempt(&lock).await {
-            count_login("locked");
+            self.count_login(&project, "locked");
             return Err(e);
         }
         let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let verified = self.verify_reserved(&lock, password, stored_hash).await?;
         let known = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| verified) else {
-            count_login("failure");
+            self.count_login(&project, "failure");
             tracing::info!(target: "security", event = "login_failed", "login failed");
             self.record_failure(&lock).await?;
             self.audit(kind::LOGIN_FAILED, &project, known, &client, Some("password")).await;
             return Err(AuthError::InvalidCredentials);
         };
         if user.disabled {
-            count_login("disabled");
+            self.count_login(&project, "disabled");
             self.release_attempt(&lock).await?;
             return Err(AuthError::AccountDisabled);
         }
         if self.settings(&project).require_email_verification && user.email_verified_at.is_none() {
-            count_login("unverified");
+            self.count_login(&project, "unverified");
             self.release_attempt(&lock).await?;
             return Err(AuthError::EmailNotVerified);
         }
@@ -114,12 +114,12 @@ impl AuthService {
             // The right password does not clear the failures: the code still has to be right.
             self.release_attempt(&lock).await?;
             let Some(code) = totp_code else {
-                count_login("two_factor_required");
+                self.count_login(&project, "two_factor_required");
                 return Ok(self.issue_challenge(user.id));
             };
             self.pass_second_factor(&user, &code, &client).await?;
         }
-        count_login("success");
+        self.count_login(&project, "success");
         tracing::info!(target: "security", event = "login_succeeded", user_id = %user.id, "login succeeded");
         self.audit(kind::LOGIN_SUCCEEDED, &user.project, Some(user.id), &client, Some("password")).await;
         Ok(LoginOutcome::Signed(Box::new(self.start_session(user, client).await?)))

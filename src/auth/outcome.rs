@@ -39,9 +39,13 @@ pub enum Registered {
     VerificationRequired,
 }
 
-/// Counts a sign-in attempt in `portcullis_logins_total{outcome}`.
-pub(super) fn count_login(outcome: &'static str) {
-    metrics::counter!(names::LOGINS, "outcome" => outcome).increment(1);
+impl AuthService {
+    /// Counts a sign-in attempt in `portcullis_logins_total{outcome, project}`
+    /// (`project` bounded: see `Directory::metric_label`).
+    pub(super) fn count_login(&self, project: &ProjectId, outcome: &'static str) {
+        let project = self.projects.metric_label(project);
+        metrics::counter!(names::LOGINS, "outcome" => outcome, "project" => project).increment(1);
+    }
 }
 
 /// Whose failures a sign-in by `name` counts against: the account when it

@@ -21,7 +21,7 @@ use crate::shards::{Declined, EditUser, LockKey, UserEdit};
 use crate::token::{b64url, b64url_decode, random_bytes};
 
 use super::audit::kind;
-use super::outcome::{LoginOutcome, TokenGrant, count_login};
+use super::outcome::{LoginOutcome, TokenGrant};
 use super::{AuthError, AuthService, ClientInfo, SessionCaller};
 
 /// 160-bit secrets, as RFC 4226 recommends.
@@ -202,7 +202,7 @@ impl AuthService {
             tracing::info!(target: "security", event = "two_factor_passed", user_id = %user.id, factor = factor.as_str(), "second factor accepted");
             return Ok(());
         }
-        count_login("two_factor_failure");
+        self.count_login(&user.project, "two_factor_failure");
         self.record_failure(&lock).await?;
         self.audit(kind::TWO_FACTOR_FAILED, &user.project, Some(user.id), client, Some("login")).await;
         tracing::info!(target: "security", event = "two_factor_failed", user_id = %user.id, "wrong second factor");
@@ -276,7 +276,7 @@ impl AuthService {
             self.release_attempt(&lock).await?;
             return Err(AuthError::InvalidChallenge);
         }
-        count_login("success");
+        self.count_login(&user.project, "success");
         self.audit(kind::LOGIN_SUCCEEDED, &user.project, Some(user.id), &client, Some("two_factor")).await;
         self.start_session(user, client).await
     }

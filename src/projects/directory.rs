@@ -7,7 +7,7 @@
 //! next request sees it. Readers take a snapshot (`Arc`) and never wait on
 //! a reload.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -29,15 +29,28 @@ pub struct Directory {
     store: Arc<dyn Store>,
     defaults: SettingsDefaults,
     projects: RwLock<Snapshot>,
+    /// The projects with a metric label of their own (see `metric_label`).
+    labeled: RwLock<Arc<HashSet<ProjectId>>>,
+    /// How many projects get one.
+    label_cap: usize,
     /// The longest `access_ttl` of any project (seconds), as last loaded.
     max_access_ttl: AtomicU64,
 }
 
 impl Directory {
     /// Reads every project from the store.
-    pub async fn load(store: Arc<dyn Store>, defaults: SettingsDefaults) -> StoreResult<Self> {
+    /// Reads every project from the store; the oldest `label_cap` projects
+    /// get a metric label of their own.
+    pub async fn load(store: Arc<dyn Store>, defaults: SettingsDefaults, label_cap: usize) -> StoreResult<Self> {
         let max_access_ttl = AtomicU64::new(defaults.access_ttl.as_secs());
-        let directory = Directory { store, defaults, projects: RwLock::new(Arc::default()), max_access_ttl };
+        let directory = Directory {
+            store,
+            defaults,
+            projects: RwLock::new(Arc::default()),
+            labeled: RwLock::new(Arc::default()),
+            label_cap,
+            max_access_ttl,
+        };
         directory.reload().await?;
         Ok(directory)
     }
@@ -88,7 +101,24 @@ impl Directory {
         let longest = fresh.values().map(|view| view.settings.access_ttl).max().unwrap_or_default();
         // Never shorter than what tokens already minted may still live.
         self.max_access_ttl.fetch_max(longest.max(self.defaults.access_ttl.as_secs()), Ordering::Relaxed);
+        // `default` is always labeled; the cap counts the others.
+        let mut by_age: Vec<&ProjectView> = fresh
+            .values()
+            .map(Arc::as_ref)
+            .filter(|v| !v.project.deleted && v.project.id.as_str() != ProjectId::DEFAULT)
+            .collect();
+        by_age.sort_by(|a, b| (a.project.created_at, &a.project.id).cmp(&(b.project.created_at, &b.project.id)));
+        let labeled = by_age.iter().take(self.label_cap).map(|v| v.project.id.clone()).collect();
+        *self.labeled.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(labeled);
         *projects = fresh;
+    }
+
+    /// The `project` label of metrics about `id`: its id for `default` and
+    /// the oldest `label_cap` other projects, else `other`, so a
+    /// gateway with thousands of projects keeps a bounded number of series.
+    pub fn metric_label(&self, id: &ProjectId) -> String {
+        let labeled = self.labeled.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if id.as_str() == ProjectId::DEFAULT || labeled.contains(id) { id.to_string() } else { "other".to_owned() }
     }
 
     /// The project `id`, live or not (deleted ones included, until gone from the store).

@@ -87,6 +87,9 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Serve `/metrics` here (an internal address) instead of on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// How many projects (the oldest first) get a `project` metric label of
+    /// their own; the others are `other`, so series stay bounded.
+    pub metrics_project_labels: usize,
     /// `None`: `http://localhost:<bound port>`, known only once bound.
     pub public_url: Option<String>,
     pub workers: usize,
@@ -206,6 +209,7 @@ impl Settings {
                     .parse("listen", "an address such as 127.0.0.1:8080")?
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
                 metrics_listen: s.parse("metrics_listen", "an address such as 127.0.0.1:9100")?,
+                metrics_project_labels: s.count("metrics_project_labels", 0, 1000)?.unwrap_or(20),
                 public_url: s.url("public_url")?,
                 workers: s.count("workers", 1, 256)?.unwrap_or(cores),
                 request_timeout: s.millis("request_timeout_ms", 100, 600_000)?.unwrap_or(Duration::from_secs(10)),

@@ -192,3 +192,23 @@ async fn a_projects_settings_drive_its_flows() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(crate::harness::mails_to(&app.outbox, "p@example.com").len(), 1, "... but mails no one");
 }
+
+/// Logins are counted per project, with a bounded label: the oldest
+/// `metrics_project_labels` projects by name, the rest as `other`.
+#[actix_web::test]
+async fn logins_are_counted_per_project_with_a_bounded_label() {
+    let app = crate::harness::spawn_with(|s| s.http.metrics_project_labels = 1).await;
+    let root = app.signed_up("root@example.com").await.access;
+    new_project(&app, &root, "label_first", json!({})).await;
+    app.clock.advance(Duration::from_secs(1));
+    new_project(&app, &root, "label_second", json!({})).await;
+    for project in ["label_first", "label_second"] {
+        assert_eq!(register_in(&app, project, "m@example.com", PASSWORD).await.status, StatusCode::CREATED);
+        assert_eq!(login_in(&app, project, "m@example.com").await.status, StatusCode::OK);
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let logins: Vec<&str> = metrics.lines().filter(|l| l.starts_with("portcullis_logins_total{")).collect();
+    assert!(logins.iter().any(|l| l.contains("project=\"label_first\"")), "{logins:?}");
+    assert!(logins.iter().any(|l| l.contains("project=\"other\"")), "{logins:?}");
+    assert!(!metrics.contains("label_second"), "a project past the cap has no label of its own");
+}
