@@ -48,6 +48,9 @@ const STORE_SWEEP_EVERY: Duration = Duration::from_secs(600);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
 /// How often the project directory is re-read whatever the feed says (a backstop).
 const PROJECT_RELOAD_EVERY: Duration = Duration::from_secs(30);
+/// How often, and how many at a time, the accounts of deleted projects are erased.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+const PURGE_BATCH: usize = 500;
 /// How often `portcullis_sessions_active` is refreshed from the store.
 const SESSION_COUNT_EVERY: Duration = Duration::from_secs(15);
 
@@ -301,6 +304,17 @@ impl Application {
                     match store.sweep_expired(now).await {
                         Ok(removed) => tracing::debug!(removed, "expired sessions swept"),
                         Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+                    }
+                }
+            }
+        });
+        background.every(PURGE_EVERY, {
+            let auth = Arc::clone(&auth);
+            move || {
+                let auth = Arc::clone(&auth);
+                async move {
+                    if let Err(e) = auth.purge_deleted_projects(PURGE_BATCH).await {
+                        tracing::warn!(error = %e, "erasing the accounts of deleted projects failed; retried");
                     }
                 }
             }

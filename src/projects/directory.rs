@@ -137,6 +137,11 @@ impl Directory {
         id.as_str() == ProjectId::DEFAULT || self.snapshot().get(id).is_some_and(|view| view.project.is_live())
     }
 
+    /// Every project, deleted ones included.
+    pub fn all(&self) -> Vec<Arc<ProjectView>> {
+        self.snapshot().values().cloned().collect()
+    }
+
     /// Every project not deleted, by id.
     pub fn list(&self) -> Vec<Arc<ProjectView>> {
         let mut all: Vec<_> = self.snapshot().values().filter(|view| !view.project.deleted).cloned().collect();

@@ -123,6 +123,14 @@ async fn each_project_has_its_own_accounts_and_its_credentials_work_only_there()
     // Deleted: the same, for good.
     let deleted = app.delete_auth("/api/v1/admin/projects/mobile", &root.access).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    // Its accounts are erased, with their keys; other projects' are not.
+    let mobile = portcullis::account::ProjectId("mobile".into());
+    let store = app.auth.store();
+    assert!(store.list_users(&mobile, None, 10).await.unwrap().is_empty());
+    assert!(store.find_user_by_email(&mobile, "ada@example.com").await.unwrap().is_none());
+    let mobile_user = portcullis::account::UserId::parse(&in_mobile.user_id).unwrap();
+    assert!(store.list_api_keys(mobile_user).await.unwrap().is_empty());
+    assert_eq!(app.me(&in_default.access).await.status, StatusCode::OK);
     app.verify(&key).await.assert_error(401, "invalid_token");
     app.verify(&in_mobile.access).await.assert_error(401, "invalid_token");
     login_in(&app, "mobile", "ada@example.com").await.assert_error(404, "not_found");

@@ -18,6 +18,8 @@ use crate::auth::{AuthError, AuthService, ClientInfo, Conflict, RETRY_AFTER};
 /// How often a change is retried when another change got in between (each
 /// retry waits a little, at random, so racing changes spread out).
 const CHANGE_TRIES: u64 = 50;
+/// Accounts of a deleted project erased by the DELETE itself.
+const PURGE_NOW: usize = 200;
 /// Numbered slugs tried (`name_2` ...) before a random suffix.
 const SLUG_TRIES: u32 = 20;
 
@@ -156,7 +158,9 @@ impl AuthService {
     }
 
     /// Deletes a project: at once it serves no route and its credentials
-    /// verify nowhere; its id stays taken while its record is kept.
+    /// verify nowhere; its accounts (with their sessions, keys and codes)
+    /// are erased, the first `PURGE_NOW` at once and the rest in the
+    /// background. Its record stays as a tombstone, so its id stays taken.
     pub async fn delete_project(&self, admin: &Admin, id: &ProjectId, client: ClientInfo) -> Result<(), AuthError> {
         if id.as_str() == ProjectId::DEFAULT {
             return Err(AuthError::Conflict(Conflict::DefaultProject));
@@ -167,6 +171,8 @@ impl AuthService {
         })
         .await?;
         self.audit_admin(admin, kind::PROJECT_DELETED, &client, &format!("project={id}")).await;
+        // A first batch of its accounts now; the rest on the timer.
+        self.purge_deleted_projects(PURGE_NOW).await?;
         Ok(())
     }
 

@@ -155,17 +155,49 @@ impl AuthService {
         if target.role == Role::Superadmin && !target.disabled {
             self.remove_superadmin(id).await?;
         }
-        self.feed.revoke_user(id).await;
-        self.revoke_sessions(id, None).await?;
-        self.revoke_api_keys(id).await?;
-        for purpose in [CodePurpose::Login, CodePurpose::Reset, CodePurpose::Verify] {
-            self.store.delete_code(project, purpose, &target.email).await?;
-        }
-        self.store.delete_user(id).await?;
+        self.erase_user(&target).await?;
         let detail = format!("project={project} user={id}");
         self.audit_admin(admin, kind::USER_DELETED_BY_ADMIN, &client, &detail).await;
         tracing::warn!(target: "security", event = "user_deleted", user_id = %id, by = %admin.id(), "account deleted by an admin");
         Ok(())
+    }
+
+    /// Deletes `user` with its sessions, API keys and email codes; its
+    /// credentials stop at once on every node.
+    async fn erase_user(&self, user: &User) -> Result<(), AuthError> {
+        let id = user.id;
+        self.feed.revoke_user(id).await;
+        self.revoke_sessions(id, None).await?;
+        self.revoke_api_keys(id).await?;
+        for purpose in [CodePurpose::Login, CodePurpose::Reset, CodePurpose::Verify] {
+            self.store.delete_code(&user.project, purpose, &user.email).await?;
+        }
+        self.store.delete_user(id).await?;
+        Ok(())
+    }
+
+    /// Erases up to `batch` accounts of each deleted project (off the
+    /// request path, on a timer, and once right after a delete); returns
+    /// how many went. Its record stays, so the id stays taken.
+    pub async fn purge_deleted_projects(&self, batch: usize) -> Result<usize, AuthError> {
+        let mut erased = 0;
+        let deleted: Vec<ProjectId> = self
+            .projects
+            .all()
+            .into_iter()
+            .filter(|view| view.project.deleted)
+            .map(|view| view.project.id.clone())
+            .collect();
+        for project in deleted {
+            for user in self.store.list_users(&project, None, batch).await? {
+                self.erase_user(&user).await?;
+                erased += 1;
+            }
+        }
+        if erased > 0 {
+            tracing::info!(erased, "accounts of deleted projects erased");
+        }
+        Ok(erased)
     }
 
     /// The `default` project's record and its enabled superadmins (read
