@@ -74,6 +74,10 @@ async fn fixture(sessions: usize, cache_capacity: usize) -> Fixture {
         require_email_verification: false,
         passwordless_signup: false,
         password_min_length: 8,
+        rate_limit_per_minute: 10,
+        rate_limit_burst: 5,
+        lockout_threshold: 10,
+        lockout_base: Duration::from_secs(60),
     };
     let projects = Arc::new(Directory::load(Arc::clone(&store), defaults, 20).await.unwrap());
     let usage = Arc::new(KeyUsage::default());

@@ -128,6 +128,10 @@ async fn open_projects(settings: &Settings, store: &Arc<dyn Store>, clock: &Shar
         require_email_verification: settings.flows.require_email_verification,
         passwordless_signup: settings.flows.passwordless_signup,
         password_min_length: u32::try_from(crate::account::PASSWORD_MIN_CHARS).unwrap_or(u32::MAX),
+        rate_limit_per_minute: settings.limits.auth_rate.per_minute,
+        rate_limit_burst: settings.limits.auth_rate.burst,
+        lockout_threshold: settings.limits.lockout_threshold,
+        lockout_base: settings.limits.lockout_base,
     };
     Directory::load(Arc::clone(store), defaults, settings.http.metrics_project_labels)
         .await

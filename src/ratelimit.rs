@@ -1,17 +1,24 @@
 //! Per-client-IP rate limits (governor) on the sign-in routes.
 //!
-//! Owns one keyed limiter per route kind. `/introspect`, `/verify` and
+//! Owns one keyed limiter per route kind, and one per project whose quota
+//! is its own (its settings' `rate_limit_per_minute` and `_burst`).
+//! Budgets are per project either way: projects on the node's quota share
+//! its limiter, keyed by project too.
+//! `/introspect`, `/verify` and
 //! `/metrics` are never limited here. The per-account failed-login lock is
 //! not here: it is state of the account's shard (`shards::lockout`).
 //! Memory is bounded by `sweep`, which forgets keys whose quota has refilled.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::account::ProjectId;
 use crate::settings::{LimitSettings, RateQuota};
 use crate::telemetry::names;
 
@@ -46,9 +53,16 @@ impl LimitedRoute {
     }
 }
 
+type AuthLimiter = DefaultKeyedRateLimiter<(LimitedRoute, IpAddr)>;
+
 pub struct RateLimits {
     enabled: bool,
-    auth: DefaultKeyedRateLimiter<(LimitedRoute, IpAddr)>,
+    /// The node's quota for the sign-in routes, and its limiter.
+    auth_quota: RateQuota,
+    auth: DefaultKeyedRateLimiter<(ProjectId, LimitedRoute, IpAddr)>,
+    /// Projects with a quota of their own: the quota and its limiter
+    /// (replaced when the quota changes).
+    projects: DashMap<ProjectId, (RateQuota, Arc<AuthLimiter>)>,
     refresh: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
 }
@@ -76,21 +90,31 @@ impl RateLimits {
     pub fn new(settings: &LimitSettings) -> Self {
         RateLimits {
             enabled: settings.rate_limit_enabled,
+            auth_quota: settings.auth_rate,
             auth: RateLimiter::keyed(quota(settings.auth_rate)),
+            projects: DashMap::new(),
             refresh: RateLimiter::keyed(quota(settings.refresh_rate)),
             clock: DefaultClock::default(),
         }
     }
 
-    /// `Err(wait)` when `ip` has used up its budget for `route`.
-    pub fn check(&self, route: LimitedRoute, ip: IpAddr) -> Result<(), Duration> {
+    /// `Err(wait)` when `ip` has used up its budget for `route` in
+    /// `project`, whose sign-in routes allow `project_quota`.
+    pub fn check(
+        &self,
+        project: &ProjectId,
+        project_quota: RateQuota,
+        route: LimitedRoute,
+        ip: IpAddr,
+    ) -> Result<(), Duration> {
         if !self.enabled {
             return Ok(());
         }
         let ip = client_key(ip);
         let outcome = match route {
             LimitedRoute::Refresh => self.refresh.check_key(&ip),
-            other => self.auth.check_key(&(other, ip)),
+            other if project_quota == self.auth_quota => self.auth.check_key(&(project.clone(), other, ip)),
+            other => self.project_limiter(project, project_quota).check_key(&(other, ip)),
         };
         outcome.map(|_| ()).map_err(|not_until| {
             metrics::counter!(names::RATELIMIT_REJECTED, "route" => route.label()).increment(1);
@@ -98,8 +122,24 @@ impl RateLimits {
         })
     }
 
+    /// The limiter of a project with a quota of its own.
+    fn project_limiter(&self, project: &ProjectId, wanted: RateQuota) -> Arc<AuthLimiter> {
+        if let Some(entry) = self.projects.get(project)
+            && entry.0 == wanted
+        {
+            return Arc::clone(&entry.1);
+        }
+        let limiter = Arc::new(RateLimiter::keyed(quota(wanted)));
+        self.projects.insert(project.clone(), (wanted, Arc::clone(&limiter)));
+        limiter
+    }
+
     /// Forgets keys whose budget has fully refilled.
     pub fn sweep(&self) {
+        for entry in &self.projects {
+            entry.1.retain_recent();
+            entry.1.shrink_to_fit();
+        }
         self.auth.retain_recent();
         self.auth.shrink_to_fit();
         self.refresh.retain_recent();
@@ -110,6 +150,8 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NODE: RateQuota = RateQuota { per_minute: 10, burst: 5 };
 
     fn limits() -> RateLimits {
         let mut settings = crate::settings::Settings::load(None, Vec::new()).unwrap().limits;
@@ -122,25 +164,55 @@ mod tests {
         let limits = limits();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..5 {
-            assert!(limits.check(LimitedRoute::Login, ip).is_ok());
+            assert!(limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Login, ip).is_ok());
         }
-        let wait = limits.check(LimitedRoute::Login, ip).unwrap_err();
+        let wait = limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Login, ip).unwrap_err();
         assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_secs(6), "{wait:?}");
         // Other IPs and other routes have budgets of their own.
-        assert!(limits.check(LimitedRoute::Login, "192.0.2.2".parse().unwrap()).is_ok());
-        assert!(limits.check(LimitedRoute::Register, ip).is_ok());
+        assert!(
+            limits
+                .check(&ProjectId::default_project(), NODE, LimitedRoute::Login, "192.0.2.2".parse().unwrap())
+                .is_ok()
+        );
+        assert!(limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Register, ip).is_ok());
     }
 
     #[test]
     fn ipv6_clients_share_their_64() {
         let limits = limits();
         for host in 1..=5 {
-            assert!(limits.check(LimitedRoute::Login, format!("2001:db8:1:2::{host}").parse().unwrap()).is_ok());
+            assert!(
+                limits
+                    .check(
+                        &ProjectId::default_project(),
+                        NODE,
+                        LimitedRoute::Login,
+                        format!("2001:db8:1:2::{host}").parse().unwrap()
+                    )
+                    .is_ok()
+            );
         }
-        assert!(limits.check(LimitedRoute::Login, "2001:db8:1:2:ffff::9".parse().unwrap()).is_err());
-        assert!(limits.check(LimitedRoute::Login, "2001:db8:1:3::1".parse().unwrap()).is_ok());
+        assert!(
+            limits
+                .check(
+                    &ProjectId::default_project(),
+                    NODE,
+                    LimitedRoute::Login,
+                    "2001:db8:1:2:ffff::9".parse().unwrap()
+                )
+                .is_err()
+        );
+        assert!(
+            limits
+                .check(&ProjectId::default_project(), NODE, LimitedRoute::Login, "2001:db8:1:3::1".parse().unwrap())
+                .is_ok()
+        );
         // An IPv4-mapped address counts as its IPv4 address.
-        assert!(limits.check(LimitedRoute::Register, "::ffff:192.0.2.9".parse().unwrap()).is_ok());
+        assert!(
+            limits
+                .check(&ProjectId::default_project(), NODE, LimitedRoute::Register, "::ffff:192.0.2.9".parse().unwrap())
+                .is_ok()
+        );
         assert_eq!(client_key("::ffff:192.0.2.9".parse().unwrap()), "192.0.2.9".parse::<IpAddr>().unwrap());
     }
 
@@ -150,6 +222,21 @@ mod tests {
         settings.rate_limit_enabled = false;
         let limits = RateLimits::new(&settings);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!((0..100).all(|_| limits.check(LimitedRoute::Login, ip).is_ok()));
+        assert!((0..100).all(|_| limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Login, ip).is_ok()));
+    }
+
+    #[test]
+    fn a_project_with_a_quota_of_its_own_has_its_own_budget() {
+        let limits = limits();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let tight = RateQuota { per_minute: 2, burst: 2 };
+        let project = ProjectId("tight".into());
+        assert!((0..2).all(|_| limits.check(&project, tight, LimitedRoute::Login, ip).is_ok()));
+        assert!(limits.check(&project, tight, LimitedRoute::Login, ip).is_err());
+        // Another project's budget is untouched.
+        assert!((0..5).all(|_| limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Login, ip).is_ok()));
+        // A changed quota starts afresh.
+        let looser = RateQuota { per_minute: 60, burst: 3 };
+        assert!((0..3).all(|_| limits.check(&project, looser, LimitedRoute::Login, ip).is_ok()));
     }
 }

@@ -137,7 +137,7 @@ impl AuthService {
             self.record_success(&lock).await?;
             return Ok(user);
         }
-        self.record_failure(&lock).await?;
+        self.record_failure(&lock, project).await?;
         self.audit(kind::CODE_FAILED, project, user.map(|u| u.id), client, Some(purpose.as_str())).await;
         tracing::info!(target: "security", event = "code_failed", purpose = purpose.as_str(), "wrong or dead one-time code");
         Err(AuthError::InvalidCode)

@@ -86,7 +86,7 @@ impl AuthService {
         let lock = lock_key(user.as_ref(), &project, name);
         // Reserved before hashing: however many logins race, at most the
         // threshold of wrong passwords is checked per lock.
-        if let Err(e) = self.reserve_attempt(&lock).await {
+        if let Err(e) = self.reserve_attempt(&lock, &project).await {
             self.count_login(&project, "locked");
             return Err(e);
         }
@@ -96,7 +96,7 @@ impl AuthService {
         let Some(user) = user.filter(|_| verified) else {
             self.count_login(&project, "failure");
             tracing::info!(target: "security", event = "login_failed", "login failed");
-            self.record_failure(&lock).await?;
+            self.record_failure(&lock, &project).await?;
             self.audit(kind::LOGIN_FAILED, &project, known, &client, Some("password")).await;
             return Err(AuthError::InvalidCredentials);
         };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::account::{ProjectId, RefreshRecord, Session, User};
 use crate::hashing::Password;
-use crate::shards::{LockKey, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt, StartSession};
+use crate::shards::{LockKey, LockRules, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt, StartSession};
 use crate::telemetry::names;
 use crate::token::refresh::RefreshSecret;
 
@@ -63,8 +63,15 @@ impl AuthService {
     /// `Locked` while the key is locked out, or while its remaining tries are
     /// all in flight. End it with `record_failure`, `record_success`,
     /// `release_attempt` or a new session (`start_session`).
-    pub(super) async fn reserve_attempt(&self, key: &LockKey) -> Result<(), AuthError> {
-        Ok(self.shards.ask(key, ReserveAttempt { key: key.clone() }).await?)
+    pub(super) async fn reserve_attempt(&self, key: &LockKey, project: &ProjectId) -> Result<(), AuthError> {
+        let rules = Some(self.lock_rules(project));
+        Ok(self.shards.ask(key, ReserveAttempt { key: key.clone(), rules }).await?)
+    }
+
+    /// The lock rules of `project`'s settings.
+    fn lock_rules(&self, project: &ProjectId) -> LockRules {
+        let settings = self.settings(project);
+        LockRules { threshold: settings.lockout_threshold, base: settings.lockout_base() }
     }
 
     /// Checks `password` for an attempt reserved on `key`, within the
@@ -84,8 +91,9 @@ impl AuthService {
     }
 
     /// The reserved attempt was wrong: counts a failure against `key`.
-    pub(super) async fn record_failure(&self, key: &LockKey) -> Result<(), AuthError> {
-        Ok(self.shards.ask(key, RecordFailure { key: key.clone() }).await?)
+    pub(super) async fn record_failure(&self, key: &LockKey, project: &ProjectId) -> Result<(), AuthError> {
+        let rules = Some(self.lock_rules(project));
+        Ok(self.shards.ask(key, RecordFailure { key: key.clone(), rules }).await?)
     }
 
     /// The reserved attempt was right and its action is done: clears `key`'s failures.

@@ -197,13 +197,13 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let lock = LockKey::Account(user.id);
-        self.reserve_attempt(&lock).await?;
+        self.reserve_attempt(&lock, &user.project).await?;
         if let Some(factor) = self.or_release(&lock, self.check_second_factor(user, code)).await? {
             tracing::info!(target: "security", event = "two_factor_passed", user_id = %user.id, factor = factor.as_str(), "second factor accepted");
             return Ok(());
         }
         self.count_login(&user.project, "two_factor_failure");
-        self.record_failure(&lock).await?;
+        self.record_failure(&lock, &user.project).await?;
         self.audit(kind::TWO_FACTOR_FAILED, &user.project, Some(user.id), client, Some("login")).await;
         tracing::info!(target: "security", event = "two_factor_failed", user_id = %user.id, "wrong second factor");
         Err(AuthError::InvalidCode)
@@ -328,9 +328,9 @@ impl AuthService {
         let pending = current.two_factor.clone().ok_or(AuthError::TwoFactorNotSetUp)?;
         let code = code.trim();
         let lock = LockKey::Account(user);
-        self.reserve_attempt(&lock).await?;
+        self.reserve_attempt(&lock, &current.project).await?;
         if !is_totp_code(code) || !self.or_release(&lock, self.check_totp(&current, &pending, code)).await? {
-            self.record_failure(&lock).await?;
+            self.record_failure(&lock, &current.project).await?;
             self.audit(kind::TWO_FACTOR_FAILED, &current.project, Some(user), &client, Some("enable")).await;
             return Err(AuthError::InvalidCode);
         }
@@ -401,13 +401,13 @@ impl AuthService {
         place: &'static str,
     ) -> Result<LockKey, AuthError> {
         let lock = LockKey::Account(user.id);
-        self.reserve_attempt(&lock).await?;
+        self.reserve_attempt(&lock, &user.project).await?;
         let password_ok = self.verify_reserved(&lock, password, user.password_hash.clone()).await?;
         let code_ok = self.or_release(&lock, self.check_second_factor(user, code)).await?.is_some();
         if password_ok && code_ok {
             return Ok(lock);
         }
-        self.record_failure(&lock).await?;
+        self.record_failure(&lock, &user.project).await?;
         self.audit(kind::TWO_FACTOR_FAILED, &user.project, Some(user.id), client, Some(place)).await;
         tracing::info!(target: "security", event = "two_factor_failed", user_id = %user.id, place, "wrong password or second factor");
         Err(AuthError::InvalidCredentials)

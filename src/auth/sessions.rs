@@ -111,9 +111,9 @@ impl AuthService {
         // A stolen access token must not make the password guessable: the
         // same lock as login.
         let lock = LockKey::Account(user.id);
-        self.reserve_attempt(&lock).await?;
+        self.reserve_attempt(&lock, &user.project).await?;
         if !self.verify_reserved(&lock, current, user.password_hash.clone()).await? {
-            self.record_failure(&lock).await?;
+            self.record_failure(&lock, &user.project).await?;
             tracing::info!(target: "security", event = "password_change_refused", user_id = %user.id, "wrong current password");
             return Err(AuthError::InvalidCredentials);
         }

@@ -32,6 +32,14 @@ pub struct SettingsOverrides {
     pub password_min_length: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc_providers: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockout_threshold: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockout_seconds: Option<u64>,
 }
 
 /// The node's settings for what a project leaves unset.
@@ -44,6 +52,12 @@ pub struct SettingsDefaults {
     pub require_email_verification: bool,
     pub passwordless_signup: bool,
     pub password_min_length: u32,
+    /// Per client IP, on the sign-in routes (login, register, codes, reset, 2FA).
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    /// Failed sign-ins of one account before it locks, and the first lock.
+    pub lockout_threshold: u32,
+    pub lockout_base: Duration,
 }
 
 /// A project's settings in force: its own, else the node's.
@@ -57,6 +71,11 @@ pub struct ProjectSettings {
     pub passwordless_signup: bool,
     pub password_min_length: u32,
     pub oidc_providers: Map<String, Value>,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    pub lockout_threshold: u32,
+    /// Seconds of the first lock; each next one doubles.
+    pub lockout_seconds: u64,
 }
 
 impl ProjectSettings {
@@ -70,7 +89,15 @@ impl ProjectSettings {
             passwordless_signup: own.passwordless_signup.unwrap_or(node.passwordless_signup),
             password_min_length: own.password_min_length.unwrap_or(node.password_min_length),
             oidc_providers: own.oidc_providers.clone().unwrap_or_default(),
+            rate_limit_per_minute: own.rate_limit_per_minute.unwrap_or(node.rate_limit_per_minute),
+            rate_limit_burst: own.rate_limit_burst.unwrap_or(node.rate_limit_burst),
+            lockout_threshold: own.lockout_threshold.unwrap_or(node.lockout_threshold),
+            lockout_seconds: own.lockout_seconds.unwrap_or(node.lockout_base.as_secs()),
         }
+    }
+
+    pub fn lockout_base(&self) -> Duration {
+        Duration::from_secs(self.lockout_seconds)
     }
 
     pub fn access_ttl(&self) -> Duration {
@@ -91,6 +118,9 @@ pub const ACCESS_TTL: (u64, u64) = (60, crate::settings::MAX_ACCESS_TTL_SECS);
 pub const REFRESH_TTL: (u64, u64) = (300, 31_536_000);
 pub const REFRESH_REUSE_GRACE: (u64, u64) = (0, 300);
 pub const PASSWORD_MIN_LENGTH: (u64, u64) = (8, 128);
+pub const RATE_LIMIT: (u64, u64) = (1, 100_000);
+pub const LOCKOUT_THRESHOLD: (u64, u64) = (1, 1000);
+pub const LOCKOUT_SECONDS: (u64, u64) = (1, 86_400);
 /// The most OIDC providers one project may name.
 pub const MAX_OIDC_PROVIDERS: usize = 16;
 
@@ -104,6 +134,11 @@ fn integer(value: &Value, (low, high): (u64, u64), unit: &str) -> Result<u64, St
         None if value.is_number() => Err(format!("must be a whole number between {low} and {high}{unit}")),
         None => Err("must be an integer".into()),
     }
+}
+
+/// An integer in `range` that fits a `u32`.
+fn small((low, high): (u64, u64), unit: &'static str) -> impl Fn(&Value) -> Result<u32, String> {
+    move |value| integer(value, (low, high), unit).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 fn boolean(value: &Value) -> Result<bool, String> {
@@ -132,6 +167,10 @@ enum Change {
     PasswordlessSignup(Option<bool>),
     PasswordMinLength(Option<u32>),
     OidcProviders(Option<Map<String, Value>>),
+    RateLimitPerMinute(Option<u32>),
+    RateLimitBurst(Option<u32>),
+    LockoutThreshold(Option<u32>),
+    LockoutSeconds(Option<u64>),
 }
 
 /// `value` parsed, or `None` for `null`.
@@ -152,6 +191,10 @@ fn change(key: &str, value: &Value) -> Result<Change, String> {
             integer(v, PASSWORD_MIN_LENGTH, " characters").map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         })?),
         "oidc_providers" => Change::OidcProviders(optional(value, providers)?),
+        "rate_limit_per_minute" => Change::RateLimitPerMinute(optional(value, small(RATE_LIMIT, " requests"))?),
+        "rate_limit_burst" => Change::RateLimitBurst(optional(value, small(RATE_LIMIT, " requests"))?),
+        "lockout_threshold" => Change::LockoutThreshold(optional(value, small(LOCKOUT_THRESHOLD, " failures"))?),
+        "lockout_seconds" => Change::LockoutSeconds(optional(value, seconds(LOCKOUT_SECONDS))?),
         _ => return Err("unknown setting".into()),
     })
 }
@@ -197,6 +240,10 @@ impl SettingsPatch {
                 Change::PasswordlessSignup(v) => next.passwordless_signup = v,
                 Change::PasswordMinLength(v) => next.password_min_length = v,
                 Change::OidcProviders(v) => next.oidc_providers = v,
+                Change::RateLimitPerMinute(v) => next.rate_limit_per_minute = v,
+                Change::RateLimitBurst(v) => next.rate_limit_burst = v,
+                Change::LockoutThreshold(v) => next.lockout_threshold = v,
+                Change::LockoutSeconds(v) => next.lockout_seconds = v,
             }
         }
         next
@@ -217,6 +264,10 @@ mod tests {
             require_email_verification: false,
             passwordless_signup: false,
             password_min_length: 8,
+            rate_limit_per_minute: 10,
+            rate_limit_burst: 5,
+            lockout_threshold: 10,
+            lockout_base: Duration::from_secs(60),
         }
     }
 

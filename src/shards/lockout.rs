@@ -46,26 +46,38 @@ impl Hash for LockKey {
 /// deadline).
 pub struct ReserveAttempt {
     pub key: LockKey,
+    /// The key's project's rules; `None`: the node's.
+    pub rules: Option<LockRules>,
+}
+
+/// When failures lock a key: after `threshold` of them, for `base`, doubled
+/// with each lock (a project may set its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockRules {
+    pub threshold: u32,
+    pub base: Duration,
 }
 
 impl ShardCommand for ReserveAttempt {
     type Output = ();
 
     fn run(self, shard: &mut UserShard, now: Timestamp) -> Work<()> {
-        done(shard.lockout.reserve(self.key, now).map_err(ShardError::Locked))
+        done(shard.lockout.reserve(self.key, now, self.rules).map_err(ShardError::Locked))
     }
 }
 
 /// The reserved attempt was wrong: count a failure (it may lock the key).
 pub struct RecordFailure {
     pub key: LockKey,
+    /// The key's project's rules; `None`: the node's.
+    pub rules: Option<LockRules>,
 }
 
 impl ShardCommand for RecordFailure {
     type Output = ();
 
     fn run(self, shard: &mut UserShard, now: Timestamp) -> Work<()> {
-        if let Some(lock) = shard.lockout.record_failure(self.key, now) {
+        if let Some(lock) = shard.lockout.record_failure(self.key, now, self.rules) {
             tracing::warn!(target: "security", event = "login_locked", shard = shard.index, seconds = lock.as_secs(), "login locked after repeated failures");
         }
         done(Ok(()))
@@ -169,11 +181,12 @@ impl Lockout {
 
     /// Reserves an attempt; `Err(wait)` while locked, or while failures and
     /// attempts in flight already reach the threshold.
-    pub fn reserve(&mut self, key: LockKey, now: Timestamp) -> Result<(), Duration> {
+    pub fn reserve(&mut self, key: LockKey, now: Timestamp, rules: Option<LockRules>) -> Result<(), Duration> {
         if let Some(wait) = self.locked_for(&key, now) {
             return Err(wait);
         }
-        let (threshold, lapses) = (self.threshold, now.plus(self.reservation));
+        let threshold = rules.map_or(self.threshold, |r| r.threshold);
+        let lapses = now.plus(self.reservation);
         let entry = self.entry(key, now);
         entry.in_flight.retain(|lapse| *lapse > now);
         let pending = u32::try_from(entry.in_flight.len()).unwrap_or(u32::MAX);
@@ -194,8 +207,8 @@ impl Lockout {
     /// Ends a reservation as a failure; returns the lock's duration when
     /// this one locks the key. A failure of an attempt that was in flight
     /// when the key locked belongs to that lock and is not counted again.
-    pub fn record_failure(&mut self, key: LockKey, now: Timestamp) -> Option<Duration> {
-        let (threshold, base) = (self.threshold, self.base);
+    pub fn record_failure(&mut self, key: LockKey, now: Timestamp, rules: Option<LockRules>) -> Option<Duration> {
+        let (threshold, base) = rules.map_or((self.threshold, self.base), |r| (r.threshold, r.base));
         let entry = self.entry(key, now);
         entry.end_attempt(now);
         if entry.is_locked(now) {
@@ -229,25 +242,25 @@ mod tests {
         let key = LockKey::Account(UserId::generate());
         let now = Timestamp::from_secs(0);
         for _ in 0..9 {
-            assert_eq!(lockout.record_failure(key.clone(), now), None);
+            assert_eq!(lockout.record_failure(key.clone(), now, None), None);
         }
-        assert_eq!(lockout.record_failure(key.clone(), now), Some(Duration::from_secs(60)));
+        assert_eq!(lockout.record_failure(key.clone(), now, None), Some(Duration::from_secs(60)));
         assert_eq!(lockout.locked_for(&key, now), Some(Duration::from_secs(60)));
         let later = now.plus(Duration::from_secs(61));
         assert_eq!(lockout.locked_for(&key, later), None);
         for _ in 0..9 {
-            lockout.record_failure(key.clone(), later);
+            lockout.record_failure(key.clone(), later, None);
         }
-        assert_eq!(lockout.record_failure(key.clone(), later), Some(Duration::from_secs(120)));
+        assert_eq!(lockout.record_failure(key.clone(), later, None), Some(Duration::from_secs(120)));
     }
 
     #[test]
     fn success_clears_the_record() {
         let mut lockout = Lockout::new(2, Duration::from_secs(60), 100, Duration::from_secs(10));
         let key = LockKey::Unknown(ProjectId::default_project(), "x@y.z".into());
-        lockout.record_failure(key.clone(), Timestamp(0));
+        lockout.record_failure(key.clone(), Timestamp(0), None);
         lockout.record_success(&key);
-        assert_eq!(lockout.record_failure(key, Timestamp(0)), None);
+        assert_eq!(lockout.record_failure(key, Timestamp(0), None), None);
     }
 
     #[test]
@@ -255,9 +268,9 @@ mod tests {
         let mut lockout = Lockout::new(10, Duration::from_secs(60), 100, Duration::from_secs(10));
         let key = LockKey::Account(UserId::generate());
         let now = Timestamp::from_secs(0);
-        let reserved = (0..40).filter(|_| lockout.reserve(key.clone(), now).is_ok()).count();
+        let reserved = (0..40).filter(|_| lockout.reserve(key.clone(), now, None).is_ok()).count();
         assert_eq!(reserved, 10, "only the tries left may be in flight");
-        let locks: Vec<_> = (0..10).filter_map(|_| lockout.record_failure(key.clone(), now)).collect();
+        let locks: Vec<_> = (0..10).filter_map(|_| lockout.record_failure(key.clone(), now, None)).collect();
         assert_eq!(locks, vec![Duration::from_secs(60)], "one lock, not stacked ones");
         assert_eq!(lockout.locked_for(&key, now), Some(Duration::from_secs(60)));
     }
@@ -267,20 +280,20 @@ mod tests {
         let mut lockout = Lockout::new(2, Duration::from_secs(60), 100, Duration::from_secs(10));
         let key = LockKey::Account(UserId::generate());
         let now = Timestamp::from_secs(0);
-        assert!(lockout.reserve(key.clone(), now).is_ok() && lockout.reserve(key.clone(), now).is_ok());
-        assert_eq!(lockout.reserve(key.clone(), now), Err(BUSY_WAIT));
+        assert!(lockout.reserve(key.clone(), now, None).is_ok() && lockout.reserve(key.clone(), now, None).is_ok());
+        assert_eq!(lockout.reserve(key.clone(), now, None), Err(BUSY_WAIT));
         lockout.release(&key, now);
-        assert!(lockout.reserve(key.clone(), now).is_ok());
+        assert!(lockout.reserve(key.clone(), now, None).is_ok());
         // Neither is ended: they lapse with the request deadline.
         let later = now.plus(Duration::from_secs(11));
-        assert!(lockout.reserve(key.clone(), later).is_ok());
+        assert!(lockout.reserve(key.clone(), later, None).is_ok());
     }
 
     #[test]
     fn entries_are_bounded() {
         let mut lockout = Lockout::new(10, Duration::from_secs(60), 8, Duration::from_secs(10));
         for i in 0..100 {
-            lockout.record_failure(LockKey::Unknown(ProjectId::default_project(), i.to_string()), Timestamp(0));
+            lockout.record_failure(LockKey::Unknown(ProjectId::default_project(), i.to_string()), Timestamp(0), None);
             assert!(lockout.entries.len() <= 8);
         }
     }

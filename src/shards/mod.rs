@@ -25,7 +25,7 @@ mod users;
 
 pub use api_keys::{CreateApiKey, MAX_API_KEYS_PER_USER, RevokeApiKey, RevokeApiKeys};
 pub use codes::{ConsumeCode, IssueCode, Issued};
-pub use lockout::{LockKey, Lockout, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt};
+pub use lockout::{LockKey, LockRules, Lockout, RecordFailure, RecordSuccess, ReleaseAttempt, ReserveAttempt};
 pub use refresh::{RefreshExchange, RotateRefresh};
 pub use sessions::{RevokeSession, RevokeSessions, StartSession};
 pub use users::{CreateUser, Declined, EditUser, UpdateUser, UserChange, UserEdit};

@@ -75,8 +75,8 @@ async fn metrics_expose_http_hashing_cache_and_login_series() {
         "portcullis_token_cache_hits_total",
         "portcullis_token_cache_misses_total",
         "portcullis_token_cache_entries",
-        "portcullis_logins_total{outcome=\"success\"}",
-        "portcullis_logins_total{outcome=\"failure\"}",
+        "portcullis_logins_total{outcome=\"success\",project=\"default\"}",
+        "portcullis_logins_total{outcome=\"failure\",project=\"default\"}",
         // Route labels are patterns, never raw paths.
         "portcullis_http_requests_total{route=\"/api/v1/auth/sessions/{id}\",method=\"DELETE\"",
         "portcullis_store_op_duration_seconds_bucket{op=\"create_session\",backend=",

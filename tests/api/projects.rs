@@ -220,3 +220,49 @@ async fn logins_are_counted_per_project_with_a_bounded_label() {
     assert!(logins.iter().any(|l| l.contains("project=\"other\"")), "{logins:?}");
     assert!(!metrics.contains("label_second"), "a project past the cap has no label of its own");
 }
+
+/// A project's own per-IP quota and account lock: its sign-in routes spend
+/// a budget of their own, and its accounts lock after its own threshold.
+#[actix_web::test]
+async fn a_projects_rate_limit_and_lockout_are_its_own() {
+    let app = crate::harness::spawn_with(|s| s.limits.rate_limit_enabled = true).await;
+    let root = app.signed_up("root@example.com").await.access;
+    new_project(&app, &root, "tight", json!({"rate_limit_per_minute": 60, "rate_limit_burst": 2})).await;
+    for i in 0..2 {
+        let answer = register_in(&app, "tight", &format!("t{i}@example.com"), PASSWORD).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    let refused = register_in(&app, "tight", "t2@example.com", PASSWORD).await;
+    refused.assert_error(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+    // The node's budget (the default project's) is its own.
+    assert_eq!(app.register("d@example.com").await.status, StatusCode::CREATED);
+
+    new_project(&app, &root, "strict", json!({"lockout_threshold": 2, "lockout_seconds": 30})).await;
+    assert_eq!(register_in(&app, "strict", "s@example.com", PASSWORD).await.status, StatusCode::CREATED);
+    let wrong = json!({"email": "s@example.com", "password": "not the password"});
+    for _ in 0..2 {
+        app.post(&at("strict", "/login"), &wrong).await.assert_error(401, "invalid_credentials");
+    }
+    let locked = login_in(&app, "strict", "s@example.com").await;
+    locked.assert_error(429, "rate_limited");
+    let wait: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "Retry-After {wait}");
+    // The same address in the default project is another account, with the node's threshold (10).
+    assert_eq!(app.register("s@example.com").await.status, StatusCode::CREATED);
+    app.login("s@example.com", "not the password").await.assert_error(401, "invalid_credentials");
+    app.login("s@example.com", "not the password").await.assert_error(401, "invalid_credentials");
+    assert_eq!(app.login("s@example.com", PASSWORD).await.status, StatusCode::OK);
+
+    let refused = app
+        .send_json(
+            Method::PATCH,
+            "/api/v1/admin/projects/strict",
+            Some(&root),
+            &json!({"settings": {"lockout_threshold": 0, "rate_limit_burst": "x"}}),
+        )
+        .await;
+    refused.assert_error(400, "validation_error");
+    assert!(refused.body["fields"]["settings.lockout_threshold"].is_string(), "{}", refused.body);
+    assert!(refused.body["fields"]["settings.rate_limit_burst"].is_string(), "{}", refused.body);
+}

@@ -45,7 +45,7 @@ async fn register(
     client: Client,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Register, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Register, &client)?;
     let body = body.into_inner();
     let mut check = Check::default();
     let email = check.email("email", &body.email);
@@ -84,7 +84,7 @@ async fn login(
     client: Client,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Login, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Login, &client)?;
     let body = body.into_inner();
     let mut check = Check::default();
     let identifier =
@@ -122,7 +122,7 @@ async fn refresh(
     client: Client,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Refresh, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Refresh, &client)?;
     let mut check = Check::default();
     let token = check.required("refresh_token", &body.refresh_token);
     let grant = state.auth.refresh(project.id(), check.finish(token)?, client.0).await?;
@@ -191,7 +191,7 @@ async fn change_password(
     client: Client,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Secret, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Secret, &client)?;
     let mut check = Check::default();
     let current = check.password("current_password", &body.current_password, 1);
     let new = check.password("new_password", &body.new_password, project.password_min_chars());

@@ -34,7 +34,7 @@ async fn send(
     client: Client,
     body: web::Json<SendBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Otp, &client)?;
     let mut check = Check::default();
     let email = check.email("email", &body.email);
     let purpose = check
@@ -51,7 +51,7 @@ async fn login(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Otp, &client)?;
     let (email, code) = body.email_and_code()?;
     let outcome = state.auth.code_login(project.id().clone(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
@@ -63,7 +63,7 @@ async fn verify_registration(
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Otp, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Otp, &client)?;
     let (email, code) = body.email_and_code()?;
     let outcome = state.auth.verify_registration(project.id().clone(), email, &code, client.0).await?;
     Ok(login_response(&outcome))
@@ -82,7 +82,7 @@ async fn reset(
     client: Client,
     body: web::Json<ResetBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Reset, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Reset, &client)?;
     let mut check = Check::default();
     let email = check.email("email", &body.email);
     let code = check.code("code", &body.code);

@@ -36,11 +36,12 @@ async fn setup(state: web::Data<AppState>, caller: Authenticated) -> Result<Http
 
 async fn enable(
     state: web::Data<AppState>,
+    project: RouteProject,
     caller: Authenticated,
     client: Client,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Secret, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Secret, &client)?;
     let code = body.code()?;
     let backup_codes = state.auth.two_factor_enable(caller.0.user_id, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK)
@@ -66,11 +67,12 @@ impl PasswordCodeBody {
 
 async fn disable(
     state: web::Data<AppState>,
+    project: RouteProject,
     caller: Authenticated,
     client: Client,
     body: web::Json<PasswordCodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Secret, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Secret, &client)?;
     let (password, code) = body.checked()?;
     state.auth.two_factor_disable(caller.0, password, &code, client.0).await?;
     Ok(message("2fa_disabled"))
@@ -78,11 +80,12 @@ async fn disable(
 
 async fn regenerate(
     state: web::Data<AppState>,
+    project: RouteProject,
     caller: Authenticated,
     client: Client,
     body: web::Json<PasswordCodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::Secret, &client)?;
+    rate_limit(&state, &project, LimitedRoute::Secret, &client)?;
     let (password, code) = body.checked()?;
     let backup_codes = state.auth.regenerate_backup_codes(caller.0.user_id, password, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK).json(serde_json::json!({ "backup_codes": backup_codes })))
@@ -102,7 +105,7 @@ async fn verify(
     client: Client,
     body: web::Json<VerifyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, LimitedRoute::TwoFactor, &client)?;
+    rate_limit(&state, &project, LimitedRoute::TwoFactor, &client)?;
     let mut check = Check::default();
     let challenge = check.required("challenge_token", &body.challenge_token);
     if challenge.is_some_and(|c| c.len() > 256) {
