@@ -160,8 +160,8 @@ async fn only_admins_of_the_default_project_use_the_admin_api() {
     assert_eq!(app.get(PROJECTS, Some(&admin)).await.status, StatusCode::OK);
 }
 
-/// Concurrent PATCHes of different fields and settings of one project: each
-/// is read, merged and written at the version read, so none is lost.
+/// 20 concurrent PATCHes of one project, 16 fields and settings among them:
+/// each is read, merged and written at the version read, so none is lost.
 #[actix_web::test]
 async fn concurrent_patches_of_different_settings_all_survive() {
     let app = spawn_app().await;
@@ -179,7 +179,18 @@ async fn concurrent_patches_of_different_settings_all_survive() {
         json!({"name": "Busy Project"}),
         json!({"environment": "staging"}),
         json!({"description": "many hands"}),
+        json!({"settings": {"rate_limit_per_minute": 30}}),
+        json!({"settings": {"rate_limit_burst": 7}}),
+        json!({"settings": {"lockout_threshold": 4}}),
+        json!({"settings": {"lockout_seconds": 90}}),
+        json!({"enabled": true}),
+        // Four more at once, each again one of the fields above with its value.
+        json!({"settings": {"access_ttl": 601}}),
+        json!({"name": "Busy Project"}),
+        json!({"settings": {"lockout_threshold": 4}}),
+        json!({"settings": {"passwordless_signup": true}}),
     ];
+    assert_eq!(changes.len(), 20);
     let answers = join_all(changes.iter().map(|change| patch(&app, &admin, "busy", change.clone()))).await;
     for answer in &answers {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -197,6 +208,12 @@ async fn concurrent_patches_of_different_settings_all_survive() {
     assert_eq!(settings["oidc_providers"]["google"]["client_id"], "abc");
     assert_eq!((project["name"].as_str(), project["environment"].as_str()), (Some("Busy Project"), Some("staging")));
     assert_eq!(project["description"], "many hands");
+    assert_eq!(
+        (settings["rate_limit_per_minute"].as_u64(), settings["rate_limit_burst"].as_u64()),
+        (Some(30), Some(7))
+    );
+    assert_eq!((settings["lockout_threshold"].as_u64(), settings["lockout_seconds"].as_u64()), (Some(4), Some(90)));
+    assert_eq!(project["enabled"], true);
 }
 
 /// A project changed on node A is in force on node B within a second (the

@@ -99,12 +99,28 @@ async fn each_project_has_its_own_accounts_and_its_credentials_work_only_there()
     assert_eq!(verified.status, StatusCode::OK);
     assert_eq!(verified.header("x-auth-project"), Some("mobile"));
     assert_eq!(app.verify(&key).await.header("x-auth-project"), Some("mobile"));
+    // A proxy in front of one project names it: other projects' credentials are refused.
+    let for_mobile = app.get("/api/v1/verify?project=mobile", Some(&in_mobile.access)).await;
+    assert_eq!(for_mobile.status, StatusCode::OK);
+    app.get("/api/v1/verify?project=mobile", Some(&in_default.access)).await.assert_error(401, "invalid_token");
+    app.get("/api/v1/verify?project=default", Some(&key)).await.assert_error(401, "invalid_token");
     let gateway_key = app.introspect_key(&root.access).await;
     let introspected = app.introspect(&gateway_key, &in_mobile.access).await;
     assert_eq!(
         (introspected.body["active"].as_bool(), introspected.body["aud"].as_str()),
         (Some(true), Some("mobile"))
     );
+    // A project's own introspect key (made by an admin of that project) answers for that project only.
+    let promote = format!("/api/v1/admin/projects/mobile/users/{}", in_mobile.user_id);
+    let promoted = app.send_json(Method::PATCH, &promote, Some(&root.access), &json!({"role": "admin"})).await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.body);
+    let body = json!({"name": "mobile gateway", "scopes": ["introspect"]});
+    let mobile_key = app.post_auth(&at("mobile", "/api-keys"), &in_mobile.access, &body).await;
+    assert_eq!(mobile_key.status, StatusCode::CREATED, "{}", mobile_key.body);
+    let mobile_key = mobile_key.body["api_key"].as_str().unwrap().to_owned();
+    let own = app.introspect(&mobile_key, &in_mobile.access).await;
+    assert_eq!((own.body["active"].as_bool(), own.body["aud"].as_str()), (Some(true), Some("mobile")));
+    assert_eq!(app.introspect(&mobile_key, &in_default.access).await.body, json!({"active": false}));
 
     // Unknown projects, and ids that cannot be one, are 404.
     login_in(&app, "nope", "ada@example.com").await.assert_error(404, "not_found");

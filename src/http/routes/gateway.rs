@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::account::ProjectId;
-use crate::http::extract::{Caller, presented_credential};
+use crate::http::extract::presented_credential;
 use crate::http::view::no_store;
 use crate::http::{ApiError, AppState};
 use crate::token::{Credential, INTROSPECT_SCOPE, VerifiedAccess};
@@ -125,13 +125,10 @@ fn token_from<'a>(req: &HttpRequest, body: &'a [u8]) -> Result<std::borrow::Cow<
         .ok_or_else(|| ApiError::field("token", "is required"))
 }
 
-async fn introspect(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
+/// RFC 7662 introspection, for an API key with scope `introspect` of any
+/// project (the key is checked here, not bound to a route's project).
+async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let caller = state.gate.check(presented_credential(&req)?).await?;
     if !matches!(caller.credential, Credential::ApiKey(_)) || !caller.has_scope(INTROSPECT_SCOPE) {
         return Err(ApiError::Forbidden);
     }
@@ -165,10 +162,25 @@ fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(text).map_err(|_| ApiError::internal("header value not representable"))
 }
 
+/// The project a `/verify?project=<id>` asks for: a proxy in front of one
+/// project's services names it, and a credential of any other project is
+/// refused. `None` without the parameter (any project's credential passes,
+/// `X-Auth-Project` telling which).
+fn wanted_project(req: &HttpRequest) -> Option<&str> {
+    let query = req.query_string();
+    if query.is_empty() {
+        return None;
+    }
+    query.split('&').find_map(|pair| pair.strip_prefix("project="))
+}
+
 /// Forward auth: 200 with the caller's identity in `X-Auth-*` headers, 401 otherwise.
 async fn verify(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let credential = presented_credential(&req)?;
     let access: Arc<VerifiedAccess> = state.gate.check(credential).await?;
+    if wanted_project(&req).is_some_and(|wanted| wanted != access.project.as_str()) {
+        return Err(ApiError::InvalidToken);
+    }
     let mut response = HttpResponse::Ok();
     response
         .insert_header((X_AUTH_USER_ID, header_value(&access.user_id.to_string())?))
@@ -189,6 +201,15 @@ async fn verify(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
 #[cfg(test)]
 mod tests {
     use super::plain_form_token;
+
+    #[test]
+    fn the_wanted_project_is_read_from_the_query() {
+        let req = |uri: &str| actix_web::test::TestRequest::get().uri(uri).to_http_request();
+        assert_eq!(super::wanted_project(&req("/api/v1/verify")), None);
+        assert_eq!(super::wanted_project(&req("/api/v1/verify?project=mobile")), Some("mobile"));
+        assert_eq!(super::wanted_project(&req("/api/v1/verify?x=1&project=web")), Some("web"));
+        assert_eq!(super::wanted_project(&req("/api/v1/verify?x=1")), None);
+    }
 
     #[test]
     fn plain_form_tokens_are_borrowed_and_others_parsed_in_full() {
