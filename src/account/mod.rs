@@ -6,9 +6,11 @@
 //! clients send (emails, usernames, names, passwords). It knows nothing about
 //! HTTP or storage engines; the store persists these records as they are.
 
+mod passkey;
 mod security;
 mod validate;
 
+pub use passkey::PasskeyRecord;
 pub use security::{AuditEvent, CodePurpose, OneTimeCode, TwoFactor};
 pub use validate::{
     Fields, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, normalize_email, normalize_username, validate_company,
@@ -64,6 +66,10 @@ uuid_id!(
 uuid_id!(
     /// An API key's id (not the key: the key is shown once and never stored).
     ApiKeyId
+);
+uuid_id!(
+    /// A passkey's id (not its credential id, which the authenticator chose).
+    PasskeyId
 );
 
 /// A project (tenant) id; `default` until the projects API lands.

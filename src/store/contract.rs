@@ -455,6 +455,58 @@ pub async fn audit_events_page_newest_first_by_cursor_and_user(store: Arc<dyn St
     assert_eq!(recent.len(), 5);
 }
 
+pub async fn passkeys_are_unique_by_credential_listed_changed_and_deleted(store: Arc<dyn Store>) {
+    use crate::account::{PasskeyId, PasskeyRecord};
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let passkey = |user: UserId, credential: &[u8], at: i64| PasskeyRecord {
+        id: PasskeyId::generate(),
+        project: ProjectId::default_project(),
+        user_id: user,
+        credential_id: credential.to_vec(),
+        name: "laptop".into(),
+        credential: b"{\"counter\":0}".to_vec(),
+        created_at: Timestamp(T0.0 + at),
+        last_used_at: None,
+    };
+    let first = passkey(ada, b"cred-1", 0);
+    assert!(store.create_passkey(first.clone()).await.unwrap());
+    let second = passkey(ada, b"cred-2", 1000);
+    assert!(store.create_passkey(second.clone()).await.unwrap());
+    // A credential id is one account's, whoever registers it again.
+    assert!(!store.create_passkey(passkey(bob, b"cred-1", 2000)).await.unwrap());
+    assert!(store.list_passkeys(bob).await.unwrap().is_empty());
+    assert_eq!(store.find_passkey(b"cred-1").await.unwrap().unwrap(), first);
+    assert!(store.find_passkey(b"nope").await.unwrap().is_none());
+    assert_eq!(store.list_passkeys(ada).await.unwrap(), [first.clone(), second.clone()]);
+
+    let used = PasskeyRecord { credential: b"{\"counter\":7}".to_vec(), last_used_at: Some(T0), ..first.clone() };
+    store.update_passkey(used.clone()).await.unwrap();
+    assert_eq!(store.find_passkey(b"cred-1").await.unwrap().unwrap(), used);
+    let not_bobs = PasskeyRecord { user_id: bob, ..used.clone() };
+    assert!(matches!(store.update_passkey(not_bobs).await, Err(StoreError::NotFound)));
+
+    assert!(store.delete_passkey(bob, first.id).await.unwrap().is_none(), "not bob's");
+    assert_eq!(store.delete_passkey(ada, first.id).await.unwrap().unwrap().id, first.id);
+    assert!(store.find_passkey(b"cred-1").await.unwrap().is_none());
+    assert_eq!(store.list_passkeys(ada).await.unwrap(), [second]);
+    assert!(matches!(store.update_passkey(used).await, Err(StoreError::NotFound)));
+    // A deleted credential id can be registered again.
+    assert!(store.create_passkey(passkey(bob, b"cred-1", 3000)).await.unwrap());
+}
+
+pub async fn a_ceremony_state_is_taken_once_and_not_after_it_expires(store: Arc<dyn Store>) {
+    let now = SystemClock.now();
+    let id = uuid::Uuid::now_v7();
+    store.put_challenge(id, b"state".to_vec(), now.plus(Duration::from_secs(300))).await.unwrap();
+    let racers = join_all((0..6).map(|_| store.take_challenge(id, now))).await;
+    let taken: Vec<_> = racers.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(taken, [b"state".to_vec()], "taken once");
+    assert!(store.take_challenge(uuid::Uuid::now_v7(), now).await.unwrap().is_none());
+    let stale = uuid::Uuid::now_v7();
+    store.put_challenge(stale, b"old".to_vec(), now.plus(Duration::from_secs(2))).await.unwrap();
+    assert!(store.take_challenge(stale, now.plus(Duration::from_secs(3))).await.unwrap().is_none(), "expired");
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -477,6 +529,8 @@ macro_rules! contract_tests {
             projects_are_created_once_and_changed_by_version,
             users_are_listed_by_project_in_pages_and_deleted,
             audit_events_page_newest_first_by_cursor_and_user,
+            passkeys_are_unique_by_credential_listed_changed_and_deleted,
+            a_ceremony_state_is_taken_once_and_not_after_it_expires,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{AuditQuery, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
 use crate::account::{
-    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Rotation, Session, SessionId,
-    User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord,
+    Rotation, Session, SessionId, User, UserId,
 };
 use crate::clock::Timestamp;
 use crate::projects::Project;
@@ -74,6 +74,12 @@ const AUDIT_BY_USER: TableDefinition<&[u8], ()> = TableDefinition::new("audit_by
 const AUDIT_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("audit_expiry");
 /// "project\0" ++ user id (16 bytes BE) → nothing: a project's users in id order.
 const USERS_BY_PROJECT: TableDefinition<&[u8], ()> = TableDefinition::new("users_by_project");
+/// Credential id → PasskeyRecord (JSON): the one place a credential id is unique.
+const PASSKEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("passkeys");
+/// User id (16 bytes) ++ passkey id (16 bytes) → credential id: a user's passkeys.
+const USER_PASSKEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("user_passkeys");
+/// Ceremony id → expiry (ms, 8 bytes BE) ++ state.
+const CHALLENGES: TableDefinition<u128, &[u8]> = TableDefinition::new("challenges");
 /// Project id → Project (JSON).
 const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
 
@@ -222,6 +228,9 @@ impl EmbeddedStore {
             txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
             txn.open_table(AUDIT_BY_USER).map_err(unavailable)?;
             txn.open_table(PROJECTS).map_err(unavailable)?;
+            txn.open_table(PASSKEYS).map_err(unavailable)?;
+            txn.open_table(USER_PASSKEYS).map_err(unavailable)?;
+            txn.open_table(CHALLENGES).map_err(unavailable)?;
             index_users_by_project(&txn)?;
         }
         txn.commit().map_err(unavailable)?;
@@ -868,6 +877,110 @@ impl Store for EmbeddedStore {
             }
             Ok(events)
         })
+    }
+
+    async fn create_passkey(&self, passkey: PasskeyRecord) -> StoreResult<bool> {
+        let bytes = encode(&passkey)?;
+        self.write(move |txn| {
+            let mut passkeys = txn.open_table(PASSKEYS).map_err(unavailable)?;
+            if passkeys.get(passkey.credential_id.as_slice()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            passkeys.insert(passkey.credential_id.as_slice(), bytes.as_slice()).map_err(unavailable)?;
+            let key = pair_key(passkey.user_id.as_u128(), &passkey.id.as_u128().to_be_bytes());
+            txn.open_table(USER_PASSKEYS)
+                .map_err(unavailable)?
+                .insert(key.as_slice(), passkey.credential_id.as_slice())
+                .map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn find_passkey(&self, credential_id: &[u8]) -> StoreResult<Option<PasskeyRecord>> {
+        self.read(|txn| {
+            let passkeys = txn.open_table(PASSKEYS).map_err(unavailable)?;
+            let found = passkeys.get(credential_id).map_err(unavailable)?;
+            found.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn list_passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>> {
+        self.read(|txn| {
+            let index = txn.open_table(USER_PASSKEYS).map_err(unavailable)?;
+            let passkeys = txn.open_table(PASSKEYS).map_err(unavailable)?;
+            let (start, end) = prefix_range(user.as_u128(), 16);
+            let mut listed: Vec<PasskeyRecord> = Vec::new();
+            for entry in index.range(start.as_slice()..=end.as_slice()).map_err(unavailable)? {
+                let (_, credential) = entry.map_err(unavailable)?;
+                if let Some(bytes) = passkeys.get(credential.value()).map_err(unavailable)? {
+                    listed.push(decode(bytes.value())?);
+                }
+            }
+            listed.sort_by_key(|p| p.created_at);
+            Ok(listed)
+        })
+    }
+
+    async fn update_passkey(&self, passkey: PasskeyRecord) -> StoreResult<()> {
+        let bytes = encode(&passkey)?;
+        self.write(move |txn| {
+            let mut passkeys = txn.open_table(PASSKEYS).map_err(unavailable)?;
+            let stored: PasskeyRecord = {
+                let found = passkeys.get(passkey.credential_id.as_slice()).map_err(unavailable)?;
+                decode(found.ok_or(StoreError::NotFound)?.value())?
+            };
+            if stored.id != passkey.id || stored.user_id != passkey.user_id {
+                return Err(StoreError::NotFound);
+            }
+            passkeys.insert(passkey.credential_id.as_slice(), bytes.as_slice()).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<Option<PasskeyRecord>> {
+        self.write(move |txn| {
+            let key = pair_key(user.as_u128(), &id.as_u128().to_be_bytes());
+            let credential = {
+                let mut index = txn.open_table(USER_PASSKEYS).map_err(unavailable)?;
+                let removed = index.remove(key.as_slice()).map_err(unavailable)?;
+                removed.map(|c| c.value().to_vec())
+            };
+            let Some(credential) = credential else { return Ok(None) };
+            let mut passkeys = txn.open_table(PASSKEYS).map_err(unavailable)?;
+            let removed = passkeys.remove(credential.as_slice()).map_err(unavailable)?;
+            removed.map(|bytes| decode(bytes.value())).transpose()
+        })
+        .await
+    }
+
+    async fn put_challenge(&self, id: uuid::Uuid, state: Vec<u8>, expires_at: Timestamp) -> StoreResult<()> {
+        let mut value = expires_at.0.to_be_bytes().to_vec();
+        value.extend_from_slice(&state);
+        self.write(move |txn| {
+            txn.open_table(CHALLENGES)
+                .map_err(unavailable)?
+                .insert(id.as_u128(), value.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_challenge(&self, id: uuid::Uuid, now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
+        // Removed by the one write that finds it: single use.
+        let value = self
+            .write(move |txn| {
+                let mut challenges = txn.open_table(CHALLENGES).map_err(unavailable)?;
+                let removed = challenges.remove(id.as_u128()).map_err(unavailable)?;
+                Ok(removed.map(|v| v.value().to_vec()))
+            })
+            .await?;
+        let Some(value) = value else { return Ok(None) };
+        let (expiry, state) = value.split_at_checked(8).ok_or_else(|| StoreError::Corrupt("challenge".into()))?;
+        let expires_at = i64::from_be_bytes(expiry.try_into().map_err(|_| StoreError::Corrupt("challenge".into()))?);
+        Ok((now.0 < expires_at).then(|| state.to_vec()))
     }
 
     async fn create_project(&self, project: Project) -> StoreResult<bool> {

@@ -53,6 +53,14 @@ macro_rules! forward_store {
             delete_code(project: &$crate::account::ProjectId, purpose: $crate::account::CodePurpose, subject: &str) -> ();
             append_audit(event: $crate::account::AuditEvent) -> ();
             list_audit_page(query: $crate::store::AuditQuery) -> Vec<$crate::account::AuditEvent>;
+            create_passkey(passkey: $crate::account::PasskeyRecord) -> bool;
+            find_passkey(credential_id: &[u8]) -> Option<$crate::account::PasskeyRecord>;
+            list_passkeys(user: $crate::account::UserId) -> Vec<$crate::account::PasskeyRecord>;
+            update_passkey(passkey: $crate::account::PasskeyRecord) -> ();
+            delete_passkey(user: $crate::account::UserId, id: $crate::account::PasskeyId)
+                -> Option<$crate::account::PasskeyRecord>;
+            put_challenge(id: uuid::Uuid, state: Vec<u8>, expires_at: $crate::clock::Timestamp) -> ();
+            take_challenge(id: uuid::Uuid, now: $crate::clock::Timestamp) -> Option<Vec<u8>>;
             create_project(project: $crate::projects::Project) -> bool;
             find_project(id: &$crate::account::ProjectId) -> Option<$crate::projects::Project>;
             list_projects() -> Vec<$crate::projects::Project>;

@@ -26,8 +26,8 @@ pub mod metered;
 use async_trait::async_trait;
 
 use crate::account::{
-    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Rotation, Session, SessionId,
-    User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord,
+    Rotation, Session, SessionId, User, UserId,
 };
 use crate::clock::Timestamp;
 use crate::projects::Project;
@@ -268,6 +268,30 @@ pub trait Store: Send + Sync + 'static {
         let query = AuditQuery { project: project.clone(), user: None, before: None, since, limit };
         self.list_audit_page(query).await
     }
+
+    /// Stores a new passkey if its credential id is not anyone's yet;
+    /// `false` (nothing written) if it is.
+    async fn create_passkey(&self, passkey: PasskeyRecord) -> StoreResult<bool>;
+
+    /// The passkey with this credential id, of whichever account.
+    async fn find_passkey(&self, credential_id: &[u8]) -> StoreResult<Option<PasskeyRecord>>;
+
+    /// A user's passkeys, oldest first.
+    async fn list_passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>>;
+
+    /// Replaces a stored passkey (its name, credential or last use);
+    /// `NotFound` if it is gone.
+    async fn update_passkey(&self, passkey: PasskeyRecord) -> StoreResult<()>;
+
+    /// Deletes `user`'s passkey `id`; `None` if the user has no such passkey.
+    async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<Option<PasskeyRecord>>;
+
+    /// Keeps a ceremony's state until `expires_at`, under `id`.
+    async fn put_challenge(&self, id: uuid::Uuid, state: Vec<u8>, expires_at: Timestamp) -> StoreResult<()>;
+
+    /// The state kept under `id`, once: the first caller across every node
+    /// gets it, any later one (or one at `now` past its expiry) `None`.
+    async fn take_challenge(&self, id: uuid::Uuid, now: Timestamp) -> StoreResult<Option<Vec<u8>>>;
 
     /// Creates `project` if its id is free; `false` (and nothing written) if it is taken.
     async fn create_project(&self, project: Project) -> StoreResult<bool>;

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_audit_by_user.cql",
         text: include_str!("../../../migrations/0005_audit_by_user.cql"),
     },
+    Migration { version: 6, name: "0006_passkeys.cql", text: include_str!("../../../migrations/0006_passkeys.cql") },
 ];
 
 impl Migration {

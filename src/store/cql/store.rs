@@ -32,8 +32,8 @@ use uuid::Uuid;
 
 use super::CqlTarget;
 use crate::account::{
-    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, ProjectId, RefreshRecord, Role, Rotation,
-    Session as UserSession, SessionId, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord, Role,
+    Rotation, Session as UserSession, SessionId, User, UserId,
 };
 use crate::clock::{SharedClock, Timestamp};
 use crate::projects::Project;
@@ -102,6 +102,16 @@ struct Statements {
     select_user_audit: PreparedStatement,
     select_user_audit_before: PreparedStatement,
     session_estimate: PreparedStatement,
+    claim_passkey: PreparedStatement,
+    insert_user_passkey: PreparedStatement,
+    select_passkey: PreparedStatement,
+    select_user_passkeys: PreparedStatement,
+    select_user_passkey: PreparedStatement,
+    update_passkey: PreparedStatement,
+    delete_passkey: PreparedStatement,
+    delete_user_passkey: PreparedStatement,
+    put_ceremony: PreparedStatement,
+    select_ceremony: PreparedStatement,
     create_project: PreparedStatement,
     insert_project_user: PreparedStatement,
     select_project_users: PreparedStatement,
@@ -188,6 +198,16 @@ impl CqlStore {
             select_user_audit: prepare(s, ks, "SELECT record FROM {ks}.audit_by_user WHERE project_id = ? AND user_id = ? AND month = ? LIMIT ?").await?,
             select_user_audit_before: prepare(s, ks, "SELECT record FROM {ks}.audit_by_user WHERE project_id = ? AND user_id = ? AND month = ? AND (event_at, event_id) < (?, ?) LIMIT ?").await?,
             session_estimate: prepare(s, ks, "SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = ? AND table_name = 'sessions'").await?,
+            claim_passkey: prepare(s, ks, "INSERT INTO {ks}.passkeys_by_credential (credential_id, user_id, passkey_id, record) VALUES (?, ?, ?, ?) IF NOT EXISTS").await?,
+            insert_user_passkey: prepare(s, ks, "INSERT INTO {ks}.passkeys_by_user (user_id, passkey_id, credential_id) VALUES (?, ?, ?)").await?,
+            select_passkey: prepare(s, ks, "SELECT record FROM {ks}.passkeys_by_credential WHERE credential_id = ?").await?,
+            select_user_passkeys: prepare(s, ks, "SELECT credential_id FROM {ks}.passkeys_by_user WHERE user_id = ?").await?,
+            select_user_passkey: prepare(s, ks, "SELECT credential_id FROM {ks}.passkeys_by_user WHERE user_id = ? AND passkey_id = ?").await?,
+            update_passkey: prepare(s, ks, "UPDATE {ks}.passkeys_by_credential SET record = ? WHERE credential_id = ? IF user_id = ? AND passkey_id = ?").await?,
+            delete_passkey: prepare(s, ks, "DELETE FROM {ks}.passkeys_by_credential WHERE credential_id = ? IF passkey_id = ?").await?,
+            delete_user_passkey: prepare(s, ks, "DELETE FROM {ks}.passkeys_by_user WHERE user_id = ? AND passkey_id = ?").await?,
+            put_ceremony: prepare(s, ks, "INSERT INTO {ks}.ceremonies (ceremony_id, state, expires_at) VALUES (?, ?, ?) USING TTL ?").await?,
+            select_ceremony: prepare(s, ks, "SELECT state, expires_at FROM {ks}.ceremonies WHERE ceremony_id = ?").await?,
             insert_project_user: prepare(s, ks, "INSERT INTO {ks}.users_by_project (project_id, bucket, user_id) VALUES (?, ?, ?)").await?,
             select_project_users: prepare(s, ks, "SELECT user_id FROM {ks}.users_by_project WHERE project_id = ? AND bucket = ? AND user_id > ? LIMIT ?").await?,
             delete_project_user: prepare(s, ks, "DELETE FROM {ks}.users_by_project WHERE project_id = ? AND bucket = ? AND user_id = ?").await?,
@@ -726,6 +746,80 @@ impl Store for CqlStore {
             }
         }
         Ok(events)
+    }
+
+    async fn create_passkey(&self, passkey: PasskeyRecord) -> StoreResult<bool> {
+        let record = encode(&passkey)?;
+        let claim = (passkey.credential_id.as_slice(), passkey.user_id.0, passkey.id.0, record);
+        if !self.lwt(&self.statements.claim_passkey, claim).await? {
+            return Ok(false);
+        }
+        let listed = (passkey.user_id.0, passkey.id.0, passkey.credential_id.as_slice());
+        self.exec(&self.statements.insert_user_passkey, listed).await?;
+        Ok(true)
+    }
+
+    async fn find_passkey(&self, credential_id: &[u8]) -> StoreResult<Option<PasskeyRecord>> {
+        match self.first::<(Vec<u8>,)>(&self.statements.select_passkey, (credential_id,)).await? {
+            Some((record,)) => decode(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>> {
+        let rows = self
+            .exec(&self.statements.select_user_passkeys, (user.0,))
+            .await?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        let mut listed = Vec::new();
+        for row in rows.rows::<(Vec<u8>,)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+            let (credential,) = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(passkey) = self.find_passkey(&credential).await? {
+                listed.push(passkey);
+            }
+        }
+        listed.sort_by_key(|p: &PasskeyRecord| p.created_at);
+        Ok(listed)
+    }
+
+    async fn update_passkey(&self, passkey: PasskeyRecord) -> StoreResult<()> {
+        let record = encode(&passkey)?;
+        let values = (record, passkey.credential_id.as_slice(), passkey.user_id.0, passkey.id.0);
+        if self.lwt(&self.statements.update_passkey, values).await? { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<Option<PasskeyRecord>> {
+        let Some((credential,)) =
+            self.first::<(Vec<u8>,)>(&self.statements.select_user_passkey, (user.0, id.0)).await?
+        else {
+            return Ok(None);
+        };
+        let found = self.find_passkey(&credential).await?;
+        self.lwt(&self.statements.delete_passkey, (credential.as_slice(), id.0)).await?;
+        self.exec(&self.statements.delete_user_passkey, (user.0, id.0)).await?;
+        Ok(found.filter(|p| p.id == id && p.user_id == user))
+    }
+
+    async fn put_challenge(&self, id: Uuid, state: Vec<u8>, expires_at: Timestamp) -> StoreResult<()> {
+        let ttl = ttl(self.clock.now(), expires_at);
+        self.exec(&self.statements.put_ceremony, (id, state, ts(expires_at), ttl)).await.map(|_| ())
+    }
+
+    async fn take_challenge(&self, id: Uuid, now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
+        let Some((state, expires_at)) =
+            self.first::<(Vec<u8>, CqlTimestamp)>(&self.statements.select_ceremony, (id,)).await?
+        else {
+            return Ok(None);
+        };
+        if expires_at.0 <= now.0 {
+            return Ok(None);
+        }
+        // Single use across the cluster: the first claim of this ceremony wins.
+        let mut claim = b"ceremony ".to_vec();
+        claim.extend_from_slice(id.as_bytes());
+        let won = self.claim_once(*blake3::hash(&claim).as_bytes(), Timestamp(expires_at.0)).await?;
+        Ok(won.then_some(state))
     }
 
     async fn create_project(&self, project: Project) -> StoreResult<bool> {

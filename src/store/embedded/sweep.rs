@@ -10,8 +10,8 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::{
-    AUDIT, AUDIT_BY_USER, AUDIT_EXPIRY, CODES, EmbeddedStore, REFRESH_TOKENS, SESSION_REFRESH, SESSIONS, USED_ONCE,
-    audit_user_key, delete_session_in, pair_key,
+    AUDIT, AUDIT_BY_USER, AUDIT_EXPIRY, CHALLENGES, CODES, EmbeddedStore, REFRESH_TOKENS, SESSION_REFRESH, SESSIONS,
+    USED_ONCE, audit_user_key, delete_session_in, pair_key,
 };
 use crate::account::{AuditEvent, OneTimeCode, RefreshRecord, Session, SessionId};
 use crate::clock::Timestamp;
@@ -142,6 +142,29 @@ fn delete_codes(txn: &WriteTransaction, expired: Vec<String>, now: Timestamp) ->
     Ok(gone)
 }
 
+/// The expiry of a kept ceremony state (its first 8 bytes).
+fn challenge_expiry(value: &[u8]) -> i64 {
+    value.get(..8).and_then(|b| b.try_into().ok()).map_or(i64::MIN, i64::from_be_bytes)
+}
+
+/// Ceremony states never taken, past their expiry.
+fn expired_challenges(txn: &ReadTransaction, cursor: Option<&u128>, now: Timestamp) -> Batch<u128, u128> {
+    let challenges = txn.open_table(CHALLENGES).map_err(unavailable)?;
+    batch(challenges.range::<u128>(after(cursor.copied())).map_err(unavailable)?, |(key, value)| {
+        Ok(((challenge_expiry(value.value()) <= now.0).then_some(key.value()), key.value()))
+    })
+}
+
+fn delete_challenges(txn: &WriteTransaction, expired: Vec<u128>, _now: Timestamp) -> StoreResult<usize> {
+    let mut challenges = txn.open_table(CHALLENGES).map_err(unavailable)?;
+    let mut gone = 0;
+    for id in expired {
+        // Ids are fresh per ceremony: one found expired stays expired.
+        gone += usize::from(challenges.remove(id).map_err(unavailable)?.is_some());
+    }
+    Ok(gone)
+}
+
 /// The expiry index is in `keep_until` order: a batch is a range below `now`.
 fn due_audit_events(txn: &ReadTransaction, cursor: Option<&Vec<u8>>, now: Timestamp) -> Batch<Vec<u8>, Vec<u8>> {
     let expiry = txn.open_table(AUDIT_EXPIRY).map_err(unavailable)?;
@@ -180,7 +203,8 @@ impl EmbeddedStore {
         let claims = self.sweep_table(expired_claims, delete_claims, now, |_| ()).await?;
         let codes = self.sweep_table(expired_codes, delete_codes, now, |_| ()).await?;
         let audit = self.sweep_table(due_audit_events, delete_audit_events, now, |_| ()).await?;
-        Ok(sessions + tokens + claims + codes + audit)
+        let ceremonies = self.sweep_table(expired_challenges, delete_challenges, now, |_| ()).await?;
+        Ok(sessions + tokens + claims + codes + audit + ceremonies)
     }
 
     /// Walks one table: a short read per batch, then a write job deleting
