@@ -17,25 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::hashing::{HashingPool, Password};
 use crate::projects::Project;
 use crate::settings::Settings;
-use crate::store::{Store, StoreError};
-
-/// Users of the default project read per page while looking for a superadmin.
-const PAGE: usize = 500;
-
-/// Whether `project` has an enabled superadmin.
-async fn has_superadmin(store: &dyn Store, project: &ProjectId) -> anyhow::Result<bool> {
-    let mut after = None;
-    loop {
-        let page = store.list_users(project, after, PAGE).await?;
-        if page.iter().any(|u| u.role == Role::Superadmin && !u.disabled) {
-            return Ok(true);
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.id),
-            _ => return Ok(false),
-        }
-    }
-}
+use crate::store::StoreError;
 
 /// Makes `email` a superadmin of the `default` project, with `password`
 /// if given; refused when the install has an enabled superadmin already.
@@ -53,7 +35,7 @@ pub async fn create_superadmin(settings: &Settings, email: &str, password: Optio
     if store.find_project(&default).await?.is_none() {
         store.create_project(Project::default_project(now)).await.context("creating the default project")?;
     }
-    if has_superadmin(store.as_ref(), &default).await? {
+    if !store.enabled_superadmins(&default).await?.is_empty() {
         bail!("this install has a superadmin already; make further admins with the admin API");
     }
     let password_hash = match password {

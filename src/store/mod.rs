@@ -26,7 +26,7 @@ pub mod metered;
 use async_trait::async_trait;
 
 use crate::account::{
-    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord, Role,
     Rotation, Session, SessionId, User, UserId,
 };
 use crate::clock::Timestamp;
@@ -175,6 +175,21 @@ pub trait Store: Send + Sync + 'static {
     /// after `after`, at most `limit`. Users created while a listing pages
     /// come after every user it has seen.
     async fn list_users(&self, project: &ProjectId, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>>;
+
+    /// The enabled superadmins of `project`, read page by page from its
+    /// users (for a record that has not kept them yet).
+    async fn enabled_superadmins(&self, project: &ProjectId) -> StoreResult<Vec<UserId>> {
+        const PAGE: usize = 500;
+        let (mut found, mut after) = (Vec::new(), None);
+        loop {
+            let page = self.list_users(project, after, PAGE).await?;
+            found.extend(page.iter().filter(|u| u.role == Role::Superadmin && !u.disabled).map(|u| u.id));
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.id),
+                _ => return Ok(found),
+            }
+        }
+    }
 
     /// Deletes the user record, its email and username claims and its
     /// place in its project's list; `false` when there was none. Its

@@ -176,25 +176,43 @@ impl AuthService {
         Ok(())
     }
 
-    /// Reads the project, applies `edit`, and writes it at the version read;
-    /// on a conflict, again from a fresh read.
+    /// Reads the project, applies `edit`, and writes it at the version read
+    /// (`updated_at` now); on a conflict, again from a fresh read. Other
+    /// nodes hear of it through the feed.
     pub(super) async fn change_project(
         &self,
         id: &ProjectId,
         edit: impl Fn(&mut Project),
     ) -> Result<Arc<ProjectView>, AuthError> {
+        let now = self.clock.now();
+        self.rewrite_project(id, |project| {
+            edit(project);
+            project.updated_at = now;
+            Ok(())
+        })
+        .await?;
+        self.feed.project_changed().await;
+        self.projects.get(id).ok_or(AuthError::NotFound)
+    }
+
+    /// Writes what `edit` makes of project `id` at the version read, from a
+    /// fresh read after each conflict (waiting a little, at random, so
+    /// racing changes spread out), and puts it in this node's directory. A
+    /// deleted project is `NotFound`; an error of `edit` ends the change.
+    pub(super) async fn rewrite_project(
+        &self,
+        id: &ProjectId,
+        edit: impl Fn(&mut Project) -> Result<(), AuthError>,
+    ) -> Result<Project, AuthError> {
         for attempt in 0..CHANGE_TRIES {
-            let stored = self.store.find_project(id).await?.filter(|p| !p.deleted).ok_or(AuthError::NotFound)?;
-            let read_version = stored.version;
-            let mut next = stored;
-            edit(&mut next);
+            let mut next = self.store.find_project(id).await?.filter(|p| !p.deleted).ok_or(AuthError::NotFound)?;
+            let read_version = next.version;
+            edit(&mut next)?;
             next.version = read_version + 1;
-            next.updated_at = self.clock.now();
             match self.store.replace_project(next.clone(), read_version).await {
                 Ok(()) => {
-                    self.projects.put(next);
-                    self.feed.project_changed().await;
-                    return self.projects.get(id).ok_or(AuthError::NotFound);
+                    self.projects.put(next.clone());
+                    return Ok(next);
                 }
                 Err(StoreError::Conflict) => {
                     let jitter = u64::from(crate::token::random_bytes::<1>()[0]) % (attempt.min(10) + 1);

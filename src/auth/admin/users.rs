@@ -9,16 +9,11 @@
 //! admins racing on two nodes cannot both pass that check.
 
 use crate::account::{CodePurpose, ProjectId, Role, User, UserId};
-use crate::projects::Project;
 use crate::shards::{EditUser, UserEdit};
-use crate::store::StoreError;
 
 use super::{Admin, CURSOR_REFUSED};
 use crate::auth::audit::kind;
-use crate::auth::{AuthError, AuthService, ClientInfo, Conflict, RETRY_AFTER};
-
-/// Tries of a change of the superadmins list before giving up (each a fresh read).
-const LIST_TRIES: usize = 50;
+use crate::auth::{AuthError, AuthService, ClientInfo, Conflict};
 
 /// One page of a project's users, and where the next begins.
 #[derive(Debug)]
@@ -200,46 +195,23 @@ impl AuthService {
         Ok(erased)
     }
 
-    /// The `default` project's record and its enabled superadmins (read
-    /// from the users when the record has none yet).
-    async fn superadmins(&self) -> Result<(Project, Vec<UserId>), AuthError> {
-        let default = ProjectId::default_project();
-        let project = self.store.find_project(&default).await?.ok_or(AuthError::NotFound)?;
-        if !project.superadmins.is_empty() {
-            let listed = project.superadmins.clone();
-            return Ok((project, listed));
-        }
-        let (mut found, mut after) = (Vec::new(), None);
-        loop {
-            let page = self.store.list_users(&default, after, 500).await?;
-            found.extend(page.iter().filter(|u| u.role == Role::Superadmin && !u.disabled).map(|u| u.id));
-            match page.last() {
-                Some(last) if page.len() == 500 => after = Some(last.id),
-                _ => return Ok((project, found)),
-            }
-        }
-    }
-
-    /// Writes the superadmins list that `change` makes of the current one,
-    /// at the version read, retried on a conflict.
+    /// Writes the superadmins list that `change` makes of the current one
+    /// (read from the users while the record keeps none), at the version
+    /// read, retried on a conflict.
     async fn change_superadmins(
         &self,
         change: impl Fn(Vec<UserId>) -> Result<Vec<UserId>, AuthError>,
     ) -> Result<(), AuthError> {
-        for _ in 0..LIST_TRIES {
-            let (project, listed) = self.superadmins().await?;
-            let read_version = project.version;
-            let next = Project { superadmins: change(listed)?, version: read_version + 1, ..project };
-            match self.store.replace_project(next.clone(), read_version).await {
-                Ok(()) => {
-                    self.projects.put(next);
-                    return Ok(());
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AuthError::Overloaded(RETRY_AFTER))
+        let default = ProjectId::default_project();
+        let kept = self.projects.get(&default).is_some_and(|view| !view.project.superadmins.is_empty());
+        let from_users = if kept { Vec::new() } else { self.store.enabled_superadmins(&default).await? };
+        self.rewrite_project(&default, |project| {
+            let current = if project.superadmins.is_empty() { from_users.clone() } else { project.superadmins.clone() };
+            project.superadmins = change(current)?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Takes `id` off the list; refused if it is the last one on it.
