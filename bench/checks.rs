@@ -17,7 +17,7 @@ use portcullis::account::{ApiKey, ApiKeyId, ProjectId, RefreshRecord, Session, U
 use portcullis::clock::{Clock, SharedClock, SystemClock, Timestamp};
 use portcullis::hashing::{HashingPool, Password};
 use portcullis::projects::{Directory, SettingsDefaults};
-use portcullis::settings::HashCost;
+use portcullis::settings::{HashCost, Settings};
 use portcullis::store::Store;
 use portcullis::store::embedded::EmbeddedStore;
 use portcullis::token::api_key::{ApiKeyHasher, KeyUsage, generate};
@@ -66,19 +66,7 @@ async fn fixture(sessions: usize, cache_capacity: usize) -> Fixture {
         .await
         .unwrap();
     let cache = Arc::new(TokenCache::new(cache_capacity));
-    let defaults = SettingsDefaults {
-        access_ttl: Duration::from_secs(3600),
-        refresh_ttl: Duration::from_secs(604_800),
-        refresh_reuse_grace: Duration::from_secs(10),
-        allow_registration: true,
-        require_email_verification: false,
-        passwordless_signup: false,
-        password_min_length: 8,
-        rate_limit_per_minute: 10,
-        rate_limit_burst: 5,
-        lockout_threshold: 10,
-        lockout_base: Duration::from_secs(60),
-    };
+    let defaults = SettingsDefaults::of(&Settings::for_tests(dir.path()));
     let projects = Arc::new(Directory::load(Arc::clone(&store), defaults, 20).await.unwrap());
     let usage = Arc::new(KeyUsage::default());
     let gate = AccessGate::new(GateParts { signer, cache, store, clock, keys: hasher, usage, projects });

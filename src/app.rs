@@ -120,19 +120,7 @@ async fn open_projects(settings: &Settings, store: &Arc<dyn Store>, clock: &Shar
     if store.find_project(&default).await?.is_none() {
         store.create_project(Project::default_project(clock.now())).await.context("creating the default project")?;
     }
-    let defaults = SettingsDefaults {
-        access_ttl: settings.token.access_ttl,
-        refresh_ttl: settings.token.refresh_ttl,
-        refresh_reuse_grace: settings.token.refresh_reuse_grace,
-        allow_registration: true,
-        require_email_verification: settings.flows.require_email_verification,
-        passwordless_signup: settings.flows.passwordless_signup,
-        password_min_length: u32::try_from(crate::account::PASSWORD_MIN_CHARS).unwrap_or(u32::MAX),
-        rate_limit_per_minute: settings.limits.auth_rate.per_minute,
-        rate_limit_burst: settings.limits.auth_rate.burst,
-        lockout_threshold: settings.limits.lockout_threshold,
-        lockout_base: settings.limits.lockout_base,
-    };
+    let defaults = SettingsDefaults::of(settings);
     Directory::load(Arc::clone(store), defaults, settings.http.metrics_project_labels)
         .await
         .context("reading the projects")

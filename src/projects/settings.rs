@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::settings::Settings;
+
 /// What a project sets for itself; `None`: the node's default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SettingsOverrides {
@@ -58,6 +60,25 @@ pub struct SettingsDefaults {
     /// Failed sign-ins of one account before it locks, and the first lock.
     pub lockout_threshold: u32,
     pub lockout_base: Duration,
+}
+
+impl SettingsDefaults {
+    /// The node's settings for what a project leaves unset.
+    pub fn of(node: &Settings) -> Self {
+        SettingsDefaults {
+            access_ttl: node.token.access_ttl,
+            refresh_ttl: node.token.refresh_ttl,
+            refresh_reuse_grace: node.token.refresh_reuse_grace,
+            allow_registration: true,
+            require_email_verification: node.flows.require_email_verification,
+            passwordless_signup: node.flows.passwordless_signup,
+            password_min_length: u32::try_from(crate::account::PASSWORD_MIN_CHARS).unwrap_or(u32::MAX),
+            rate_limit_per_minute: node.limits.auth_rate.per_minute,
+            rate_limit_burst: node.limits.auth_rate.burst,
+            lockout_threshold: node.limits.lockout_threshold,
+            lockout_base: node.limits.lockout_base,
+        }
+    }
 }
 
 /// A project's settings in force: its own, else the node's.
@@ -255,20 +276,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A node with no settings of its own.
     fn defaults() -> SettingsDefaults {
-        SettingsDefaults {
-            access_ttl: Duration::from_secs(3600),
-            refresh_ttl: Duration::from_secs(604_800),
-            refresh_reuse_grace: Duration::from_secs(10),
-            allow_registration: true,
-            require_email_verification: false,
-            passwordless_signup: false,
-            password_min_length: 8,
-            rate_limit_per_minute: 10,
-            rate_limit_burst: 5,
-            lockout_threshold: 10,
-            lockout_base: Duration::from_secs(60),
-        }
+        SettingsDefaults::of(&Settings::load(None, Vec::new()).unwrap())
     }
 
     #[test]
