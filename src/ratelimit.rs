@@ -155,64 +155,38 @@ mod tests {
 
     fn limits() -> RateLimits {
         let mut settings = crate::settings::Settings::load(None, Vec::new()).unwrap().limits;
-        settings.auth_rate = RateQuota { per_minute: 10, burst: 5 };
+        settings.auth_rate = NODE;
         RateLimits::new(&settings)
+    }
+
+    /// One request of `ip` to `route` of the default project, on the node's quota.
+    fn check(limits: &RateLimits, route: LimitedRoute, ip: &str) -> Result<(), Duration> {
+        limits.check(&ProjectId::default_project(), NODE, route, ip.parse().unwrap())
     }
 
     #[test]
     fn burst_then_refused_with_a_wait() {
         let limits = limits();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..5 {
-            assert!(limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Login, ip).is_ok());
+            assert!(check(&limits, LimitedRoute::Login, "192.0.2.1").is_ok());
         }
-        let wait = limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Login, ip).unwrap_err();
+        let wait = check(&limits, LimitedRoute::Login, "192.0.2.1").unwrap_err();
         assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_secs(6), "{wait:?}");
         // Other IPs and other routes have budgets of their own.
-        assert!(
-            limits
-                .check(&ProjectId::default_project(), NODE, LimitedRoute::Login, "192.0.2.2".parse().unwrap())
-                .is_ok()
-        );
-        assert!(limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Register, ip).is_ok());
+        assert!(check(&limits, LimitedRoute::Login, "192.0.2.2").is_ok());
+        assert!(check(&limits, LimitedRoute::Register, "192.0.2.1").is_ok());
     }
 
     #[test]
     fn ipv6_clients_share_their_64() {
         let limits = limits();
         for host in 1..=5 {
-            assert!(
-                limits
-                    .check(
-                        &ProjectId::default_project(),
-                        NODE,
-                        LimitedRoute::Login,
-                        format!("2001:db8:1:2::{host}").parse().unwrap()
-                    )
-                    .is_ok()
-            );
+            assert!(check(&limits, LimitedRoute::Login, &format!("2001:db8:1:2::{host}")).is_ok());
         }
-        assert!(
-            limits
-                .check(
-                    &ProjectId::default_project(),
-                    NODE,
-                    LimitedRoute::Login,
-                    "2001:db8:1:2:ffff::9".parse().unwrap()
-                )
-                .is_err()
-        );
-        assert!(
-            limits
-                .check(&ProjectId::default_project(), NODE, LimitedRoute::Login, "2001:db8:1:3::1".parse().unwrap())
-                .is_ok()
-        );
+        assert!(check(&limits, LimitedRoute::Login, "2001:db8:1:2:ffff::9").is_err());
+        assert!(check(&limits, LimitedRoute::Login, "2001:db8:1:3::1").is_ok());
         // An IPv4-mapped address counts as its IPv4 address.
-        assert!(
-            limits
-                .check(&ProjectId::default_project(), NODE, LimitedRoute::Register, "::ffff:192.0.2.9".parse().unwrap())
-                .is_ok()
-        );
+        assert!(check(&limits, LimitedRoute::Register, "::ffff:192.0.2.9").is_ok());
         assert_eq!(client_key("::ffff:192.0.2.9".parse().unwrap()), "192.0.2.9".parse::<IpAddr>().unwrap());
     }
 
@@ -221,8 +195,7 @@ mod tests {
         let mut settings = crate::settings::Settings::load(None, Vec::new()).unwrap().limits;
         settings.rate_limit_enabled = false;
         let limits = RateLimits::new(&settings);
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!((0..100).all(|_| limits.check(&ProjectId::default_project(), NODE, LimitedRoute::Login, ip).is_ok()));
+        assert!((0..100).all(|_| check(&limits, LimitedRoute::Login, "192.0.2.1").is_ok()));
     }
 
     #[test]
