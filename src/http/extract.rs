@@ -170,9 +170,8 @@ type Verifying<T> = Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>
 
 fn verifying(req: &HttpRequest) -> Verifying<Arc<VerifiedAccess>> {
     let credential = presented_credential(req).map(<[u8]>::to_vec);
+    let project = state(req).and_then(|s| route_project(req, s));
     let state = state(req).cloned();
-    let project =
-        state.as_ref().map_err(|_| ApiError::internal("app state missing")).and_then(|s| route_project(req, s));
     Box::pin(async move { verify(state?, project, credential).await })
 }
 
