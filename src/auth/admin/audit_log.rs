@@ -55,10 +55,7 @@ fn read_position(bytes: &[u8]) -> Option<(Timestamp, uuid::Uuid)> {
 
 impl AuthService {
     pub async fn audit_log(&self, _admin: &Admin, filter: AuditFilter) -> Result<AuditPage, AuthError> {
-        match self.projects.get(&filter.project) {
-            Some(view) if !view.project.deleted => {}
-            _ => return Err(AuthError::NotFound),
-        }
+        self.admin_project(&filter.project)?;
         let list = filter.list();
         let mut before = match &filter.cursor {
             Some(cursor) => Some(read_position(&self.open_cursor(&list, cursor)?).ok_or(CURSOR_REFUSED)?),

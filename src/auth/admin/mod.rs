@@ -16,7 +16,10 @@ pub use audit_log::{AuditFilter, AuditPage};
 pub use projects::{NewProject, ProjectChange};
 pub use users::{UserChangeByAdmin, UserPage};
 
+use std::sync::Arc;
+
 use crate::account::{ProjectId, Role, User, UserId};
+use crate::projects::ProjectView;
 
 use super::{AuthError, AuthService, ClientInfo};
 
@@ -62,6 +65,12 @@ impl AuthService {
         let sealed = crate::token::b64url_decode(cursor).ok_or(CURSOR_REFUSED)?;
         let plain = self.vault.open_sealed(list.as_bytes(), &sealed).ok_or(CURSOR_REFUSED)?;
         Ok(plain.to_vec())
+    }
+
+    /// A project the admin API may look into (disabled ones too), unless it
+    /// is unknown or deleted.
+    fn admin_project(&self, id: &ProjectId) -> Result<Arc<ProjectView>, AuthError> {
+        self.projects.get(id).filter(|view| !view.project.deleted).ok_or(AuthError::NotFound)
     }
 
     /// An admin action in the `default` project's log, naming the admin.

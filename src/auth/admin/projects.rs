@@ -76,7 +76,7 @@ impl AuthService {
 
     /// One project, unless it is unknown or deleted.
     pub fn get_project(&self, _admin: &Admin, id: &ProjectId) -> Result<Arc<ProjectView>, AuthError> {
-        self.projects.get(id).filter(|view| !view.project.deleted).ok_or(AuthError::NotFound)
+        self.admin_project(id)
     }
 
     pub async fn create_project(

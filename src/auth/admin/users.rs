@@ -40,14 +40,6 @@ fn is_elevated(role: Role) -> bool {
 }
 
 impl AuthService {
-    /// A live project (not deleted) the admin API may look into.
-    fn admin_project(&self, project: &ProjectId) -> Result<(), AuthError> {
-        match self.projects.get(project) {
-            Some(view) if !view.project.deleted => Ok(()),
-            _ => Err(AuthError::NotFound),
-        }
-    }
-
     /// `limit` users of `project`, in creation order, from `cursor` (a
     /// cursor of this project's list) or the first.
     pub async fn list_project_users(
