@@ -109,12 +109,12 @@ impl AuthService {
         if counted && !was_counted {
             self.add_superadmin(id).await?;
         }
-        if disabled && !target.disabled {
-            self.feed.revoke_user(id).await;
-            self.revoke_sessions(id, None).await?;
-        } else if role != target.role || disabled != target.disabled {
+        if role != target.role || disabled != target.disabled {
             // Cached credentials are checked again, with the role as stored now.
             self.feed.revoke_user(id).await;
+        }
+        if disabled && !target.disabled {
+            self.revoke_sessions(id, None).await?;
         }
         let mut what = Vec::new();
         if role != target.role {

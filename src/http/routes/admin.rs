@@ -10,10 +10,10 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::account::{AuditEvent, Fields, ProjectId, Role, User, UserId};
+use crate::account::{AuditEvent, ProjectId, Role, User, UserId};
 use crate::auth::{AuditFilter, NewProject, ProjectChange, UserChangeByAdmin};
 use crate::http::extract::{Authenticated, Client, PathId};
-use crate::http::validate::present;
+use crate::http::validate::{Check, present};
 use crate::http::view::{UserView, message, no_store};
 use crate::http::{ApiError, AppState};
 use crate::projects::{self, ProjectSettings, ProjectView, SettingsPatch};
@@ -157,60 +157,56 @@ struct UpdateBody {
     settings: Option<Value>,
 }
 
-fn name(fields: &mut Fields, value: &str) -> Option<String> {
+fn name(check: &mut Check, value: &str) -> Option<String> {
     let name = projects::clean_text(value, projects::MAX_NAME_CHARS).filter(|n| !n.is_empty());
     if name.is_none() {
-        fields.insert("name".into(), format!("must be 1 to {} printable characters", projects::MAX_NAME_CHARS));
+        check.problem("name", &format!("must be 1 to {} printable characters", projects::MAX_NAME_CHARS));
     }
     name
 }
 
-fn environment(fields: &mut Fields, value: &str) -> Option<String> {
+fn environment(check: &mut Check, value: &str) -> Option<String> {
     let ok = projects::valid_environment(value);
     if !ok {
         let rule = format!("must be 1 to {} of a-z, 0-9, - and _", projects::MAX_ENVIRONMENT_LEN);
-        fields.insert("environment".into(), rule);
+        check.problem("environment", &rule);
     }
     ok.then(|| value.to_owned())
 }
 
 /// An empty description is no description.
-fn description(fields: &mut Fields, value: &str) -> Option<Option<String>> {
+fn description(check: &mut Check, value: &str) -> Option<Option<String>> {
     match projects::clean_text(value, projects::MAX_DESCRIPTION_CHARS) {
         Some(text) => Some(Some(text).filter(|t| !t.is_empty())),
         None => {
             let rule = format!("must be at most {} printable characters", projects::MAX_DESCRIPTION_CHARS);
-            fields.insert("description".into(), rule);
+            check.problem("description", &rule);
             None
         }
     }
 }
 
 /// Settings problems are named `settings.<key>`.
-fn settings(fields: &mut Fields, value: Option<&Value>) -> SettingsPatch {
+fn settings(check: &mut Check, value: Option<&Value>) -> SettingsPatch {
     match value.map(SettingsPatch::parse) {
         None => SettingsPatch::default(),
         Some(Ok(patch)) => patch,
         Some(Err(problems)) => {
             for (key, problem) in problems {
                 let field = if key.is_empty() { "settings".to_owned() } else { format!("settings.{key}") };
-                fields.insert(field, problem);
+                check.problem(&field, &problem);
             }
             SettingsPatch::default()
         }
     }
 }
 
-fn finish<T>(fields: Fields, value: T) -> Result<T, ApiError> {
-    if fields.is_empty() { Ok(value) } else { Err(ApiError::fields(fields)) }
-}
-
 fn validate_create(body: CreateBody) -> Result<NewProject, ApiError> {
-    let mut fields = Fields::new();
+    let mut check = Check::default();
     let name = match body.name.as_deref() {
-        Some(value) => name(&mut fields, value),
+        Some(value) => name(&mut check, value),
         None => {
-            fields.insert("name".into(), "is required".into());
+            check.problem("name", "is required");
             None
         }
     };
@@ -218,31 +214,31 @@ fn validate_create(body: CreateBody) -> Result<NewProject, ApiError> {
         let ok = projects::valid_id(id);
         if !ok {
             let rule = format!("must be 1 to {} of a-z, 0-9, - and _", projects::MAX_ID_LEN);
-            fields.insert("id".into(), rule);
+            check.problem("id", &rule);
         }
         ok.then(|| ProjectId(id.to_owned()))
     });
-    let environment = body.environment.as_deref().and_then(|v| environment(&mut fields, v));
-    let description = body.description.as_deref().and_then(|v| description(&mut fields, v)).flatten();
-    let settings = settings(&mut fields, body.settings.as_ref());
+    let environment = body.environment.as_deref().and_then(|v| environment(&mut check, v));
+    let description = body.description.as_deref().and_then(|v| description(&mut check, v)).flatten();
+    let settings = settings(&mut check, body.settings.as_ref());
     let new = NewProject { name: name.unwrap_or_default(), id, environment, description, settings };
-    finish(fields, new)
+    check.finish(Some(new))
 }
 
 fn validate_update(body: UpdateBody) -> Result<ProjectChange, ApiError> {
-    let mut fields = Fields::new();
+    let mut check = Check::default();
     let change = ProjectChange {
-        name: body.name.as_deref().and_then(|v| name(&mut fields, v)),
-        environment: body.environment.as_deref().and_then(|v| environment(&mut fields, v)),
+        name: body.name.as_deref().and_then(|v| name(&mut check, v)),
+        environment: body.environment.as_deref().and_then(|v| environment(&mut check, v)),
         description: match body.description {
-            Some(Some(text)) => description(&mut fields, &text),
+            Some(Some(text)) => description(&mut check, &text),
             Some(None) => Some(None),
             None => None,
         },
         enabled: body.enabled,
-        settings: settings(&mut fields, body.settings.as_ref()),
+        settings: settings(&mut check, body.settings.as_ref()),
     };
-    finish(fields, change)
+    check.finish(Some(change))
 }
 
 /// Ids that cannot be a project's answer 404 at once.
@@ -407,16 +403,16 @@ impl<'a> From<&'a AuditEvent> for AuditEventBody<'a> {
 const MAX_KIND_LEN: usize = 64;
 
 fn audit_filter(params: &AuditQueryParams) -> Result<AuditFilter, ApiError> {
-    let mut fields = Fields::new();
+    let mut check = Check::default();
     let project = params.project.as_deref().filter(|p| !p.is_empty()).unwrap_or(ProjectId::DEFAULT);
     if !projects::valid_id(project) {
-        fields.insert("project".into(), "is not a project id".into());
+        check.problem("project", "is not a project id");
     }
     let user = match params.user.as_deref().filter(|u| !u.is_empty()) {
         Some(text) => {
             let parsed = UserId::parse(text);
             if parsed.is_none() {
-                fields.insert("user".into(), "is not a user id".into());
+                check.problem("user", "is not a user id");
             }
             parsed
         }
@@ -427,10 +423,10 @@ fn audit_filter(params: &AuditQueryParams) -> Result<AuditFilter, ApiError> {
         .as_deref()
         .is_some_and(|k| k.len() > MAX_KIND_LEN || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
     {
-        fields.insert("kind".into(), "must be a snake_case event kind".into());
+        check.problem("kind", "must be a snake_case event kind");
     }
-    let limit = params.page.limit().map_err(|problem| fields.insert("limit".into(), problem.into())).ok();
-    let cursor = params.page.cursor().map_err(|problem| fields.insert("cursor".into(), problem.into())).ok().flatten();
+    let limit = check.rule("limit", params.page.limit());
+    let cursor = check.rule("cursor", params.page.cursor()).flatten();
     let filter = AuditFilter {
         project: ProjectId(project.to_owned()),
         user,
@@ -438,7 +434,7 @@ fn audit_filter(params: &AuditQueryParams) -> Result<AuditFilter, ApiError> {
         cursor: cursor.map(str::to_owned),
         limit: limit.unwrap_or(DEFAULT_PAGE),
     };
-    finish(fields, filter)
+    check.finish(Some(filter))
 }
 
 async fn audit_log(
