@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::account::ProjectId;
-use crate::auth::{AuthParts, AuthPolicy, AuthService};
+use crate::auth::{AuthParts, AuthPolicy, AuthService, RelyingParty};
 use crate::clock::SharedClock;
 use crate::feed::Feed;
 use crate::hashing::HashingPool;
@@ -183,6 +183,7 @@ impl Application {
         let feed =
             Arc::new(Feed::new(Arc::clone(&store), Arc::clone(&gate), Arc::clone(&projects), Arc::clone(&clock)));
         let vault = Arc::new(Vault::open(&settings.data_dir).context("loading the secrets key")?);
+        let relying_party = RelyingParty::new(&public_url, &vault).context("setting up passkeys")?;
         let mut background = Background::new();
         let (mailer, mail_workers) =
             Mailer::start(&settings.mail, background.stop_signal()).context("setting up mail")?;
@@ -203,6 +204,7 @@ impl Application {
             clock: Arc::clone(&clock),
             policy,
             projects: Arc::clone(&projects),
+            relying_party,
         }));
         let limits = Arc::new(RateLimits::new(&settings.limits));
 

@@ -10,7 +10,8 @@
 //!   the one `ApiError`; `view` the answer shapes; `middleware`.
 //! - [`auth`]: the sign-in flows, one file per family: `login` (register,
 //!   login, refresh), `sessions` (me, profile, password, sessions, disable),
-//!   `second_factor`, `codes`, `api_keys`, `audit`; `outcome` holds what they
+//!   `second_factor`, `codes`, `passkeys` (WebAuthn), `api_keys`, `audit`;
+//!   `outcome` holds what they
 //!   share. No two of them import each other.
 //! - [`shards`]: sharded actors that own and serialize per-user state;
 //!   `mod.rs` the router and mailbox, one file per rule family (`users`,

@@ -32,13 +32,19 @@ pub mod kind {
     /// A wrong or dead email code (`detail`: its purpose).
     pub const CODE_FAILED: &str = "code_failed";
     pub const USER_REGISTERED: &str = "user_registered";
-    /// A sign-in (`detail`: how: `password`, `email_code`, `two_factor`).
+    /// A sign-in (`detail`: how: `password`, `email_code`, `two_factor`, `passkey`, `oidc:<provider>`).
     pub const LOGIN_SUCCEEDED: &str = "login_succeeded";
     /// A wrong password (`user_id` empty for an unknown account).
     pub const LOGIN_FAILED: &str = "login_failed";
     pub const PASSWORD_CHANGED: &str = "password_changed";
     /// A session ended by its user (`detail`: `logout`, `revoked`, `others`).
     pub const SESSION_REVOKED: &str = "session_revoked";
+    /// `detail`: `passkey=<id>`.
+    pub const PASSKEY_REGISTERED: &str = "passkey_registered";
+    pub const PASSKEY_REMOVED: &str = "passkey_removed";
+    /// A passkey's signature counter went backwards (a cloned
+    /// authenticator?): the login was refused.
+    pub const PASSKEY_COUNTER_REGRESSED: &str = "passkey_counter_regressed";
     pub const API_KEY_CREATED: &str = "api_key_created";
     pub const API_KEY_REVOKED: &str = "api_key_revoked";
     /// A rotated refresh token came back after the grace window: its session ended.

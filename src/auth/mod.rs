@@ -5,6 +5,7 @@
 //! - `second_factor`: TOTP, backup codes and the login challenge;
 //! - `codes`: one-time email codes (passwordless sign-in, password reset,
 //!   email verification) and the initial password of a passwordless account;
+//! - `passkeys`: WebAuthn registration and sign-in, and managing passkeys;
 //! - `api_keys`: create, list, revoke;
 //! - `admin`: the admin API (projects);
 //! - `audit`: the audit events the flows leave;
@@ -31,6 +32,7 @@ mod audit;
 mod codes;
 mod login;
 mod outcome;
+mod passkeys;
 mod second_factor;
 mod sessions;
 
@@ -38,6 +40,7 @@ pub use admin::{Admin, AuditFilter, AuditPage, NewProject, ProjectChange, UserCh
 pub use api_keys::{CreatedApiKey, NewApiKey};
 pub use login::{LoginIdentifier, LoginRequest, Registration};
 pub use outcome::{LoginOutcome, Registered, TokenGrant};
+pub use passkeys::{CEREMONY_TTL, CeremonyOptions, MAX_PASSKEYS_PER_USER, RelyingParty};
 pub use second_factor::{TwoFactorSetup, TwoFactorStatus};
 pub use sessions::ProfileChange;
 
@@ -141,6 +144,8 @@ pub enum Conflict {
     DefaultProject,
     /// The last enabled superadmin cannot be demoted, disabled or deleted.
     LastSuperadmin,
+    /// The authenticator's credential is registered already (to any account).
+    PasskeyExists,
 }
 
 impl AuthError {
@@ -251,6 +256,8 @@ pub struct AuthParts {
     pub clock: SharedClock,
     pub policy: AuthPolicy,
     pub projects: Arc<Directory>,
+    /// The WebAuthn relying party (the gateway's public URL).
+    pub relying_party: RelyingParty,
 }
 
 pub struct AuthService {
@@ -265,14 +272,27 @@ pub struct AuthService {
     clock: SharedClock,
     policy: AuthPolicy,
     projects: Arc<Directory>,
+    relying_party: RelyingParty,
     /// Repeated failures being counted into one audit event per minute.
     repeats: audit::Repeats,
 }
 
 impl AuthService {
     pub fn new(parts: AuthParts) -> Self {
-        let AuthParts { store, hashing, shards, signer, key_hasher, feed, vault, mailer, clock, policy, projects } =
-            parts;
+        let AuthParts {
+            store,
+            hashing,
+            shards,
+            signer,
+            key_hasher,
+            feed,
+            vault,
+            mailer,
+            clock,
+            policy,
+            projects,
+            relying_party,
+        } = parts;
         let repeats = audit::Repeats::default();
         AuthService {
             store,
@@ -286,6 +306,7 @@ impl AuthService {
             clock,
             policy,
             projects,
+            relying_party,
             repeats,
         }
     }

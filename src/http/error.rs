@@ -79,6 +79,7 @@ fn conflict_message(conflict: Conflict) -> &'static str {
         Conflict::ProjectExists => "a project with this id exists",
         Conflict::DefaultProject => "the default project cannot be deleted or disabled",
         Conflict::LastSuperadmin => "the last superadmin cannot be demoted, disabled or deleted",
+        Conflict::PasskeyExists => "this passkey is registered already",
     }
 }
 
@@ -132,6 +133,7 @@ impl ApiError {
             ApiError::Conflict(Conflict::ProjectExists) => "project_exists",
             ApiError::Conflict(Conflict::DefaultProject) => "default_project",
             ApiError::Conflict(Conflict::LastSuperadmin) => "last_superadmin",
+            ApiError::Conflict(Conflict::PasskeyExists) => "passkey_exists",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited(_) => "rate_limited",
@@ -346,6 +348,7 @@ mod tests {
             (ApiError::Conflict(Conflict::ProjectExists), 409, "project_exists"),
             (ApiError::Conflict(Conflict::DefaultProject), 409, "default_project"),
             (ApiError::Conflict(Conflict::LastSuperadmin), 409, "last_superadmin"),
+            (ApiError::Conflict(Conflict::PasskeyExists), 409, "passkey_exists"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (ApiError::UnsupportedMediaType, 415, "unsupported_media_type"),
             (ApiError::RateLimited(second), 429, "rate_limited"),

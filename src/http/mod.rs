@@ -57,6 +57,7 @@ fn auth(cfg: &mut web::ServiceConfig) {
         .configure(routes::sessions::configure)
         .configure(routes::twofa::configure)
         .configure(routes::otp::configure)
+        .configure(routes::passkeys::configure)
         .configure(routes::api_keys::configure);
 }
 

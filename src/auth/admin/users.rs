@@ -156,6 +156,9 @@ impl AuthService {
         self.feed.revoke_user(id).await;
         self.revoke_sessions(id, None).await?;
         self.revoke_api_keys(id).await?;
+        for passkey in self.store.list_passkeys(id).await? {
+            self.store.delete_passkey(id, passkey.id).await?;
+        }
         for purpose in [CodePurpose::Login, CodePurpose::Reset, CodePurpose::Verify] {
             self.store.delete_code(&user.project, purpose, &user.email).await?;
         }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod gateway;
 pub mod health;
 pub mod otp;
+pub mod passkeys;
 pub mod sessions;
 pub mod twofa;
 
