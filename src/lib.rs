@@ -10,9 +10,9 @@
 //!   the one `ApiError`; `view` the answer shapes; `middleware`.
 //! - [`auth`]: the sign-in flows, one file per family: `login` (register,
 //!   login, refresh), `sessions` (me, profile, password, sessions, disable),
-//!   `second_factor`, `codes`, `passkeys` (WebAuthn), `api_keys`, `audit`;
-//!   `outcome` holds what they
-//!   share. No two of them import each other.
+//!   `second_factor`, `codes`, `passkeys` (WebAuthn), `oidc` (ID tokens),
+//!   `api_keys`, `audit`; `outcome` holds what they share. No two of them
+//!   import each other.
 //! - [`shards`]: sharded actors that own and serialize per-user state;
 //!   `mod.rs` the router and mailbox, one file per rule family (`users`,
 //!   `sessions`, `refresh`, `codes`, `lockout`, `api_keys`), one struct per command.

@@ -6,10 +6,12 @@
 //! clients send (emails, usernames, names, passwords). It knows nothing about
 //! HTTP or storage engines; the store persists these records as they are.
 
+mod identity;
 mod passkey;
 mod security;
 mod validate;
 
+pub use identity::Identity;
 pub use passkey::PasskeyRecord;
 pub use security::{AuditEvent, CodePurpose, OneTimeCode, TwoFactor};
 pub use validate::{

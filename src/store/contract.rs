@@ -507,6 +507,43 @@ pub async fn a_ceremony_state_is_taken_once_and_not_after_it_expires(store: Arc<
     assert!(store.take_challenge(stale, now.plus(Duration::from_secs(3))).await.unwrap().is_none(), "expired");
 }
 
+pub async fn identities_are_linked_once_found_listed_and_unlinked(store: Arc<dyn Store>) {
+    use crate::account::Identity;
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let project = ProjectId::default_project();
+    let identity = |user: UserId, provider: &str, subject: &str, at: i64| Identity {
+        project: project.clone(),
+        provider: provider.into(),
+        subject: subject.into(),
+        user_id: user,
+        email: Some("ada@example.com".into()),
+        created_at: Timestamp(T0.0 + at),
+    };
+    let google = identity(ada, "google", "1234", 0);
+    // Racing links of one subject: one wins.
+    let racers = join_all((0..5).map(|_| store.create_identity(google.clone()))).await;
+    assert_eq!(racers.into_iter().filter(|won| *won.as_ref().unwrap()).count(), 1);
+    assert!(!store.create_identity(identity(bob, "google", "1234", 1)).await.unwrap(), "one account per subject");
+    // The same subject at another provider, or in another project, is another identity.
+    let okta = identity(ada, "okta", "1234", 1000);
+    assert!(store.create_identity(okta.clone()).await.unwrap());
+    let elsewhere = Identity { project: ProjectId("app".into()), ..identity(bob, "google", "1234", 2000) };
+    assert!(store.create_identity(elsewhere.clone()).await.unwrap());
+    // Parts never run into each other.
+    assert!(store.create_identity(identity(bob, "goo", "gle1234", 3000)).await.unwrap());
+
+    assert_eq!(store.find_identity(&project, "google", "1234").await.unwrap().unwrap(), google);
+    assert!(store.find_identity(&project, "google", "12345").await.unwrap().is_none());
+    assert_eq!(store.list_identities(ada).await.unwrap(), [google.clone(), okta.clone()]);
+
+    assert!(!store.delete_identity(&Identity { user_id: bob, ..google.clone() }).await.unwrap(), "not bob's");
+    assert!(store.find_identity(&project, "google", "1234").await.unwrap().is_some());
+    assert!(store.delete_identity(&google).await.unwrap());
+    assert!(store.find_identity(&project, "google", "1234").await.unwrap().is_none());
+    assert_eq!(store.list_identities(ada).await.unwrap(), [okta]);
+    assert!(store.create_identity(identity(bob, "google", "1234", 4000)).await.unwrap(), "free again");
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -531,6 +568,7 @@ macro_rules! contract_tests {
             audit_events_page_newest_first_by_cursor_and_user,
             passkeys_are_unique_by_credential_listed_changed_and_deleted,
             a_ceremony_state_is_taken_once_and_not_after_it_expires,
+            identities_are_linked_once_found_listed_and_unlinked,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

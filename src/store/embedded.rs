@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{AuditQuery, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
 use crate::account::{
-    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord,
-    Rotation, Session, SessionId, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, Identity, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId,
+    RefreshRecord, Rotation, Session, SessionId, User, UserId,
 };
 use crate::clock::Timestamp;
 use crate::projects::Project;
@@ -78,6 +78,11 @@ const USERS_BY_PROJECT: TableDefinition<&[u8], ()> = TableDefinition::new("users
 const PASSKEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("passkeys");
 /// User id (16 bytes) ++ passkey id (16 bytes) → credential id: a user's passkeys.
 const USER_PASSKEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("user_passkeys");
+/// Identity key (see `identity_key`) → Identity (JSON): one account per
+/// (project, provider, subject).
+const IDENTITIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("identities");
+/// User id (16 bytes) ++ identity key → nothing: a user's identities.
+const USER_IDENTITIES: TableDefinition<&[u8], ()> = TableDefinition::new("user_identities");
 /// Ceremony id → expiry (ms, 8 bytes BE) ++ state.
 const CHALLENGES: TableDefinition<u128, &[u8]> = TableDefinition::new("challenges");
 /// Project id → Project (JSON).
@@ -92,6 +97,16 @@ const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BATCH: usize = 256;
 fn unique_key(project: &ProjectId, value: &str) -> String {
     format!("{}\0{value}", project.as_str())
+}
+
+/// Each part length-prefixed, so no two (project, provider, subject) meet.
+fn identity_key(project: &ProjectId, provider: &str, subject: &str) -> Vec<u8> {
+    let mut key = Vec::new();
+    for part in [project.as_str(), provider, subject] {
+        key.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        key.extend_from_slice(part.as_bytes());
+    }
+    key
 }
 
 fn code_key(project: &ProjectId, purpose: CodePurpose, subject: &str) -> String {
@@ -231,6 +246,8 @@ impl EmbeddedStore {
             txn.open_table(PASSKEYS).map_err(unavailable)?;
             txn.open_table(USER_PASSKEYS).map_err(unavailable)?;
             txn.open_table(CHALLENGES).map_err(unavailable)?;
+            txn.open_table(IDENTITIES).map_err(unavailable)?;
+            txn.open_table(USER_IDENTITIES).map_err(unavailable)?;
             index_users_by_project(&txn)?;
         }
         txn.commit().map_err(unavailable)?;
@@ -951,6 +968,73 @@ impl Store for EmbeddedStore {
             let mut passkeys = txn.open_table(PASSKEYS).map_err(unavailable)?;
             let removed = passkeys.remove(credential.as_slice()).map_err(unavailable)?;
             removed.map(|bytes| decode(bytes.value())).transpose()
+        })
+        .await
+    }
+
+    async fn create_identity(&self, identity: Identity) -> StoreResult<bool> {
+        let bytes = encode(&identity)?;
+        self.write(move |txn| {
+            let key = identity_key(&identity.project, &identity.provider, &identity.subject);
+            let mut identities = txn.open_table(IDENTITIES).map_err(unavailable)?;
+            if identities.get(key.as_slice()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            identities.insert(key.as_slice(), bytes.as_slice()).map_err(unavailable)?;
+            let listed = pair_key(identity.user_id.as_u128(), &key);
+            txn.open_table(USER_IDENTITIES).map_err(unavailable)?.insert(listed.as_slice(), ()).map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn find_identity(&self, project: &ProjectId, provider: &str, subject: &str) -> StoreResult<Option<Identity>> {
+        let key = identity_key(project, provider, subject);
+        self.read(|txn| {
+            let identities = txn.open_table(IDENTITIES).map_err(unavailable)?;
+            let found = identities.get(key.as_slice()).map_err(unavailable)?;
+            found.map(|bytes| decode(bytes.value())).transpose()
+        })
+    }
+
+    async fn list_identities(&self, user: UserId) -> StoreResult<Vec<Identity>> {
+        self.read(|txn| {
+            let index = txn.open_table(USER_IDENTITIES).map_err(unavailable)?;
+            let identities = txn.open_table(IDENTITIES).map_err(unavailable)?;
+            let prefix = user.as_u128().to_be_bytes();
+            let mut listed: Vec<Identity> = Vec::new();
+            for entry in index.range(prefix.as_slice()..).map_err(unavailable)? {
+                let (listed_key, _) = entry.map_err(unavailable)?;
+                let Some(key) = listed_key.value().strip_prefix(prefix.as_slice()) else { break };
+                if let Some(bytes) = identities.get(key).map_err(unavailable)? {
+                    let identity: Identity = decode(bytes.value())?;
+                    if identity.user_id == user {
+                        listed.push(identity);
+                    }
+                }
+            }
+            listed.sort_by_key(|i| i.created_at);
+            Ok(listed)
+        })
+    }
+
+    async fn delete_identity(&self, identity: &Identity) -> StoreResult<bool> {
+        let (user, key) = (identity.user_id, identity_key(&identity.project, &identity.provider, &identity.subject));
+        self.write(move |txn| {
+            txn.open_table(USER_IDENTITIES)
+                .map_err(unavailable)?
+                .remove(pair_key(user.as_u128(), &key).as_slice())
+                .map_err(unavailable)?;
+            let mut identities = txn.open_table(IDENTITIES).map_err(unavailable)?;
+            let owner = {
+                let found = identities.get(key.as_slice()).map_err(unavailable)?;
+                found.map(|bytes| decode::<Identity>(bytes.value())).transpose()?.map(|i| i.user_id)
+            };
+            if owner != Some(user) {
+                return Ok(false);
+            }
+            identities.remove(key.as_slice()).map_err(unavailable)?;
+            Ok(true)
         })
         .await
     }

@@ -59,6 +59,11 @@ macro_rules! forward_store {
             update_passkey(passkey: $crate::account::PasskeyRecord) -> ();
             delete_passkey(user: $crate::account::UserId, id: $crate::account::PasskeyId)
                 -> Option<$crate::account::PasskeyRecord>;
+            create_identity(identity: $crate::account::Identity) -> bool;
+            find_identity(project: &$crate::account::ProjectId, provider: &str, subject: &str)
+                -> Option<$crate::account::Identity>;
+            list_identities(user: $crate::account::UserId) -> Vec<$crate::account::Identity>;
+            delete_identity(identity: &$crate::account::Identity) -> bool;
             put_challenge(id: uuid::Uuid, state: Vec<u8>, expires_at: $crate::clock::Timestamp) -> ();
             take_challenge(id: uuid::Uuid, now: $crate::clock::Timestamp) -> Option<Vec<u8>>;
             create_project(project: $crate::projects::Project) -> bool;

@@ -26,8 +26,8 @@ pub mod metered;
 use async_trait::async_trait;
 
 use crate::account::{
-    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord, Role,
-    Rotation, Session, SessionId, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, Identity, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId,
+    RefreshRecord, Role, Rotation, Session, SessionId, User, UserId,
 };
 use crate::clock::Timestamp;
 use crate::projects::Project;
@@ -300,6 +300,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes `user`'s passkey `id`; `None` if the user has no such passkey.
     async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<Option<PasskeyRecord>>;
+
+    /// Links an identity to its account if (project, provider, subject) is
+    /// not linked yet; `false` (nothing written) if it is.
+    async fn create_identity(&self, identity: Identity) -> StoreResult<bool>;
+
+    /// The identity of `subject` at `provider` in `project`.
+    async fn find_identity(&self, project: &ProjectId, provider: &str, subject: &str) -> StoreResult<Option<Identity>>;
+
+    /// A user's identities, oldest first.
+    async fn list_identities(&self, user: UserId) -> StoreResult<Vec<Identity>>;
+
+    /// Unlinks `identity` if it is still `identity.user_id`'s; `false` if it was not linked to them.
+    async fn delete_identity(&self, identity: &Identity) -> StoreResult<bool>;
 
     /// Keeps a ceremony's state until `expires_at`, under `id`.
     async fn put_challenge(&self, id: uuid::Uuid, state: Vec<u8>, expires_at: Timestamp) -> StoreResult<()>;

@@ -159,6 +159,9 @@ impl AuthService {
         for passkey in self.store.list_passkeys(id).await? {
             self.store.delete_passkey(id, passkey.id).await?;
         }
+        for identity in self.store.list_identities(id).await? {
+            self.store.delete_identity(&identity).await?;
+        }
         for purpose in [CodePurpose::Login, CodePurpose::Reset, CodePurpose::Verify] {
             self.store.delete_code(&user.project, purpose, &user.email).await?;
         }

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         text: include_str!("../../../migrations/0005_audit_by_user.cql"),
     },
     Migration { version: 6, name: "0006_passkeys.cql", text: include_str!("../../../migrations/0006_passkeys.cql") },
+    Migration {
+        version: 7,
+        name: "0007_identities.cql",
+        text: include_str!("../../../migrations/0007_identities.cql"),
+    },
 ];
 
 impl Migration {

@@ -32,8 +32,8 @@ use uuid::Uuid;
 
 use super::CqlTarget;
 use crate::account::{
-    ApiKey, ApiKeyId, AuditEvent, CodePurpose, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId, RefreshRecord, Role,
-    Rotation, Session as UserSession, SessionId, User, UserId,
+    ApiKey, ApiKeyId, AuditEvent, CodePurpose, Identity, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId,
+    RefreshRecord, Role, Rotation, Session as UserSession, SessionId, User, UserId,
 };
 use crate::clock::{SharedClock, Timestamp};
 use crate::projects::Project;
@@ -111,6 +111,12 @@ struct Statements {
     delete_passkey: PreparedStatement,
     delete_user_passkey: PreparedStatement,
     put_ceremony: PreparedStatement,
+    claim_identity: PreparedStatement,
+    insert_user_identity: PreparedStatement,
+    select_identity: PreparedStatement,
+    select_user_identities: PreparedStatement,
+    delete_identity: PreparedStatement,
+    delete_user_identity: PreparedStatement,
     select_ceremony: PreparedStatement,
     create_project: PreparedStatement,
     insert_project_user: PreparedStatement,
@@ -206,6 +212,12 @@ impl CqlStore {
             update_passkey: prepare(s, ks, "UPDATE {ks}.passkeys_by_credential SET record = ? WHERE credential_id = ? IF user_id = ? AND passkey_id = ?").await?,
             delete_passkey: prepare(s, ks, "DELETE FROM {ks}.passkeys_by_credential WHERE credential_id = ? IF passkey_id = ?").await?,
             delete_user_passkey: prepare(s, ks, "DELETE FROM {ks}.passkeys_by_user WHERE user_id = ? AND passkey_id = ?").await?,
+            claim_identity: prepare(s, ks, "INSERT INTO {ks}.identities_by_subject (project, provider, subject, user_id, record) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS").await?,
+            insert_user_identity: prepare(s, ks, "INSERT INTO {ks}.identities_by_user (user_id, project, provider, subject) VALUES (?, ?, ?, ?)").await?,
+            select_identity: prepare(s, ks, "SELECT record FROM {ks}.identities_by_subject WHERE project = ? AND provider = ? AND subject = ?").await?,
+            select_user_identities: prepare(s, ks, "SELECT project, provider, subject FROM {ks}.identities_by_user WHERE user_id = ?").await?,
+            delete_identity: prepare(s, ks, "DELETE FROM {ks}.identities_by_subject WHERE project = ? AND provider = ? AND subject = ? IF user_id = ?").await?,
+            delete_user_identity: prepare(s, ks, "DELETE FROM {ks}.identities_by_user WHERE user_id = ? AND project = ? AND provider = ? AND subject = ?").await?,
             put_ceremony: prepare(s, ks, "INSERT INTO {ks}.ceremonies (ceremony_id, state, expires_at) VALUES (?, ?, ?) USING TTL ?").await?,
             select_ceremony: prepare(s, ks, "SELECT state, expires_at FROM {ks}.ceremonies WHERE ceremony_id = ?").await?,
             insert_project_user: prepare(s, ks, "INSERT INTO {ks}.users_by_project (project_id, bucket, user_id) VALUES (?, ?, ?)").await?,
@@ -799,6 +811,52 @@ impl Store for CqlStore {
         self.lwt(&self.statements.delete_passkey, (credential.as_slice(), id.0)).await?;
         self.exec(&self.statements.delete_user_passkey, (user.0, id.0)).await?;
         Ok(found.filter(|p| p.id == id && p.user_id == user))
+    }
+
+    async fn create_identity(&self, identity: Identity) -> StoreResult<bool> {
+        let record = encode(&identity)?;
+        let (project, provider, subject) =
+            (identity.project.as_str(), identity.provider.as_str(), identity.subject.as_str());
+        if !self.lwt(&self.statements.claim_identity, (project, provider, subject, identity.user_id.0, record)).await? {
+            return Ok(false);
+        }
+        self.exec(&self.statements.insert_user_identity, (identity.user_id.0, project, provider, subject)).await?;
+        Ok(true)
+    }
+
+    async fn find_identity(&self, project: &ProjectId, provider: &str, subject: &str) -> StoreResult<Option<Identity>> {
+        match self.first::<(Vec<u8>,)>(&self.statements.select_identity, (project.as_str(), provider, subject)).await? {
+            Some((record,)) => decode(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_identities(&self, user: UserId) -> StoreResult<Vec<Identity>> {
+        let rows = self
+            .exec(&self.statements.select_user_identities, (user.0,))
+            .await?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        let mut listed = Vec::new();
+        for row in rows.rows::<(String, String, String)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+            let (project, provider, subject) = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(identity) = self.find_identity(&ProjectId(project), &provider, &subject).await?
+                && identity.user_id == user
+            {
+                listed.push(identity);
+            }
+        }
+        listed.sort_by_key(|i: &Identity| i.created_at);
+        Ok(listed)
+    }
+
+    async fn delete_identity(&self, identity: &Identity) -> StoreResult<bool> {
+        let (project, provider, subject) =
+            (identity.project.as_str(), identity.provider.as_str(), identity.subject.as_str());
+        let user = identity.user_id.0;
+        let deleted = self.lwt(&self.statements.delete_identity, (project, provider, subject, user)).await?;
+        self.exec(&self.statements.delete_user_identity, (user, project, provider, subject)).await?;
+        Ok(deleted)
     }
 
     async fn put_challenge(&self, id: Uuid, state: Vec<u8>, expires_at: Timestamp) -> StoreResult<()> {
