@@ -28,6 +28,7 @@ use crate::feed::Feed;
 use crate::hashing::HashingPool;
 use crate::http::{self, ApiError, AppState};
 use crate::mail::Mailer;
+use crate::oidc;
 use crate::projects::{Directory, Project, SettingsDefaults};
 use crate::ratelimit::RateLimits;
 use crate::settings::Settings;
@@ -205,6 +206,7 @@ impl Application {
             policy,
             projects: Arc::clone(&projects),
             relying_party,
+            oidc: oidc::Verifier::new(settings.flows.oidc_timeout, Arc::clone(&clock)).context("setting up OIDC")?,
         }));
         let limits = Arc::new(RateLimits::new(&settings.limits));
 

@@ -31,6 +31,8 @@
 //! - [`data_dir`]: the data directory's permissions (0700, files 0600, exposed keys refused).
 //! - [`projects`]: projects (tenants): the record, settings with defaults,
 //!   and the per-node directory every request reads.
+//! - [`oidc`]: OpenID Connect providers: their settings, key sets (JWKS,
+//!   cached) and ID-token verification; accounts are `auth`'s.
 //! - [`bootstrap`]: `portcullis admin create`, the first superadmin from the command line.
 //!
 //! A login: `http::routes::auth::login` checks the per-IP limit and
@@ -65,6 +67,7 @@ pub mod feed;
 pub mod hashing;
 pub mod http;
 pub mod mail;
+pub mod oidc;
 pub mod projects;
 pub mod ratelimit;
 pub mod settings;

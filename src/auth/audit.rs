@@ -45,6 +45,8 @@ pub mod kind {
     /// A passkey's signature counter went backwards (a cloned
     /// authenticator?): the login was refused.
     pub const PASSKEY_COUNTER_REGRESSED: &str = "passkey_counter_regressed";
+    /// An OIDC identity was linked to the account (`detail`: `oidc:<provider>`).
+    pub const IDENTITY_LINKED: &str = "identity_linked";
     pub const API_KEY_CREATED: &str = "api_key_created";
     pub const API_KEY_REVOKED: &str = "api_key_revoked";
     /// A rotated refresh token came back after the grace window: its session ended.

@@ -152,7 +152,12 @@ impl AuthService {
     /// reset). `keep_password` is for `register/verify` in a project that
     /// requires verification: there the password could not be used before
     /// the proof, and whoever verifies is the one who registered it.
-    async fn mark_verified(&self, user: User, client: &ClientInfo, keep_password: bool) -> Result<User, AuthError> {
+    pub(super) async fn mark_verified(
+        &self,
+        user: User,
+        client: &ClientInfo,
+        keep_password: bool,
+    ) -> Result<User, AuthError> {
         if user.email_verified_at.is_some() {
             return Ok(user);
         }

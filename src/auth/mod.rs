@@ -5,6 +5,7 @@
 //! - `second_factor`: TOTP, backup codes and the login challenge;
 //! - `codes`: one-time email codes (passwordless sign-in, password reset,
 //!   email verification) and the initial password of a passwordless account;
+//! - `oidc`: sign-in with a provider's ID token (Google, any OIDC provider);
 //! - `passkeys`: WebAuthn registration and sign-in, and managing passkeys;
 //! - `api_keys`: create, list, revoke;
 //! - `admin`: the admin API (projects);
@@ -31,6 +32,7 @@ mod api_keys;
 mod audit;
 mod codes;
 mod login;
+mod oidc;
 mod outcome;
 mod passkeys;
 mod second_factor;
@@ -88,6 +90,12 @@ pub enum AuthError {
     /// A wrong, used, expired or dead TOTP, backup or email code.
     #[error("invalid code")]
     InvalidCode,
+    /// An ID token that does not verify (signature, issuer, audience, times, nonce).
+    #[error("invalid ID token")]
+    InvalidIdToken,
+    /// The provider's keys cannot be fetched now.
+    #[error("identity provider unavailable")]
+    ProviderUnavailable,
     /// A 2FA challenge token that is not ours, not for this account, or used.
     #[error("invalid challenge")]
     InvalidChallenge,
@@ -258,6 +266,8 @@ pub struct AuthParts {
     pub projects: Arc<Directory>,
     /// The WebAuthn relying party (the gateway's public URL).
     pub relying_party: RelyingParty,
+    /// ID tokens of OpenID Connect providers.
+    pub oidc: crate::oidc::Verifier,
 }
 
 pub struct AuthService {
@@ -273,6 +283,7 @@ pub struct AuthService {
     policy: AuthPolicy,
     projects: Arc<Directory>,
     relying_party: RelyingParty,
+    oidc: crate::oidc::Verifier,
     /// Repeated failures being counted into one audit event per minute.
     repeats: audit::Repeats,
 }
@@ -292,6 +303,7 @@ impl AuthService {
             policy,
             projects,
             relying_party,
+            oidc,
         } = parts;
         let repeats = audit::Repeats::default();
         AuthService {
@@ -307,6 +319,7 @@ impl AuthService {
             policy,
             projects,
             relying_party,
+            oidc,
             repeats,
         }
     }

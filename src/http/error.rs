@@ -68,6 +68,8 @@ pub enum ApiError {
     RateLimited(Duration),
     #[error("server busy; retry later")]
     Overloaded(Duration),
+    #[error("the identity provider cannot be reached; retry later")]
+    ProviderUnavailable,
     #[error("storage unavailable; retry later")]
     StoreUnavailable(#[source] StoreError),
     #[error("internal error")]
@@ -138,6 +140,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Overloaded(_) => "overloaded",
+            ApiError::ProviderUnavailable => "provider_unavailable",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -183,7 +186,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded(_) | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded(_) | ApiError::StoreUnavailable(_) | ApiError::ProviderUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -211,7 +216,7 @@ impl ResponseError for ApiError {
         if let ApiError::RateLimited(wait) | ApiError::Overloaded(wait) = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs(*wait).to_string()));
         }
-        if let ApiError::StoreUnavailable(_) = self {
+        if let ApiError::StoreUnavailable(_) | ApiError::ProviderUnavailable = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         if status == StatusCode::UNAUTHORIZED {
@@ -254,6 +259,8 @@ impl From<AuthError> for ApiError {
             AuthError::AccountDisabled => ApiError::AccountDisabled,
             AuthError::InvalidCode => ApiError::InvalidCode,
             AuthError::InvalidChallenge => ApiError::InvalidToken,
+            AuthError::InvalidIdToken => ApiError::InvalidToken,
+            AuthError::ProviderUnavailable => ApiError::ProviderUnavailable,
             AuthError::ChallengeExpired => ApiError::TokenExpired,
             AuthError::EmailNotVerified => ApiError::EmailNotVerified,
             AuthError::AlreadyEnabled => ApiError::AlreadyEnabled,
@@ -354,6 +361,7 @@ mod tests {
             (ApiError::RateLimited(second), 429, "rate_limited"),
             (ApiError::Overloaded(second), 503, "overloaded"),
             (ApiError::StoreUnavailable(StoreError::Unavailable("down".into())), 503, "store_unavailable"),
+            (ApiError::ProviderUnavailable, 503, "provider_unavailable"),
             (ApiError::internal("boom"), 500, "internal"),
         ];
         for (error, status, code) in table {
@@ -382,6 +390,8 @@ mod tests {
             (AuthError::AccountDisabled, 403, "account_disabled"),
             (AuthError::InvalidCode, 401, "invalid_code"),
             (AuthError::InvalidChallenge, 401, "invalid_token"),
+            (AuthError::InvalidIdToken, 401, "invalid_token"),
+            (AuthError::ProviderUnavailable, 503, "provider_unavailable"),
             (AuthError::ChallengeExpired, 401, "token_expired"),
             (AuthError::EmailNotVerified, 403, "email_not_verified"),
             (AuthError::AlreadyEnabled, 409, "already_enabled"),

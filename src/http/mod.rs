@@ -58,6 +58,7 @@ fn auth(cfg: &mut web::ServiceConfig) {
         .configure(routes::twofa::configure)
         .configure(routes::otp::configure)
         .configure(routes::passkeys::configure)
+        .configure(routes::oidc::configure)
         .configure(routes::api_keys::configure);
 }
 

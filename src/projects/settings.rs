@@ -171,8 +171,8 @@ fn providers(value: &Value) -> Result<Map<String, Value>, String> {
     if map.len() > MAX_OIDC_PROVIDERS {
         return Err(format!("at most {MAX_OIDC_PROVIDERS} providers"));
     }
-    if !map.values().all(Value::is_object) {
-        return Err("each provider must be an object".into());
+    for (name, provider) in map {
+        crate::oidc::Provider::parse(name, provider).map_err(|problem| format!("{name}: {problem}"))?;
     }
     Ok(map.clone())
 }

@@ -175,6 +175,8 @@ pub struct FlowSettings {
     pub require_email_verification: bool,
     /// `otp/login` creates an account for an unknown address.
     pub passwordless_signup: bool,
+    /// How long fetching an OIDC provider's key set may take.
+    pub oidc_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +274,7 @@ impl Settings {
                 project_name: s.display_name("project_name", 64)?.unwrap_or_else(|| "Portcullis".to_owned()),
                 require_email_verification: s.switch("require_email_verification")?.unwrap_or(false),
                 passwordless_signup: s.switch("passwordless_signup")?.unwrap_or(false),
+                oidc_timeout: s.millis("oidc_timeout_ms", 100, 60_000)?.unwrap_or(Duration::from_secs(5)),
             },
             log: LogSettings {
                 format: s.log_format("log_format")?.unwrap_or(LogFormat::Text),

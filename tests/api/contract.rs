@@ -47,6 +47,7 @@ async fn every_documented_operation_is_routed() {
         let concrete = path
             .replace("{id}", "01900000-0000-7000-8000-000000000000")
             .replace("{project_id}", "default")
+            .replace("{provider}", "google")
             .replace("{uid}", "01900000-0000-7000-8000-000000000001");
         let mut request = app.client.request(method.clone(), app.url(&concrete));
         if method != Method::GET && method != Method::DELETE {

@@ -20,6 +20,8 @@ mod gateway;
 mod health;
 mod logs;
 mod nginx;
+mod oidc;
+mod oidc_provider;
 mod passkeys;
 mod process;
 mod profile;

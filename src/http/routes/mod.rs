@@ -11,6 +11,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod gateway;
 pub mod health;
+pub mod oidc;
 pub mod otp;
 pub mod passkeys;
 pub mod sessions;
