@@ -46,26 +46,24 @@ impl Key {
     /// The COSE_Key of the public half.
     fn cose(&self) -> Cbor {
         let int = |i: i64| Cbor::Integer(i.into());
+        // An EC2 key: COSE algorithm `alg`, curve `crv`, the point's coordinates.
+        let ec2 = |alg: i64, crv: i64, x: &[u8], y: &[u8]| {
+            vec![
+                (int(1), int(2)),
+                (int(3), int(alg)),
+                (int(-1), int(crv)),
+                (int(-2), Cbor::Bytes(x.to_vec())),
+                (int(-3), Cbor::Bytes(y.to_vec())),
+            ]
+        };
         let entries = match self {
             Key::Es256(key) => {
                 let point = key.verifying_key().to_encoded_point(false);
-                vec![
-                    (int(1), int(2)),
-                    (int(3), int(-7)),
-                    (int(-1), int(1)),
-                    (int(-2), Cbor::Bytes(point.x().unwrap().to_vec())),
-                    (int(-3), Cbor::Bytes(point.y().unwrap().to_vec())),
-                ]
+                ec2(-7, 1, point.x().unwrap(), point.y().unwrap())
             }
             Key::Es384(key) => {
                 let point = key.verifying_key().to_encoded_point(false);
-                vec![
-                    (int(1), int(2)),
-                    (int(3), int(-35)),
-                    (int(-1), int(2)),
-                    (int(-2), Cbor::Bytes(point.x().unwrap().to_vec())),
-                    (int(-3), Cbor::Bytes(point.y().unwrap().to_vec())),
-                ]
+                ec2(-35, 2, point.x().unwrap(), point.y().unwrap())
             }
             Key::Rs256(key) => vec![
                 (int(1), int(3)),

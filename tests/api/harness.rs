@@ -330,6 +330,19 @@ impl TestApp {
         answer(request.send().await.unwrap()).await
     }
 
+    /// The (kind, detail) of `user`'s audit events, newest first, read by `admin`.
+    pub async fn audit_events(&self, admin: &str, user: &str) -> Vec<(String, String)> {
+        let log = self.get(&format!("/api/v1/admin/audit-log?user={user}&limit=100"), Some(admin)).await;
+        assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+        let detail = |e: &Value| e["detail"].as_str().unwrap_or_default().to_owned();
+        log.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["kind"].as_str().unwrap().to_owned(), detail(e)))
+            .collect()
+    }
+
     /// `GET /verify` with `credential` as the bearer.
     pub async fn verify(&self, credential: &str) -> Answer {
         self.get("/api/v1/verify", Some(credential)).await

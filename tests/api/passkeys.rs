@@ -66,17 +66,6 @@ fn allowed_ids(options: &Value) -> Vec<String> {
     options["allowCredentials"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
 }
 
-async fn audit_kinds(app: &TestApp, admin: &str, user: &str) -> Vec<(String, String)> {
-    let log = app.get(&format!("/api/v1/admin/audit-log?user={user}&limit=100"), Some(admin)).await;
-    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
-    log.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["detail"].as_str().unwrap_or_default().to_owned()))
-        .collect()
-}
-
 #[actix_web::test]
 async fn a_passkey_registers_and_signs_in_with_an_address_or_usernameless() {
     let app = spawn_app().await;
@@ -137,7 +126,7 @@ async fn a_passkey_registers_and_signs_in_with_an_address_or_usernameless() {
     assert_eq!(passkeys[0].as_object().unwrap().len(), 4, "id, name, created_at, last_used_at: {}", list.body);
 
     // Registration and logins are audited.
-    let kinds = audit_kinds(&app, &root.access, &ada.user_id).await;
+    let kinds = app.audit_events(&root.access, &ada.user_id).await;
     assert!(kinds.contains(&("passkey_registered".into(), format!("passkey={passkey_id}"))), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == &("login_succeeded".into(), "passkey".into())).count(), 2);
 }
@@ -232,7 +221,7 @@ async fn a_counter_that_goes_backwards_is_refused_and_audited() {
     let (challenge_id, options) = login_options(&app, None).await;
     let same = credential.assert_with_counter(&options, &origin(&app), credential.counter);
     login_verify(&app, &challenge_id, same).await.assert_error(401, "invalid_credentials");
-    let kinds = audit_kinds(&app, &root.access, &ada.user_id).await;
+    let kinds = app.audit_events(&root.access, &ada.user_id).await;
     assert!(kinds.iter().any(|(kind, _)| kind == "passkey_counter_regressed"), "{kinds:?}");
     // The genuine authenticator, ahead of the stored counter, still signs in.
     assert_eq!(passkey_login(&app, &mut credential, None).await.status, StatusCode::OK);
@@ -303,7 +292,7 @@ async fn a_passkey_is_renamed_removed_and_stops_at_once() {
     passkey_login(&app, &mut credential, None).await.assert_error(401, "invalid_credentials");
     app.delete_auth(&path, &ada.access).await.assert_error(404, "not_found");
     assert_eq!(app.get(LIST, Some(&ada.access)).await.body["passkeys"], json!([]));
-    let kinds = audit_kinds(&app, &root.access, &ada.user_id).await;
+    let kinds = app.audit_events(&root.access, &ada.user_id).await;
     assert!(kinds.contains(&("passkey_removed".into(), format!("passkey={id}"))), "{kinds:?}");
 }
 
