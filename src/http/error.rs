@@ -194,6 +194,18 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.respond(None)
+    }
+}
+
+impl ApiError {
+    /// The error response with `message` as its `error` text instead of the
+    /// usual one (a dialect's wording); status, `code` and headers unchanged.
+    pub fn response_saying(&self, message: &str) -> HttpResponse {
+        self.respond(Some(message))
+    }
+
+    fn respond(&self, wording: Option<&str>) -> HttpResponse {
         let status = self.status_code();
         let message = match self {
             ApiError::Validation { message, .. } => message.clone(),
@@ -208,6 +220,7 @@ impl ResponseError for ApiError {
             }
             other => other.to_string(),
         };
+        let message = wording.map_or(message, str::to_owned);
         let fields = match self {
             ApiError::Validation { fields, .. } if !fields.is_empty() => Some(fields),
             _ => None,

@@ -62,6 +62,7 @@ fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
 }
 
 /// Who sent the request: address and user agent.
+#[derive(Clone)]
 pub struct Client(pub ClientInfo);
 
 impl FromRequest for Client {

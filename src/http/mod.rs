@@ -4,6 +4,7 @@
 //! API.md's responses. Holds no logic of its own beyond input validation;
 //! never touches the store for writes or hashes a password.
 
+pub mod dialects;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -59,7 +60,8 @@ fn auth(cfg: &mut web::ServiceConfig) {
         .configure(routes::otp::configure)
         .configure(routes::passkeys::configure)
         .configure(routes::oidc::configure)
-        .configure(routes::api_keys::configure);
+        .configure(routes::api_keys::configure)
+        .configure(dialects::generic::configure);
 }
 
 /// Registers every route.
@@ -73,10 +75,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(middleware::deadline))
                 .configure(auth),
         )
+        // Seed 000 (Cloudheed): the same routes under /v1/auth, its 2fa/verify first.
+        .service(
+            web::scope("/v1/auth")
+                .wrap(actix_web::middleware::from_fn(middleware::deadline))
+                .configure(dialects::cloudheed::configure)
+                .configure(auth),
+        )
         .service(
             web::scope("/api/v1/admin")
                 .wrap(actix_web::middleware::from_fn(middleware::deadline))
                 .configure(routes::admin::configure),
         )
+        .configure(dialects::cloudflare::configure)
         .service(web::scope("/api/v1").configure(routes::gateway::configure));
 }

@@ -14,6 +14,18 @@ use crate::hashing::Password;
 /// The longest code (TOTP, backup or email code) considered.
 const MAX_CODE_BYTES: usize = 32;
 
+/// A JSON body that may be left out: `None` for an empty (or blank) body,
+/// the same errors as a required JSON body otherwise. (For routes whose
+/// clients post nothing at all, such as a usernameless passkey sign-in.)
+pub fn optional_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::from(&actix_web::error::JsonPayloadError::Deserialize(e)))
+}
+
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)

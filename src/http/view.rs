@@ -87,9 +87,40 @@ pub fn login_response(outcome: &LoginOutcome) -> HttpResponse {
     }
 }
 
-/// `200 {"message_code": code}`.
+/// The short sentence that goes with a `message_code` (API.md: every answer
+/// that carries `message_code` also carries `message`).
+pub fn message_text(code: &str) -> &'static str {
+    match code {
+        "logged_out" => "Successfully logged out",
+        "password_changed" => "Password changed",
+        "password_set" => "Password set",
+        "password_reset" => "Password reset; every session and API key of the account was revoked",
+        "verification_required" => "Check your email for a verification code",
+        "code_sent" => "If the address can receive one, a code has been sent",
+        "session_revoked" => "Session revoked",
+        "sessions_revoked" => "Other sessions revoked",
+        "2fa_enabled" => "Two-factor authentication enabled",
+        "2fa_disabled" => "Two-factor authentication disabled",
+        "api_key_revoked" => "API key revoked",
+        "passkey_removed" => "Passkey removed",
+        "project_deleted" => "Project deleted",
+        "user_deleted" => "User deleted",
+        _ => "Done",
+    }
+}
+
+/// `{"message_code": code, "message": <its sentence>}` and `extra`'s fields.
+pub fn message_body(code: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut body = serde_json::json!({ "message_code": code, "message": message_text(code) });
+    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    body
+}
+
+/// `200 {"message_code": code, "message": ...}`.
 pub fn message(code: &str) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "message_code": code }))
+    HttpResponse::Ok().json(message_body(code, serde_json::Value::Null))
 }
 
 #[derive(Serialize)]
@@ -112,5 +143,46 @@ impl SessionView {
             last_seen_at: session.last_seen_at.to_rfc3339(),
             current: session.id == current,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route file, to find the message codes they answer with.
+    const ROUTES: [&str; 9] = [
+        include_str!("routes/admin.rs"),
+        include_str!("routes/api_keys.rs"),
+        include_str!("routes/auth.rs"),
+        include_str!("routes/oidc.rs"),
+        include_str!("routes/otp.rs"),
+        include_str!("routes/passkeys.rs"),
+        include_str!("routes/sessions.rs"),
+        include_str!("routes/twofa.rs"),
+        include_str!("routes/gateway.rs"),
+    ];
+
+    #[test]
+    fn every_message_code_a_route_answers_has_its_sentence() {
+        let mut codes = Vec::new();
+        for source in ROUTES {
+            assert!(!source.contains("\"message_code\""), "a route builds a message body by hand");
+            for call in ["message(\"", "message_body(\""] {
+                for (at, _) in source.match_indices(call) {
+                    let rest = &source[at + call.len()..];
+                    codes.push(rest[..rest.find('"').unwrap()].to_owned());
+                }
+            }
+        }
+        assert!(codes.len() >= 14, "{codes:?}");
+        for code in codes {
+            assert_ne!(message_text(&code), "Done", "{code} has no sentence");
+        }
+        let body = message_body("sessions_revoked", serde_json::json!({"revoked": 2}));
+        assert_eq!(
+            body,
+            serde_json::json!({"message_code": "sessions_revoked", "message": "Other sessions revoked", "revoked": 2})
+        );
     }
 }

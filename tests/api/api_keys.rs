@@ -113,7 +113,7 @@ async fn revoked_key_stops_at_once_and_leaves_the_list() {
     assert_eq!(app.verify(key).await.status, StatusCode::OK);
     app.delete_auth(&format!("/api/v1/auth/api-keys/{id}"), &other.access).await.assert_error(404, "not_found");
     let revoked = app.delete_auth(&format!("/api/v1/auth/api-keys/{id}"), &owner.access).await;
-    assert_eq!(revoked.body, json!({"message_code": "api_key_revoked"}));
+    assert_eq!(revoked.body, json!({"message_code": "api_key_revoked", "message": "API key revoked"}));
     app.verify(key).await.assert_error(401, "invalid_token");
     app.me(key).await.assert_error(401, "invalid_token");
     let list = app.get("/api/v1/auth/api-keys", Some(&owner.access)).await;

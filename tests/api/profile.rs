@@ -94,7 +94,7 @@ async fn password_change_checks_the_old_and_revokes_other_sessions() {
             &json!({"current_password": PASSWORD, "new_password": "a new password"}),
         )
         .await;
-    assert_eq!(changed.body, json!({"message_code": "password_changed"}));
+    assert_eq!(changed.body, json!({"message_code": "password_changed", "message": "Password changed"}));
     app.me(&elsewhere.access).await.assert_error(401, "invalid_token");
     app.refresh(&elsewhere.refresh).await.assert_error(401, "invalid_token");
     assert_eq!(app.me(&here.access).await.status, StatusCode::OK);

@@ -13,6 +13,7 @@ async fn logout_stops_the_access_token_at_once() {
     let out = app.post_auth("/api/v1/auth/logout", &tokens.access, &json!({})).await;
     assert_eq!(out.status, StatusCode::OK);
     assert_eq!(out.body["message_code"], "logged_out");
+    assert_eq!(out.body["message"], "Successfully logged out", "API.md's sentence for logout");
     app.me(&tokens.access).await.assert_error(401, "invalid_token");
     app.post_auth("/api/v1/auth/logout", &tokens.access, &json!({})).await.assert_error(401, "invalid_token");
 }
@@ -86,7 +87,10 @@ async fn revoking_all_others_keeps_the_current_session() {
     let b = app.logged_in("a@example.com").await;
     let c = app.logged_in("a@example.com").await;
     let answer = app.delete_auth("/api/v1/auth/sessions", &c.access).await;
-    assert_eq!(answer.body, json!({"message_code": "sessions_revoked", "revoked": 2}));
+    assert_eq!(
+        answer.body,
+        json!({"message_code": "sessions_revoked", "message": "Other sessions revoked", "revoked": 2})
+    );
     app.me(&a.access).await.assert_error(401, "invalid_token");
     app.me(&b.access).await.assert_error(401, "invalid_token");
     assert_eq!(app.me(&c.access).await.status, StatusCode::OK);

@@ -139,7 +139,7 @@ fn project_answer(status: StatusCode, view: &ProjectView) -> HttpResponse {
 }
 
 #[derive(Deserialize)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: Option<String>,
     id: Option<String>,
     environment: Option<String>,
@@ -246,14 +246,14 @@ fn project_id(id: String) -> Result<ProjectId, ApiError> {
     if projects::valid_id(&id) { Ok(ProjectId(id)) } else { Err(ApiError::NotFound) }
 }
 
-async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let admin = state.auth.acting_admin(caller.0.user_id).await?;
     let all = state.auth.list_projects(&admin);
     let projects: Vec<ProjectBody<'_>> = all.iter().map(|view| ProjectBody::from(view.as_ref())).collect();
     Ok(no_store(StatusCode::OK).json(serde_json::json!({ "projects": projects })))
 }
 
-async fn create(
+pub(crate) async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
     client: Client,

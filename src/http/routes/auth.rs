@@ -9,7 +9,7 @@ use crate::account::{normalize_email, normalize_username, validate_company, vali
 use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registered, Registration};
 use crate::http::extract::{Authenticated, Caller, Client, RouteProject};
 use crate::http::validate::{Check, code_shape, present};
-use crate::http::view::{UserView, login_response, message, token_response};
+use crate::http::view::{UserView, login_response, message, message_body, token_response};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
 
@@ -30,7 +30,7 @@ async fn setup_status(state: web::Data<AppState>, project: RouteProject) -> Resu
 }
 
 #[derive(Deserialize)]
-struct RegisterBody {
+pub(crate) struct RegisterBody {
     email: Option<String>,
     password: Option<String>,
     #[serde(alias = "displayName")]
@@ -39,7 +39,7 @@ struct RegisterBody {
     company: Option<String>,
 }
 
-async fn register(
+pub(crate) async fn register(
     state: web::Data<AppState>,
     project: RouteProject,
     client: Client,
@@ -64,13 +64,13 @@ async fn register(
     match state.auth.register(registration, client.0).await? {
         Registered::Signed(grant) => Ok(token_response(StatusCode::CREATED, &grant, true)),
         Registered::VerificationRequired => {
-            Ok(HttpResponse::Accepted().json(serde_json::json!({ "message_code": "verification_required" })))
+            Ok(HttpResponse::Accepted().json(message_body("verification_required", serde_json::Value::Null)))
         }
     }
 }
 
 #[derive(Deserialize)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     email: Option<String>,
     username: Option<String>,
     password: Option<String>,
@@ -78,7 +78,7 @@ struct LoginBody {
     totp_code: Option<String>,
 }
 
-async fn login(
+pub(crate) async fn login(
     state: web::Data<AppState>,
     project: RouteProject,
     client: Client,
@@ -111,12 +111,12 @@ async fn login(
 }
 
 #[derive(Deserialize)]
-struct RefreshBody {
+pub(crate) struct RefreshBody {
     #[serde(alias = "refreshToken")]
     refresh_token: Option<String>,
 }
 
-async fn refresh(
+pub(crate) async fn refresh(
     state: web::Data<AppState>,
     project: RouteProject,
     client: Client,
@@ -135,7 +135,7 @@ async fn logout(state: web::Data<AppState>, caller: Authenticated, client: Clien
 }
 
 /// Key ok: an API key reads its owner.
-async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let user = state.auth.me(caller.0.user_id).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }

@@ -9,7 +9,7 @@ use super::rate_limit;
 use crate::account::CodePurpose;
 use crate::http::extract::{Client, RouteProject};
 use crate::http::validate::{Check, CodeBody};
-use crate::http::view::login_response;
+use crate::http::view::{login_response, message_body};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
 
@@ -42,7 +42,7 @@ async fn send(
         .and_then(|p| check.rule("purpose", CodePurpose::parse(p).ok_or("must be login, reset or verify")));
     let (email, purpose) = check.finish(email.zip(purpose))?;
     state.auth.send_code(project.id().clone(), email, purpose).await?;
-    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(serde_json::json!({ "message_code": "code_sent" })))
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(message_body("code_sent", serde_json::Value::Null)))
 }
 
 async fn login(
@@ -90,5 +90,5 @@ async fn reset(
     let ((email, code), password) = check.finish(email.zip(code).zip(password))?;
     let revoked_api_keys = state.auth.reset_password(project.id().clone(), email, &code, password, client.0).await?;
     Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "message_code": "password_reset", "revoked_api_keys": revoked_api_keys })))
+        .json(message_body("password_reset", serde_json::json!({ "revoked_api_keys": revoked_api_keys }))))
 }

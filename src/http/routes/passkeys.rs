@@ -2,7 +2,6 @@
 //! with an optional address, then the assertion), and the caller's
 //! passkeys (list, rename, remove).
 
-use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::de::DeserializeOwned;
@@ -14,7 +13,7 @@ use crate::account::{PasskeyId, PasskeyRecord, normalize_email};
 use crate::auth::CeremonyOptions;
 use crate::clock::Timestamp;
 use crate::http::extract::{Authenticated, Client, PathId, RouteProject};
-use crate::http::validate::Check;
+use crate::http::validate::{Check, optional_body};
 use crate::http::view::{login_response, message, no_store};
 use crate::http::{ApiError, AppState};
 use crate::projects::clean_text;
@@ -132,12 +131,8 @@ async fn login_options(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     rate_limit(&state, &project, LimitedRoute::Login, &client)?;
-    let body: LoginOptionsBody = if body.iter().all(u8::is_ascii_whitespace) {
-        LoginOptionsBody { email: None }
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::from(&JsonPayloadError::Deserialize(e)))?
-    };
-    let email = body.email.filter(|e| !e.is_empty());
+    let body: Option<LoginOptionsBody> = optional_body(&body)?;
+    let email = body.and_then(|b| b.email).filter(|e| !e.is_empty());
     let mut check = Check::default();
     let email = match email {
         Some(email) => check.rule("email", normalize_email(&email)).map(Some),

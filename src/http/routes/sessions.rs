@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::account::SessionId;
 use crate::http::extract::{Authenticated, Client, PathId};
-use crate::http::view::{SessionView, message};
+use crate::http::view::{SessionView, message, message_body};
 use crate::http::{ApiError, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -38,5 +38,5 @@ async fn revoke_other_sessions(
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
     let revoked = state.auth.revoke_other_sessions(&caller.0, client.0).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "message_code": "sessions_revoked", "revoked": revoked })))
+    Ok(HttpResponse::Ok().json(message_body("sessions_revoked", serde_json::json!({ "revoked": revoked }))))
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::rate_limit;
 use crate::http::extract::{Authenticated, Client, RouteProject};
 use crate::http::validate::{Check, CodeBody};
-use crate::http::view::{message, no_store, token_response};
+use crate::http::view::{message, message_body, no_store, token_response};
 use crate::http::{ApiError, AppState};
 use crate::ratelimit::LimitedRoute;
 
@@ -34,7 +34,7 @@ async fn setup(state: web::Data<AppState>, caller: Authenticated) -> Result<Http
         .json(serde_json::json!({ "secret": setup.secret, "qr_code_url": setup.otpauth_url })))
 }
 
-async fn enable(
+pub(crate) async fn enable(
     state: web::Data<AppState>,
     project: RouteProject,
     caller: Authenticated,
@@ -45,7 +45,7 @@ async fn enable(
     let code = body.code()?;
     let backup_codes = state.auth.two_factor_enable(caller.0.user_id, &code, client.0).await?;
     Ok(no_store(actix_web::http::StatusCode::OK)
-        .json(serde_json::json!({ "message_code": "2fa_enabled", "backup_codes": backup_codes })))
+        .json(message_body("2fa_enabled", serde_json::json!({ "backup_codes": backup_codes }))))
 }
 
 /// The password and a current second factor (`disable`, `regenerate`).
