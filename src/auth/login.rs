@@ -47,7 +47,12 @@ impl AuthService {
     pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<Registered, AuthError> {
         let Registration { project, email, username, name, company, password } = registration;
         let settings = self.settings(&project);
-        if !settings.allow_registration {
+        // Closed registration still lets a fresh install make its first
+        // user, the superadmin (initial setup, seed 003); other projects
+        // get their users from their admins.
+        if !settings.allow_registration
+            && (project.as_str() != ProjectId::DEFAULT || self.store.has_users(&project).await?)
+        {
             return Err(AuthError::Forbidden);
         }
         self.hashing.admit()?;

@@ -69,7 +69,7 @@ impl SettingsDefaults {
             access_ttl: node.token.access_ttl,
             refresh_ttl: node.token.refresh_ttl,
             refresh_reuse_grace: node.token.refresh_reuse_grace,
-            allow_registration: true,
+            allow_registration: node.flows.allow_registration,
             require_email_verification: node.flows.require_email_verification,
             passwordless_signup: node.flows.passwordless_signup,
             password_min_length: u32::try_from(crate::account::PASSWORD_MIN_CHARS).unwrap_or(u32::MAX),

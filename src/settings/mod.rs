@@ -175,6 +175,9 @@ pub struct FlowSettings {
     pub require_email_verification: bool,
     /// `otp/login` creates an account for an unknown address.
     pub passwordless_signup: bool,
+    /// `register` is open (a project may override it); closed, it still
+    /// makes the first user of a fresh install.
+    pub allow_registration: bool,
     /// How long fetching an OIDC provider's key set may take.
     pub oidc_timeout: Duration,
 }
@@ -274,6 +277,7 @@ impl Settings {
                 project_name: s.display_name("project_name", 64)?.unwrap_or_else(|| "Portcullis".to_owned()),
                 require_email_verification: s.switch("require_email_verification")?.unwrap_or(false),
                 passwordless_signup: s.switch("passwordless_signup")?.unwrap_or(false),
+                allow_registration: s.switch("allow_registration")?.unwrap_or(true),
                 oidc_timeout: s.millis("oidc_timeout_ms", 100, 60_000)?.unwrap_or(Duration::from_secs(5)),
             },
             log: LogSettings {

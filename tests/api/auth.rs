@@ -317,3 +317,14 @@ async fn hostile_and_look_alike_addresses_cannot_register() {
     let login = app.login("jose\u{301}@Example.com", PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
 }
+
+#[actix_web::test]
+async fn closed_registration_still_makes_the_first_user_of_a_fresh_install() {
+    let app = spawn_with(|s| s.flows.allow_registration = false).await;
+    let first = app.register("root@example.com").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["user"]["role"], "superadmin");
+    app.register("second@example.com").await.assert_error(403, "forbidden");
+    let status = app.get("/api/v1/auth/setup-status", None).await;
+    assert_eq!(status.body["setup_complete"], true);
+}

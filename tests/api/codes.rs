@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PASSWORD, mails_to, spawn_app, spawn_faulty, spawn_with};
+use crate::harness::{PASSWORD, mails_to, nth_code, spawn_app, spawn_faulty, spawn_with};
 use portcullis::account::ProjectId;
 use portcullis::clock::Clock;
 
@@ -351,4 +351,20 @@ async fn repeated_failures_are_one_counted_audit_row_and_rows_expire() {
         app.auth.store().sweep_expired(app.clock.now().plus(Duration::from_secs(91 * 86_400))).await.unwrap();
         assert!(app.auth.store().list_audit(&project, 100).await.unwrap().is_empty(), "nothing outlives retention");
     }
+}
+
+#[actix_web::test]
+async fn send_code_without_a_purpose_sends_a_login_code() {
+    let app = spawn_app().await;
+    app.signed_up("ada@example.com").await;
+    let sent = app.post("/api/v1/auth/send-code", &json!({"email": "ada@example.com", "method": "email"})).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    let code = nth_code(&app.outbox, "ada@example.com", 1).await;
+    let signed = app.post("/api/v1/auth/verify-code", &json!({"email": "ada@example.com", "code": code})).await;
+    assert_eq!(signed.status, StatusCode::OK, "a login code: {}", signed.body);
+    // otp/send still needs its purpose; an unknown method is refused.
+    app.post("/api/v1/auth/otp/send", &json!({"email": "ada@example.com"})).await.assert_error(400, "validation_error");
+    let sms = app.post("/api/v1/auth/send-code", &json!({"email": "ada@example.com", "method": "sms"})).await;
+    sms.assert_error(400, "validation_error");
+    assert!(sms.body["fields"]["method"].is_string(), "{}", sms.body);
 }

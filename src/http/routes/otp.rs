@@ -15,7 +15,7 @@ use crate::ratelimit::LimitedRoute;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/otp/send", web::post().to(send))
-        .route("/send-code", web::post().to(send))
+        .route("/send-code", web::post().to(send_code))
         .route("/otp/login", web::post().to(login))
         .route("/verify-code", web::post().to(login))
         .route("/reset-password", web::post().to(reset))
@@ -26,20 +26,49 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct SendBody {
     email: Option<String>,
     purpose: Option<String>,
+    /// `send-code` (seed 003): how to send it; only `email` is known.
+    method: Option<String>,
 }
 
+/// `otp/send`: `purpose` is required.
 async fn send(
     state: web::Data<AppState>,
     project: RouteProject,
     client: Client,
     body: web::Json<SendBody>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit(&state, &project, LimitedRoute::Otp, &client)?;
+    send_for(&state, &project, client, &body, None).await
+}
+
+/// `send-code` (seed 003's spelling): without `purpose` it is a login code.
+async fn send_code(
+    state: web::Data<AppState>,
+    project: RouteProject,
+    client: Client,
+    body: web::Json<SendBody>,
+) -> Result<HttpResponse, ApiError> {
+    send_for(&state, &project, client, &body, Some(CodePurpose::Login)).await
+}
+
+async fn send_for(
+    state: &AppState,
+    project: &RouteProject,
+    client: Client,
+    body: &SendBody,
+    default_purpose: Option<CodePurpose>,
+) -> Result<HttpResponse, ApiError> {
+    rate_limit(state, project, LimitedRoute::Otp, &client)?;
     let mut check = Check::default();
     let email = check.email("email", &body.email);
-    let purpose = check
-        .required("purpose", &body.purpose)
-        .and_then(|p| check.rule("purpose", CodePurpose::parse(p).ok_or("must be login, reset or verify")));
+    let purpose = match (&body.purpose, default_purpose) {
+        (None, Some(purpose)) => Some(purpose),
+        (given, _) => check
+            .required("purpose", given)
+            .and_then(|p| check.rule("purpose", CodePurpose::parse(p).ok_or("must be login, reset or verify"))),
+    };
+    if body.method.as_deref().is_some_and(|m| m != "email") {
+        check.problem("method", "must be email");
+    }
     let (email, purpose) = check.finish(email.zip(purpose))?;
     state.auth.send_code(project.id().clone(), email, purpose).await?;
     Ok(HttpResponse::build(StatusCode::ACCEPTED).json(message_body("code_sent", serde_json::Value::Null)))
