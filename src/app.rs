@@ -220,6 +220,11 @@ impl Application {
             metrics_on_main: http_settings.metrics_listen.is_none(),
             clock: Arc::clone(&clock),
             trusted_proxies: http_settings.trusted_proxies.clone(),
+            api_key_headers: http_settings
+                .api_key_headers
+                .iter()
+                .filter_map(|name| actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).ok())
+                .collect(),
             projects: Arc::clone(&projects),
             request_timeout: http_settings.request_timeout,
             request_ids: http::middleware::RequestIds::new(),

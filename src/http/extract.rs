@@ -89,7 +89,8 @@ impl Client {
     }
 }
 
-/// The credential a request presents: its bearer token, else its `X-API-Key`,
+/// The credential a request presents: its bearer token, else the first of
+/// the API-key headers it has (`PORTCULLIS_API_KEY_HEADERS`, `X-API-Key` by default),
 /// as raw bytes (the cache is keyed by them; they are checked to be text
 /// only when verified for the first time).
 pub fn presented_credential(req: &HttpRequest) -> Result<&[u8], ApiError> {
@@ -103,7 +104,14 @@ pub fn presented_credential(req: &HttpRequest) -> Result<&[u8], ApiError> {
                 _ => return Err(ApiError::InvalidToken),
             }
         }
-        None => req.headers().get(API_KEY_HEADER).ok_or(ApiError::Unauthorized)?.as_bytes().trim_ascii(),
+        None => {
+            let named = |name: &header::HeaderName| req.headers().get(name);
+            let found = match req.app_data::<web::Data<AppState>>() {
+                Some(state) => state.api_key_headers.iter().find_map(named),
+                None => named(&API_KEY_HEADER),
+            };
+            found.ok_or(ApiError::Unauthorized)?.as_bytes().trim_ascii()
+        }
     };
     if credential.is_empty() || credential.len() > MAX_TOKEN_BYTES {
         return Err(ApiError::InvalidToken);
@@ -111,6 +119,7 @@ pub fn presented_credential(req: &HttpRequest) -> Result<&[u8], ApiError> {
     Ok(credential)
 }
 
+/// The API-key header when the app's settings are not at hand (unit tests).
 const API_KEY_HEADER: header::HeaderName = header::HeaderName::from_static("x-api-key");
 
 /// The live project the route serves: `{project_id}` of

@@ -44,6 +44,8 @@ pub struct AppState {
     pub metrics_on_main: bool,
     pub clock: SharedClock,
     pub trusted_proxies: Vec<IpNet>,
+    /// Headers an API key may come in (`PORTCULLIS_API_KEY_HEADERS`), besides `Authorization`.
+    pub api_key_headers: Vec<actix_web::http::header::HeaderName>,
     /// Every project, in memory: the routes' project and its settings.
     pub projects: Arc<Directory>,
     pub request_timeout: Duration,
@@ -88,5 +90,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::admin::configure),
         )
         .configure(dialects::cloudflare::configure)
+        // Seed 003 (lnchr): service keys, before the /api/v1 scope that would take the path.
+        .service(
+            web::scope("/api/v1/settings")
+                .wrap(actix_web::middleware::from_fn(middleware::deadline))
+                .configure(dialects::lnchr::configure),
+        )
         .service(web::scope("/api/v1").configure(routes::gateway::configure));
 }

@@ -98,6 +98,9 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Headers an API key may come in besides `Authorization: Bearer`
+    /// (lower-case; `x-api-key` by default).
+    pub api_key_headers: Vec<String>,
 }
 
 /// The argon2id pool.
@@ -220,6 +223,7 @@ impl Settings {
                 request_timeout: s.millis("request_timeout_ms", 100, 600_000)?.unwrap_or(Duration::from_secs(10)),
                 shutdown_timeout: s.seconds("shutdown_timeout", 1, 3600)?.unwrap_or(Duration::from_secs(30)),
                 trusted_proxies: s.networks("trusted_proxies")?.unwrap_or_default(),
+                api_key_headers: s.header_names("api_key_headers")?.unwrap_or_else(|| vec!["x-api-key".to_owned()]),
             },
             hash: HashSettings {
                 threads: s.count("hash_threads", 1, 256)?.unwrap_or(cores.saturating_sub(1).max(1)),
@@ -358,6 +362,17 @@ mod tests {
         let s = Settings::load(Some(&file), env(&[("PORTCULLIS_SHARDS", "5")])).unwrap();
         assert_eq!(s.http.listen.port(), 9000);
         assert_eq!(s.shards.count, 5);
+    }
+
+    #[test]
+    fn api_key_headers_are_header_names() {
+        assert_eq!(Settings::load(None, Vec::new()).unwrap().http.api_key_headers, ["x-api-key"]);
+        let s = Settings::load(None, env(&[("PORTCULLIS_API_KEY_HEADERS", "X-API-Key, x-lnchr-key")])).unwrap();
+        assert_eq!(s.http.api_key_headers, ["x-api-key", "x-lnchr-key"]);
+        for bad in ["", " , ", "x key", "authorization", "x-é", "a,b,c,d,e,f,g,h,i"] {
+            let err = Settings::load(None, env(&[("PORTCULLIS_API_KEY_HEADERS", bad)]));
+            assert!(err.is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -184,6 +184,26 @@ impl Source {
         })
     }
 
+    /// A comma-separated list of HTTP header names (RFC 9110 tokens),
+    /// lower-cased; `Authorization` is refused (it is read on its own).
+    pub(super) fn header_names(&mut self, key: &str) -> Result<Option<Vec<String>>, SettingError> {
+        self.take(key, |v| {
+            let names: Vec<String> =
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_ascii_lowercase).collect();
+            if names.is_empty() || names.len() > 8 {
+                return Err("expected 1 to 8 comma-separated header names".into());
+            }
+            for name in &names {
+                let token = name.len() <= 64
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token || name == "authorization" {
+                    return Err(format!("{name:?} is not a header name an API key can be sent in"));
+                }
+            }
+            Ok(names)
+        })
+    }
+
     pub(super) fn networks(&mut self, key: &str) -> Result<Option<Vec<IpNet>>, SettingError> {
         self.take(key, |v| {
             v.split(',')

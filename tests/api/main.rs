@@ -31,6 +31,7 @@ mod refresh;
 mod seed_cloudflare;
 mod seed_cloudheed;
 mod seed_generic;
+mod seed_lnchr;
 mod sessions;
 mod shutdown;
 mod smtp;

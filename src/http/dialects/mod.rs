@@ -11,6 +11,7 @@
 pub mod cloudflare;
 pub mod cloudheed;
 pub mod generic;
+pub mod lnchr;
 
 use actix_web::body::{MessageBody, to_bytes};
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: Option<String>,
     scopes: Option<Vec<String>>,
     expires_in: Option<String>,
@@ -122,7 +122,7 @@ impl<'a> From<&'a ApiKey> for KeyView<'a> {
     }
 }
 
-async fn create_api_key(
+pub(crate) async fn create_api_key(
     state: web::Data<AppState>,
     caller: Authenticated,
     client: Client,
@@ -142,13 +142,13 @@ async fn create_api_key(
     })))
 }
 
-async fn list_api_keys(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list_api_keys(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let keys = state.auth.list_api_keys(caller.0.user_id).await?;
     let views: Vec<KeyView<'_>> = keys.iter().map(KeyView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "api_keys": views })))
 }
 
-async fn revoke_api_key(
+pub(crate) async fn revoke_api_key(
     state: web::Data<AppState>,
     caller: Authenticated,
     client: Client,
