@@ -26,6 +26,7 @@ use webauthn_rs::prelude::{
 };
 
 use crate::account::{PasskeyId, PasskeyRecord, ProjectId, User, UserId};
+use crate::token::b64url;
 use crate::token::vault::Vault;
 
 use super::audit::kind;
@@ -97,10 +98,7 @@ impl AuthService {
     /// not register an authenticator twice (`excludeCredentials`).
     pub async fn passkey_register_options(&self, caller: &SessionCaller) -> Result<CeremonyOptions, AuthError> {
         let user = self.me(caller.user_id).await?;
-        let existing = self.store.list_passkeys(user.id).await?;
-        if existing.len() >= MAX_PASSKEYS_PER_USER {
-            return Err(AuthError::LimitReached("at most 20 passkeys per user"));
-        }
+        let existing = self.passkeys_with_room(user.id).await?;
         let exclude = existing.into_iter().map(|p| p.credential_id).collect::<Vec<_>>();
         let (options, state) = self
             .relying_party
@@ -152,9 +150,7 @@ impl AuthService {
             created_at: self.clock.now(),
             last_used_at: None,
         };
-        if self.store.list_passkeys(user.id).await?.len() >= MAX_PASSKEYS_PER_USER {
-            return Err(AuthError::LimitReached("at most 20 passkeys per user"));
-        }
+        self.passkeys_with_room(user.id).await?;
         if !self.store.create_passkey(record.clone()).await? {
             return Err(AuthError::Conflict(super::Conflict::PasskeyExists));
         }
@@ -162,6 +158,15 @@ impl AuthService {
         let detail = format!("passkey={}", record.id);
         self.audit(kind::PASSKEY_REGISTERED, &user.project, Some(user.id), &client, Some(&detail)).await;
         Ok(record)
+    }
+
+    /// `user`'s passkeys, if there is room for one more.
+    async fn passkeys_with_room(&self, user: UserId) -> Result<Vec<PasskeyRecord>, AuthError> {
+        let existing = self.store.list_passkeys(user).await?;
+        if existing.len() >= MAX_PASSKEYS_PER_USER {
+            return Err(AuthError::LimitReached("at most 20 passkeys per user"));
+        }
+        Ok(existing)
     }
 
     /// `passkey/login/options`: request options for the account `email`
@@ -182,7 +187,7 @@ impl AuthService {
                 let (expected, ids) = self.credentials_of(project, email).await?;
                 let allow = ids
                     .into_iter()
-                    .map(|id| serde_json::json!({ "type": "public-key", "id": base64url(&id) }))
+                    .map(|id| serde_json::json!({ "type": "public-key", "id": b64url(&id) }))
                     .collect::<Vec<_>>();
                 options["publicKey"]["allowCredentials"] = Value::Array(allow);
                 expected
@@ -345,9 +350,4 @@ impl AuthService {
         };
         Ok(Some(serde_json::from_slice(&state).map_err(AuthError::internal)?))
     }
-}
-
-fn base64url(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

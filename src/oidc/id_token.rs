@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -107,16 +107,17 @@ pub fn key_algorithm(key: &Jwk) -> Option<Algorithm> {
     }
 }
 
-/// Checks `token`, signed by `key` of `provider`'s set, at `now`; `nonce`,
-/// when the client sent one, must be the token's.
+/// Checks `token` (whose header is `header`), signed by `key` of
+/// `provider`'s set, at `now`; `nonce`, when the client sent one, must be
+/// the token's.
 pub fn verify(
     token: &str,
+    header: &Header,
     key: &Jwk,
     provider: &Provider,
     now: Timestamp,
     nonce: Option<&str>,
 ) -> Result<VerifiedIdentity, Refused> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| refused(format!("header: {e}")))?;
     let algorithm = key_algorithm(key).ok_or_else(|| refused("the key verifies no ID token algorithm"))?;
     if header.alg != algorithm {
         return Err(refused(format!("the token says {:?}, its key is for {algorithm:?}", header.alg)));

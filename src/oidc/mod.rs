@@ -59,6 +59,6 @@ impl Verifier {
             Err(JwksError::UnknownKey) => return Err(Refused("no key of the provider has this kid".into()).into()),
             Err(JwksError::Unavailable) => return Err(OidcError::Unavailable),
         };
-        Ok(id_token::verify(token, &key, provider, self.clock.now(), nonce)?)
+        Ok(id_token::verify(token, &header, &key, provider, self.clock.now(), nonce)?)
     }
 }
