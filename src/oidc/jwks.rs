@@ -103,7 +103,11 @@ impl JwksCache {
 
     /// The key `kid` (or the set's only key, for a token without one) of the set at `url`.
     pub async fn key(&self, url: &Url, kid: Option<&str>) -> Result<Jwk, JwksError> {
-        let entry = Arc::clone(self.entries.entry(url.clone()).or_default().value());
+        // A read of the map on every sign-in; the URL is cloned only the first time.
+        let entry = match self.entries.get(url) {
+            Some(entry) => Arc::clone(entry.value()),
+            None => Arc::clone(self.entries.entry(url.clone()).or_default().value()),
+        };
         let seen = {
             let state = entry.state();
             if let Some(answer) = self.without_fetch(&state, kid, self.clock.now()) {
