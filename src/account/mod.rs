@@ -15,8 +15,8 @@ pub use identity::Identity;
 pub use passkey::PasskeyRecord;
 pub use security::{AuditEvent, CodePurpose, OneTimeCode, TwoFactor};
 pub use validate::{
-    Fields, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, normalize_email, normalize_username, validate_company,
-    validate_name, validate_password,
+    Fields, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, full_name, normalize_email, normalize_username, validate_name,
+    validate_optional_name, validate_password,
 };
 
 use std::fmt;
@@ -135,6 +135,11 @@ pub struct User {
     /// Normalized (lower-case), unique per project when present.
     pub username: Option<String>,
     pub name: String,
+    /// Seed 003's parts of the name (the display name is `name`).
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
     pub company: Option<String>,
     pub role: Role,
     /// PHC string (argon2id); `None` for passwordless accounts.
@@ -145,6 +150,9 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub two_factor: Option<TwoFactor>,
     pub disabled: bool,
+    /// Set by an admin; the next password change, reset or initial password clears it.
+    #[serde(default)]
+    pub must_reset_password: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -165,6 +173,8 @@ impl User {
             email,
             username: None,
             name,
+            first_name: None,
+            last_name: None,
             company: None,
             role: Role::User,
             password_hash,
@@ -172,9 +182,16 @@ impl User {
             two_factor_enabled: false,
             two_factor: None,
             disabled: false,
+            must_reset_password: false,
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// A new password (its PHC string), which meets any reset an admin asked for.
+    pub fn set_password(&mut self, hash: String) {
+        self.password_hash = Some(hash);
+        self.must_reset_password = false;
     }
 }
 

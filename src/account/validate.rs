@@ -86,13 +86,21 @@ pub fn validate_name(raw: &str) -> Result<String, &'static str> {
     Ok(name.to_owned())
 }
 
-/// `None` for an empty company, which clears it.
-pub fn validate_company(raw: &str) -> Result<Option<String>, &'static str> {
-    let company = raw.trim();
-    if company.chars().count() > NAME_MAX_CHARS || company.chars().any(char::is_control) {
+/// A name that may be left out (company, first or last name): `None` for
+/// an empty one, which clears it.
+pub fn validate_optional_name(raw: &str) -> Result<Option<String>, &'static str> {
+    let name = raw.trim();
+    if name.chars().count() > NAME_MAX_CHARS || name.chars().any(char::is_control) {
         return Err("must be at most 200 printable characters");
     }
-    Ok((!company.is_empty()).then(|| company.to_owned()))
+    Ok((!name.is_empty()).then(|| name.to_owned()))
+}
+
+/// "first last" of the parts there are, or `None` without either (seed
+/// 003's clients send only the parts; the display name follows them).
+pub fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [first, last].into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// At least `min_chars` characters and at most 1024 bytes.

@@ -267,7 +267,7 @@ impl AuthService {
         let (id, was_verified, now) = (user.id, user.email_verified_at.is_some(), self.clock.now());
         // One write: the new password, and the address verified by the code.
         let edit: UserEdit = Box::new(move |u: &mut User| {
-            u.password_hash = Some(password_hash);
+            u.set_password(password_hash);
             u.email_verified_at.get_or_insert(now);
             Ok(())
         });
@@ -325,7 +325,7 @@ impl AuthService {
             if u.password_hash.is_some() {
                 return Err(Declined::PasswordAlreadySet);
             }
-            u.password_hash = Some(password_hash);
+            u.set_password(password_hash);
             Ok(())
         });
         let user = self.shards.ask(&id, EditUser { user: id, edit }).await?;

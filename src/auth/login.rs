@@ -16,6 +16,8 @@ pub struct Registration {
     pub email: String,
     pub username: Option<String>,
     pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
     pub company: Option<String>,
     pub password: Password,
 }
@@ -45,7 +47,7 @@ impl AuthService {
     /// Creates the account; signs it in, or, when the project requires
     /// email verification, mails the code and waits for `register/verify`.
     pub async fn register(&self, registration: Registration, client: ClientInfo) -> Result<Registered, AuthError> {
-        let Registration { project, email, username, name, company, password } = registration;
+        let Registration { project, email, username, name, first_name, last_name, company, password } = registration;
         let settings = self.settings(&project);
         // Closed registration still lets a fresh install make its first
         // user, the superadmin (initial setup, seed 003); other projects
@@ -68,8 +70,13 @@ impl AuthService {
         }
         let password_hash = self.hashing.hash(password).await?;
         let now = self.clock.now();
-        let user =
-            User { username, company, ..User::fresh(project.clone(), email.clone(), name, Some(password_hash), now) };
+        let user = User {
+            username,
+            first_name,
+            last_name,
+            company,
+            ..User::fresh(project.clone(), email.clone(), name, Some(password_hash), now)
+        };
         let user = self.shards.ask(&(project, email), CreateUser { user }).await?;
         tracing::info!(target: "security", event = "user_registered", user_id = %user.id, role = user.role.as_str(), "user registered");
         self.audit(kind::USER_REGISTERED, &user.project, Some(user.id), &client, None).await;

@@ -15,6 +15,8 @@ pub struct ProfileChange {
     pub name: Option<String>,
     pub username: Option<Option<String>>,
     pub company: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
 }
 
 impl AuthService {
@@ -28,12 +30,8 @@ impl AuthService {
     }
 
     pub async fn update_profile(&self, user: UserId, change: ProfileChange) -> Result<User, AuthError> {
-        let change = UserChange {
-            name: change.name,
-            username: change.username,
-            company: change.company,
-            ..UserChange::default()
-        };
+        let ProfileChange { name, username, company, first_name, last_name } = change;
+        let change = UserChange { name, username, company, first_name, last_name, ..UserChange::default() };
         Ok(self.shards.ask(&user, UpdateUser { user, change }).await?)
     }
 

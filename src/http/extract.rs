@@ -134,6 +134,12 @@ fn route_project(req: &HttpRequest, state: &AppState) -> Result<Arc<ProjectView>
     state.projects.live(&ProjectId(id.to_owned())).ok_or(ApiError::NotFound)
 }
 
+/// The live project a request's route serves, if there is one (for
+/// middleware; handlers take `RouteProject`).
+pub fn project_of(req: &HttpRequest) -> Option<Arc<ProjectView>> {
+    state(req).and_then(|state| route_project(req, state)).ok()
+}
+
 /// The project the route serves, with its settings in force.
 pub struct RouteProject(pub Arc<ProjectView>);
 

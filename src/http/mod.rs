@@ -17,6 +17,7 @@ pub mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -71,29 +72,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(extract::json_config())
         .app_data(extract::payload_config())
         .configure(routes::health::configure)
-        .service(web::scope("/api/v1/auth").wrap(actix_web::middleware::from_fn(middleware::deadline)).configure(auth))
+        .service(
+            web::scope("/api/v1/auth")
+                .wrap(from_fn(dialects::lnchr::project_envelope))
+                .wrap(from_fn(middleware::deadline))
+                .configure(auth),
+        )
         .service(
             web::scope(&format!("/api/v1/projects/{{{}}}/auth", extract::PROJECT_PARAM))
-                .wrap(actix_web::middleware::from_fn(middleware::deadline))
+                .wrap(from_fn(dialects::lnchr::project_envelope))
+                .wrap(from_fn(middleware::deadline))
                 .configure(auth),
         )
         // Seed 000 (Cloudheed): the same routes under /v1/auth, its 2fa/verify first.
         .service(
             web::scope("/v1/auth")
-                .wrap(actix_web::middleware::from_fn(middleware::deadline))
+                .wrap(from_fn(middleware::deadline))
                 .configure(dialects::cloudheed::configure)
                 .configure(auth),
         )
-        .service(
-            web::scope("/api/v1/admin")
-                .wrap(actix_web::middleware::from_fn(middleware::deadline))
-                .configure(routes::admin::configure),
-        )
+        .service(web::scope("/api/v1/admin").wrap(from_fn(middleware::deadline)).configure(routes::admin::configure))
         .configure(dialects::cloudflare::configure)
         // Seed 003 (lnchr): service keys, before the /api/v1 scope that would take the path.
         .service(
             web::scope("/api/v1/settings")
-                .wrap(actix_web::middleware::from_fn(middleware::deadline))
+                .wrap(from_fn(dialects::lnchr::project_envelope))
+                .wrap(from_fn(middleware::deadline))
                 .configure(dialects::lnchr::configure),
         )
         .service(web::scope("/api/v1").configure(routes::gateway::configure));

@@ -10,8 +10,8 @@ use super::routes::api_keys::parse_expires_in;
 use super::routes::gateway::plain_form_token;
 use super::validate::code_shape;
 use crate::account::{
-    ApiKeyId, CodePurpose, SessionId, UserId, normalize_email, normalize_username, validate_company, validate_name,
-    validate_password,
+    ApiKeyId, CodePurpose, SessionId, UserId, normalize_email, normalize_username, validate_name,
+    validate_optional_name, validate_password,
 };
 use crate::clock::Timestamp;
 use crate::token::refresh::RefreshSecret;
@@ -31,7 +31,7 @@ proptest! {
         let _ = normalize_email(&text);
         let _ = normalize_username(&text);
         let _ = validate_name(&text);
-        let _ = validate_company(&text);
+        let _ = validate_optional_name(&text);
         let _ = validate_password(&text, 8);
         let _ = code_shape(&text);
         let _ = CodePurpose::parse(&text);

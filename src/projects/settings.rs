@@ -31,6 +31,8 @@ pub struct SettingsOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passwordless_signup: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_envelope: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_min_length: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc_providers: Option<Map<String, Value>>,
@@ -53,6 +55,8 @@ pub struct SettingsDefaults {
     pub allow_registration: bool,
     pub require_email_verification: bool,
     pub passwordless_signup: bool,
+    /// Every `/auth` answer wrapped in `{success, data}` (seed 003's clients).
+    pub response_envelope: bool,
     pub password_min_length: u32,
     /// Per client IP, on the sign-in routes (login, register, codes, reset, 2FA).
     pub rate_limit_per_minute: u32,
@@ -72,6 +76,7 @@ impl SettingsDefaults {
             allow_registration: node.flows.allow_registration,
             require_email_verification: node.flows.require_email_verification,
             passwordless_signup: node.flows.passwordless_signup,
+            response_envelope: node.flows.response_envelope,
             password_min_length: u32::try_from(crate::account::PASSWORD_MIN_CHARS).unwrap_or(u32::MAX),
             rate_limit_per_minute: node.limits.auth_rate.per_minute,
             rate_limit_burst: node.limits.auth_rate.burst,
@@ -90,6 +95,7 @@ pub struct ProjectSettings {
     pub allow_registration: bool,
     pub require_email_verification: bool,
     pub passwordless_signup: bool,
+    pub response_envelope: bool,
     pub password_min_length: u32,
     pub oidc_providers: Map<String, Value>,
     pub rate_limit_per_minute: u32,
@@ -108,6 +114,7 @@ impl ProjectSettings {
             allow_registration: own.allow_registration.unwrap_or(node.allow_registration),
             require_email_verification: own.require_email_verification.unwrap_or(node.require_email_verification),
             passwordless_signup: own.passwordless_signup.unwrap_or(node.passwordless_signup),
+            response_envelope: own.response_envelope.unwrap_or(node.response_envelope),
             password_min_length: own.password_min_length.unwrap_or(node.password_min_length),
             oidc_providers: own.oidc_providers.clone().unwrap_or_default(),
             rate_limit_per_minute: own.rate_limit_per_minute.unwrap_or(node.rate_limit_per_minute),
@@ -186,6 +193,7 @@ enum Change {
     AllowRegistration(Option<bool>),
     RequireEmailVerification(Option<bool>),
     PasswordlessSignup(Option<bool>),
+    ResponseEnvelope(Option<bool>),
     PasswordMinLength(Option<u32>),
     OidcProviders(Option<Map<String, Value>>),
     RateLimitPerMinute(Option<u32>),
@@ -208,6 +216,7 @@ fn change(key: &str, value: &Value) -> Result<Change, String> {
         "allow_registration" => Change::AllowRegistration(optional(value, boolean)?),
         "require_email_verification" => Change::RequireEmailVerification(optional(value, boolean)?),
         "passwordless_signup" => Change::PasswordlessSignup(optional(value, boolean)?),
+        "response_envelope" => Change::ResponseEnvelope(optional(value, boolean)?),
         "password_min_length" => Change::PasswordMinLength(optional(value, |v| {
             integer(v, PASSWORD_MIN_LENGTH, " characters").map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         })?),
@@ -259,6 +268,7 @@ impl SettingsPatch {
                 Change::AllowRegistration(v) => next.allow_registration = v,
                 Change::RequireEmailVerification(v) => next.require_email_verification = v,
                 Change::PasswordlessSignup(v) => next.passwordless_signup = v,
+                Change::ResponseEnvelope(v) => next.response_envelope = v,
                 Change::PasswordMinLength(v) => next.password_min_length = v,
                 Change::OidcProviders(v) => next.oidc_providers = v,
                 Change::RateLimitPerMinute(v) => next.rate_limit_per_minute = v,

@@ -181,6 +181,9 @@ pub struct FlowSettings {
     /// `register` is open (a project may override it); closed, it still
     /// makes the first user of a fresh install.
     pub allow_registration: bool,
+    /// A project's `/auth` answers come wrapped in `{success, data}` (a
+    /// project may override it).
+    pub response_envelope: bool,
     /// How long fetching an OIDC provider's key set may take.
     pub oidc_timeout: Duration,
 }
@@ -282,6 +285,7 @@ impl Settings {
                 require_email_verification: s.switch("require_email_verification")?.unwrap_or(false),
                 passwordless_signup: s.switch("passwordless_signup")?.unwrap_or(false),
                 allow_registration: s.switch("allow_registration")?.unwrap_or(true),
+                response_envelope: s.switch("response_envelope")?.unwrap_or(false),
                 oidc_timeout: s.millis("oidc_timeout_ms", 100, 60_000)?.unwrap_or(Duration::from_secs(5)),
             },
             log: LogSettings {

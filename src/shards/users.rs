@@ -2,7 +2,7 @@
 //! (a check and a change of the latest stored record in one step, such as
 //! turning two-factor on only if it is still off).
 
-use crate::account::{User, UserId};
+use crate::account::{User, UserId, full_name};
 use crate::clock::Timestamp;
 use crate::store::{Store, StoreError};
 
@@ -31,14 +31,18 @@ pub struct UserChange {
     /// `Some(None)` clears the username.
     pub username: Option<Option<String>>,
     pub company: Option<Option<String>>,
+    /// `Some(None)` clears a part. Changing a part without a `name` names
+    /// the user after the parts ("first last"), if any is left.
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
     pub password_hash: Option<String>,
     pub disabled: Option<bool>,
 }
 
 impl UserChange {
     fn apply(self, user: &mut User) {
-        if let Some(name) = self.name {
-            user.name = name;
+        if let Some(name) = &self.name {
+            user.name.clone_from(name);
         }
         if let Some(username) = self.username {
             user.username = username;
@@ -46,8 +50,21 @@ impl UserChange {
         if let Some(company) = self.company {
             user.company = company;
         }
+        let parts_changed = self.first_name.is_some() || self.last_name.is_some();
+        if let Some(first) = self.first_name {
+            user.first_name = first;
+        }
+        if let Some(last) = self.last_name {
+            user.last_name = last;
+        }
+        if parts_changed
+            && self.name.is_none()
+            && let Some(name) = full_name(user.first_name.as_deref(), user.last_name.as_deref())
+        {
+            user.name = name;
+        }
         if let Some(hash) = self.password_hash {
-            user.password_hash = Some(hash);
+            user.set_password(hash);
         }
         if let Some(disabled) = self.disabled {
             user.disabled = disabled;

@@ -33,6 +33,9 @@ fn users_list(project: &ProjectId) -> String {
 pub struct UserChangeByAdmin {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
+    /// Asks the user to choose a new password (seed 003's flag: clients
+    /// read it; the next password change clears it).
+    pub must_reset_password: Option<bool>,
 }
 
 fn is_elevated(role: Role) -> bool {
@@ -95,6 +98,7 @@ impl AuthService {
         Self::may_change(admin, &target, change.role)?;
         let role = change.role.unwrap_or(target.role);
         let disabled = change.disabled.unwrap_or(target.disabled);
+        let must_reset = change.must_reset_password.unwrap_or(target.must_reset_password);
         let was_counted = target.role == Role::Superadmin && !target.disabled;
         let counted = role == Role::Superadmin && !disabled;
         if was_counted && !counted {
@@ -103,6 +107,7 @@ impl AuthService {
         let edit: UserEdit = Box::new(move |u: &mut User| {
             u.role = role;
             u.disabled = disabled;
+            u.must_reset_password = must_reset;
             Ok(())
         });
         let updated = self.shards.ask(&id, EditUser { user: id, edit }).await?;
@@ -122,6 +127,9 @@ impl AuthService {
         }
         if disabled != target.disabled {
             what.push(format!("disabled={disabled}"));
+        }
+        if must_reset != target.must_reset_password {
+            what.push(format!("must_reset_password={must_reset}"));
         }
         let detail = format!("project={project} user={id} {}", what.join(" "));
         self.audit_admin(admin, kind::USER_CHANGED_BY_ADMIN, &client, &detail).await;

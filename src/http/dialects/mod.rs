@@ -32,7 +32,11 @@ pub async fn envelope(
     // response, cannot be wrapped here: the request is theirs. Handler and
     // extractor errors are responses by then; the request deadline wraps
     // this middleware, so its 503 keeps the core shape.)
-    let res = next.call(req).await?.map_into_boxed_body();
+    wrapped(next.call(req).await?.map_into_boxed_body()).await
+}
+
+/// `res` in the envelope, if it is JSON (a 204 or a redirect stays as it is).
+async fn wrapped(res: ServiceResponse) -> Result<ServiceResponse, Error> {
     let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)

@@ -102,6 +102,7 @@ impl PageQuery {
 struct UserUpdateBody {
     role: Option<String>,
     disabled: Option<bool>,
+    must_reset_password: Option<bool>,
 }
 
 /// API.md's project object; `settings` are those in force (the project's
@@ -342,7 +343,7 @@ async fn update_user(
         }
         None => None,
     };
-    let change = UserChangeByAdmin { role, disabled: body.disabled };
+    let change = UserChangeByAdmin { role, disabled: body.disabled, must_reset_password: body.must_reset_password };
     let user = state.auth.change_project_user(&admin, &project, id, change, client.0).await?;
     Ok(no_store(StatusCode::OK).json(AdminUserBody::from(&user)))
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::rate_limit;
-use crate::account::{normalize_email, normalize_username, validate_company, validate_name};
+use crate::account::{full_name, normalize_email, normalize_username, validate_name, validate_optional_name};
 use crate::auth::{LoginIdentifier, LoginRequest, ProfileChange, Registered, Registration};
 use crate::http::extract::{Authenticated, Caller, Client, RouteProject};
 use crate::http::validate::{Check, code_shape, present};
@@ -35,6 +35,8 @@ pub(crate) struct RegisterBody {
     password: Option<String>,
     #[serde(alias = "displayName")]
     name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
     username: Option<String>,
     company: Option<String>,
 }
@@ -50,17 +52,29 @@ pub(crate) async fn register(
     let mut check = Check::default();
     let email = check.email("email", &body.email);
     let password = check.password("password", &body.password, project.password_min_chars());
-    let name = check.required("name", &body.name).and_then(|n| check.rule("name", validate_name(n)));
+    let optional = |check: &mut Check, field, value: &Option<String>| match value.as_deref() {
+        Some(v) => check.rule(field, validate_optional_name(v)).flatten(),
+        None => None,
+    };
+    let first_name = optional(&mut check, "first_name", &body.first_name);
+    let last_name = optional(&mut check, "last_name", &body.last_name);
+    let company = optional(&mut check, "company", &body.company);
+    // Without a name, seed 003's parts make it.
+    let name = match (body.name.as_deref(), full_name(first_name.as_deref(), last_name.as_deref())) {
+        (None, Some(parts)) => Some(parts),
+        (None, None) => {
+            check.problem("name", "is required (or first_name and last_name)");
+            None
+        }
+        (Some(name), _) => check.rule("name", validate_name(name)),
+    };
     let username = match body.username.as_deref().filter(|u| !u.is_empty()) {
         Some(u) => check.rule("username", normalize_username(u)),
         None => None,
     };
-    let company = match body.company.as_deref() {
-        Some(c) => check.rule("company", validate_company(c)).flatten(),
-        None => None,
-    };
     let ((email, password), name) = check.finish(email.zip(password).zip(name))?;
-    let registration = Registration { project: project.id().clone(), email, username, name, company, password };
+    let registration =
+        Registration { project: project.id().clone(), email, username, name, first_name, last_name, company, password };
     match state.auth.register(registration, client.0).await? {
         Registered::Signed(grant) => Ok(token_response(StatusCode::CREATED, &grant, true)),
         Registered::VerificationRequired => {
@@ -148,6 +162,10 @@ struct UpdateMeBody {
     username: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     company: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    last_name: Option<Option<String>>,
 }
 
 async fn update_me(
@@ -168,11 +186,15 @@ async fn update_me(
         Some(_) => Some(None),
         None => None,
     };
-    change.company = match body.company {
-        Some(Some(c)) => check.rule("company", validate_company(&c)),
+    // A company or part of the name: `null` or "" clears it.
+    let mut optional = |field, value: Option<Option<String>>| match value {
+        Some(Some(v)) => check.rule(field, validate_optional_name(&v)),
         Some(None) => Some(None),
         None => None,
     };
+    change.company = optional("company", body.company);
+    change.first_name = optional("first_name", body.first_name);
+    change.last_name = optional("last_name", body.last_name);
     let change = check.finish(Some(change))?;
     let user = state.auth.update_profile(caller.0.user_id, change).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
