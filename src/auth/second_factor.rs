@@ -358,17 +358,21 @@ impl AuthService {
         Ok(codes)
     }
 
-    /// `2fa/disable`: needs the password and a current code.
+    /// `2fa/disable`: needs a current code, and the password of an account
+    /// that has one (an account without one has only its code to give).
     pub async fn two_factor_disable(
         &self,
         caller: SessionCaller,
-        password: Password,
+        password: Option<Password>,
         code: &str,
         client: ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self.me(caller.user_id).await?;
         if !user.two_factor_enabled {
             return Err(AuthError::TwoFactorNotEnabled);
+        }
+        if password.is_none() && user.password_hash.is_some() {
+            return Err(AuthError::Invalid("password", "is required"));
         }
         let lock = self.check_password_and_code(&user, password, code, &client, "disable").await?;
         let edit: UserEdit = Box::new(|u: &mut User| {
@@ -387,22 +391,25 @@ impl AuthService {
         Ok(())
     }
 
-    /// A signed-in route's check of the password and a second factor
-    /// (disable, regenerate): one reserved attempt on the account's lock;
-    /// both are checked whatever the first says, and either failing is the
-    /// same answer, `InvalidCredentials`, and one failure counted. Returns
-    /// the lock key, for `record_success` once the action is done.
+    /// A signed-in route's check of a second factor and, when given, the
+    /// password (disable, regenerate): one reserved attempt on the account's
+    /// lock; both are checked whatever the first says, and either failing is
+    /// the same answer, `InvalidCredentials`, and one failure counted.
+    /// Returns the lock key, for `record_success` once the action is done.
     async fn check_password_and_code(
         &self,
         user: &User,
-        password: Password,
+        password: Option<Password>,
         code: &str,
         client: &ClientInfo,
         place: &'static str,
     ) -> Result<LockKey, AuthError> {
         let lock = LockKey::Account(user.id);
         self.reserve_attempt(&lock, &user.project).await?;
-        let password_ok = self.verify_reserved(&lock, password, user.password_hash.clone()).await?;
+        let password_ok = match password {
+            Some(password) => self.verify_reserved(&lock, password, user.password_hash.clone()).await?,
+            None => true,
+        };
         let code_ok = self.or_release(&lock, self.check_second_factor(user, code)).await?.is_some();
         if password_ok && code_ok {
             return Ok(lock);
@@ -413,12 +420,12 @@ impl AuthService {
         Err(AuthError::InvalidCredentials)
     }
 
-    /// `2fa/backup-codes/regenerate`: with the password and a current code,
-    /// new codes replace every old one.
+    /// `2fa/backup-codes/regenerate`: with a current code (and the password,
+    /// checked when sent), new codes replace every old one.
     pub async fn regenerate_backup_codes(
         &self,
         user: UserId,
-        password: Password,
+        password: Option<Password>,
         code: &str,
         client: ClientInfo,
     ) -> Result<Vec<String>, AuthError> {

@@ -198,11 +198,36 @@ async fn backup_codes_work_once_and_regenerate() {
     app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &wrong)
         .await
         .assert_error(401, "invalid_credentials");
-    // The password is asked for as well as a code.
-    let no_password = json!({"code": code_now(&app, &totp)});
-    app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &no_password)
+    // API.md's body is the code alone; a password sent along must be right.
+    app.clock.advance(STEP);
+    let wrong_password = json!({"password": "wrong password", "code": code_now(&app, &totp)});
+    app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &wrong_password)
+        .await
+        .assert_error(401, "invalid_credentials");
+    app.clock.advance(STEP);
+    let code_only = json!({"code": code_now(&app, &totp)});
+    let again = app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &code_only).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_ne!(again.body["backup_codes"][0], regenerated.body["backup_codes"][0]);
+    app.post_auth("/api/v1/auth/2fa/backup-codes/regenerate", &tokens.access, &json!({}))
         .await
         .assert_error(400, "validation_error");
+}
+
+#[actix_web::test]
+async fn an_account_without_a_password_disables_with_its_code_alone() {
+    let app = spawn_with(|s| s.flows.passwordless_signup = true).await;
+    let code = app.mailed_code("p@example.com", "login", 1).await;
+    let login = app.post("/api/v1/auth/otp/login", &json!({"email": "p@example.com", "code": code})).await;
+    assert_eq!(login.body["user"]["has_password"], false, "{}", login.body);
+    let access = login.body["token"].as_str().unwrap().to_owned();
+    let setup = app.post_auth("/api/v1/auth/2fa/setup", &access, &json!({})).await;
+    let totp = authenticator(setup.body["secret"].as_str().unwrap());
+    let enable = app.post_auth("/api/v1/auth/2fa/enable", &access, &json!({"code": code_now(&app, &totp)})).await;
+    assert_eq!(enable.status, StatusCode::OK, "{}", enable.body);
+    app.clock.advance(STEP);
+    let done = app.post_auth("/api/v1/auth/2fa/disable", &access, &json!({"code": code_now(&app, &totp)})).await;
+    assert_eq!(done.body["message_code"], "2fa_disabled", "{}", done.body);
 }
 
 #[actix_web::test]
@@ -232,6 +257,10 @@ async fn disable_needs_the_password_and_a_code() {
         .await
         .assert_error(401, "invalid_credentials");
     app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &json!({})).await.assert_error(400, "validation_error");
+    // An account with a password gives it as well as the code.
+    let code_only = app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &json!({"code": "000001"})).await;
+    code_only.assert_error(400, "validation_error");
+    assert!(code_only.body["fields"]["password"].is_string(), "{}", code_only.body);
     app.clock.advance(STEP);
     let done =
         app.post_auth("/api/v1/auth/2fa/disable", &tokens.access, &disable(PASSWORD, &code_now(&app, &totp))).await;

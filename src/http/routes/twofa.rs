@@ -48,7 +48,8 @@ pub(crate) async fn enable(
         .json(message_body("2fa_enabled", serde_json::json!({ "backup_codes": backup_codes }))))
 }
 
-/// The password and a current second factor (`disable`, `regenerate`).
+/// A current second factor and the password (`disable`, `regenerate`);
+/// whether the password may be left out is the flow's to say.
 #[derive(Deserialize)]
 struct PasswordCodeBody {
     password: Option<String>,
@@ -57,9 +58,12 @@ struct PasswordCodeBody {
 }
 
 impl PasswordCodeBody {
-    fn checked(&self) -> Result<(crate::hashing::Password, String), ApiError> {
+    fn checked(&self) -> Result<(Option<crate::hashing::Password>, String), ApiError> {
         let mut check = Check::default();
-        let password = check.password("password", &self.password, 1);
+        let password = match self.password {
+            Some(_) => check.password("password", &self.password, 1).map(Some),
+            None => Some(None),
+        };
         let code = check.code("code", &self.code);
         check.finish(password.zip(code))
     }
