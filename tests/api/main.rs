@@ -30,6 +30,7 @@ mod protection;
 mod refresh;
 mod seed_cloudflare;
 mod seed_cloudheed;
+mod seed_cmdash;
 mod seed_generic;
 mod seed_lnchr;
 mod sessions;

@@ -17,7 +17,7 @@ const LOGIN: &str = "/api/v1/auth/passkey/login/verify";
 const LIST: &str = "/api/v1/auth/passkey/list";
 
 /// The origin the gateway's relying party signs for (its public URL).
-fn origin(app: &TestApp) -> String {
+pub fn origin(app: &TestApp) -> String {
     let port = app.base.rsplit(':').next().unwrap();
     format!("http://localhost:{port}")
 }

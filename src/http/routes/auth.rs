@@ -38,6 +38,8 @@ pub(crate) struct RegisterBody {
     first_name: Option<String>,
     last_name: Option<String>,
     username: Option<String>,
+    /// Seed 001 names the organization `tenant_name`.
+    #[serde(alias = "tenant_name")]
     company: Option<String>,
 }
 
