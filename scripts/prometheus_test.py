@@ -13,6 +13,7 @@ is invalid or, for the dashboard, returns no series. Also runs
 import json
 import os
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
@@ -88,6 +89,31 @@ def expressions():
     return found
 
 
+def fresh_metrics_missing(text):
+    """Every counter and gauge the dashboard and alerts use that a fresh
+    gateway's /metrics lacks (histograms come with their first observation,
+    so `_bucket`, `_sum` and `_count` references are left out)."""
+    exported = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            exported.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    used = set()
+    for _, expr, _ in expressions():
+        used.update(re.findall(r"\bportcullis_[a-z_]+", expr))
+    used.update(["portcullis_hash_rejected_total", "portcullis_ratelimit_rejected_total",
+                 "portcullis_store_errors_total", "portcullis_mail_messages_total"])
+    wanted = {name for name in used if not name.endswith(("_bucket", "_sum", "_count"))}
+    missing = sorted(wanted - exported)
+    # Known label values too: every rate-limited route and mail outcome, the default project's logins.
+    for series in ['portcullis_ratelimit_rejected_total{route="login"}', 'portcullis_mail_messages_total{outcome="dropped"}',
+                   'portcullis_logins_total{outcome="failure",project="default"}']:
+        name, labels = series.split("{")
+        pairs = labels.rstrip("}").split(",")
+        if not any(line.startswith(name + "{") and all(p in line for p in pairs) for line in text.splitlines()):
+            missing.append(series)
+    return missing
+
+
 def drive_load(base):
     """Sign-ups, logins right and wrong, refreshes, token checks, codes, errors."""
     status, admin = call("POST", f"{base}/api/v1/auth/register", {"email": "admin@example.com", "password": PASSWORD, "name": "Admin"})
@@ -157,6 +183,14 @@ def main():
         ], stdout=prometheus_log, stderr=subprocess.STDOUT))
         prometheus = f"http://127.0.0.1:{prometheus_port}"
         wait_until("Prometheus", lambda: call("GET", f"{prometheus}/-/ready")[0] == 200)
+
+        # Every metric the dashboard and alerts use, from the first second (at zero).
+        status, fresh = call("GET", f"{base}/metrics")
+        missing = fresh_metrics_missing(fresh)
+        if missing:
+            sys.exit("prometheus test: a fresh gateway does not export " + ", ".join(missing))
+        if not fresh_metrics_missing(""):
+            sys.exit("prometheus test: an empty /metrics passed the first-second check; it proves nothing")
 
         drive_load(base)
         status, text = call("GET", f"{base}/metrics")

@@ -30,7 +30,7 @@ use crate::http::{self, ApiError, AppState};
 use crate::mail::Mailer;
 use crate::oidc;
 use crate::projects::{Directory, Project, SettingsDefaults};
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{LimitedRoute, RateLimits};
 use crate::settings::Settings;
 use crate::shards::{ShardPolicy, ShardRouter};
 use crate::store::Store;
@@ -172,6 +172,14 @@ impl Application {
         let key_hasher = ApiKeyHasher::open(&settings.data_dir).context("loading the API-key hashing key")?;
         let key_usage = Arc::new(KeyUsage::default());
         let projects = Arc::new(open_projects(&settings, &store, &clock).await?);
+        telemetry::names::initialise(&telemetry::names::KnownLabels {
+            backend: store.backend(),
+            store_ops: MeteredStore::OPS,
+            ratelimit_routes: LimitedRoute::LABELS,
+            login_outcomes: crate::auth::LOGIN_OUTCOMES,
+            mail_outcomes: crate::mail::OUTCOMES,
+            projects: projects.metric_labels(),
+        });
         let gate = Arc::new(AccessGate::new(GateParts {
             signer: Arc::clone(&signer),
             cache: Arc::clone(&cache),

@@ -92,6 +92,15 @@ enum Transport {
     Outbox(PathBuf),
 }
 
+/// Every `outcome` of `portcullis_mail_messages_total`.
+pub const OUTCOMES: &[&str] = &["sent", "failed", "dropped", "invalid"];
+
+/// Counts one message in `portcullis_mail_messages_total{outcome}`.
+fn count(outcome: &'static str) {
+    debug_assert!(OUTCOMES.contains(&outcome), "{outcome} joins OUTCOMES");
+    metrics::counter!(names::MAIL_MESSAGES, "outcome" => outcome).increment(1);
+}
+
 /// The sending side: cheap to share, never waits.
 #[derive(Clone)]
 pub struct Mailer {
@@ -137,7 +146,7 @@ impl Mailer {
                 true
             }
             Err(refused) => {
-                metrics::counter!(names::MAIL_MESSAGES, "outcome" => "dropped").increment(1);
+                count("dropped");
                 let why = match refused {
                     mpsc::error::TrySendError::Full(_) => "mail queue full; message dropped",
                     mpsc::error::TrySendError::Closed(_) => "mail queue closed (shutting down); message dropped",
@@ -192,7 +201,7 @@ fn build(from: &Mailbox, mail: &Mail) -> Option<Message> {
 
 async fn deliver(transport: &Transport, from: &Mailbox, mail: Mail) {
     let Some(message) = build(from, &mail) else {
-        metrics::counter!(names::MAIL_MESSAGES, "outcome" => "invalid").increment(1);
+        count("invalid");
         tracing::warn!(event = "mail_invalid", "a message could not be built (bad recipient address)");
         return;
     };
@@ -207,11 +216,11 @@ async fn deliver(transport: &Transport, from: &Mailbox, mail: Mail) {
         };
         match outcome {
             Ok(()) => {
-                metrics::counter!(names::MAIL_MESSAGES, "outcome" => "sent").increment(1);
+                count("sent");
                 return;
             }
             Err((error, permanent)) if permanent || attempt == ATTEMPTS => {
-                metrics::counter!(names::MAIL_MESSAGES, "outcome" => "failed").increment(1);
+                count("failed");
                 tracing::error!(event = "mail_failed", attempt, %error, "message not delivered");
                 return;
             }

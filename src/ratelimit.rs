@@ -40,7 +40,19 @@ pub enum LimitedRoute {
 }
 
 impl LimitedRoute {
-    fn label(self) -> &'static str {
+    /// Every route's `route` label in `portcullis_ratelimit_rejected_total`
+    /// (a new route joins this list).
+    pub const LABELS: &'static [&'static str] = &[
+        LimitedRoute::Login.label(),
+        LimitedRoute::Register.label(),
+        LimitedRoute::Refresh.label(),
+        LimitedRoute::Otp.label(),
+        LimitedRoute::Reset.label(),
+        LimitedRoute::TwoFactor.label(),
+        LimitedRoute::Secret.label(),
+    ];
+
+    const fn label(self) -> &'static str {
         match self {
             LimitedRoute::Login => "login",
             LimitedRoute::Register => "register",

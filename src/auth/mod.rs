@@ -41,7 +41,7 @@ mod sessions;
 pub use admin::{Admin, AuditFilter, AuditPage, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
 pub use api_keys::{CreatedApiKey, NewApiKey};
 pub use login::{LoginIdentifier, LoginRequest, Registration};
-pub use outcome::{LoginOutcome, Registered, TokenGrant};
+pub use outcome::{LOGIN_OUTCOMES, LoginOutcome, Registered, TokenGrant};
 pub use passkeys::{CEREMONY_TTL, CeremonyOptions, MAX_PASSKEYS_PER_USER, RelyingParty};
 pub use second_factor::{TwoFactorSetup, TwoFactorStatus};
 pub use sessions::ProfileChange;

@@ -39,10 +39,15 @@ pub enum Registered {
     VerificationRequired,
 }
 
+/// Every `outcome` of `portcullis_logins_total`.
+pub const LOGIN_OUTCOMES: &[&str] =
+    &["success", "failure", "locked", "disabled", "unverified", "two_factor_required", "two_factor_failure"];
+
 impl AuthService {
     /// Counts a sign-in attempt in `portcullis_logins_total{outcome, project}`
     /// (`project` bounded: see `Directory::metric_label`).
     pub(super) fn count_login(&self, project: &ProjectId, outcome: &'static str) {
+        debug_assert!(LOGIN_OUTCOMES.contains(&outcome), "{outcome} joins LOGIN_OUTCOMES");
         let project = self.projects.metric_label(project);
         metrics::counter!(names::LOGINS, "outcome" => outcome, "project" => project).increment(1);
     }

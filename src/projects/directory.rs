@@ -121,6 +121,13 @@ impl Directory {
         if id.as_str() == ProjectId::DEFAULT || labeled.contains(id) { id.to_string() } else { "other".to_owned() }
     }
 
+    /// Every `project` label there is now: `default` and the labeled projects
+    /// (`other` stands for the rest, once there are any).
+    pub fn metric_labels(&self) -> Vec<String> {
+        let labeled = self.labeled.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::iter::once(ProjectId::DEFAULT.to_owned()).chain(labeled.iter().map(ToString::to_string)).collect()
+    }
+
     /// The project `id`, live or not (deleted ones included, until gone from the store).
     pub fn get(&self, id: &ProjectId) -> Option<Arc<ProjectView>> {
         self.snapshot().get(id).cloned()

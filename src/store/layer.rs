@@ -80,6 +80,12 @@ macro_rules! forward_store {
 /// The expansion of [`forward_store!`]: one method per line of its list.
 macro_rules! forward_methods {
     ($wrapper:ty; $($name:ident($($arg:ident: $t:ty),*) -> $out:ty;)*) => {
+        impl $wrapper {
+            /// Every operation's name, as the wrapper labels it.
+            #[allow(dead_code)]
+            pub(crate) const OPS: &'static [&'static str] = &[$(stringify!($name)),*];
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $wrapper {
             fn backend(&self) -> &'static str {

@@ -44,3 +44,43 @@ pub fn describe() {
     describe_counter!(MAIL_MESSAGES, "Outgoing mail by outcome: sent, failed, dropped (queue full), invalid.");
     describe_gauge!(MAIL_QUEUE_DEPTH, "Mail messages waiting for delivery.");
 }
+
+/// Label values known before any event happens.
+pub struct KnownLabels {
+    pub backend: &'static str,
+    pub store_ops: &'static [&'static str],
+    pub ratelimit_routes: &'static [&'static str],
+    pub login_outcomes: &'static [&'static str],
+    pub mail_outcomes: &'static [&'static str],
+    /// `project` labels of the projects there are at start.
+    pub projects: Vec<String>,
+}
+
+/// Registers every counter and gauge, at zero, for every label value known
+/// in advance, so a fresh gateway exports them all and the first event is
+/// a change that `rate()` and the alerts see (Prometheus's guidance). The
+/// histograms come with their first observation; the HTTP counters, whose
+/// labels are the requests', with the first request.
+pub fn initialise(known: &KnownLabels) {
+    use metrics::{counter, gauge};
+    for name in [TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES, TOKEN_CACHE_EVICTIONS, HASH_REJECTED] {
+        let _ = counter!(name);
+    }
+    for name in [TOKEN_CACHE_ENTRIES, HASH_QUEUE_DEPTH, FEED_LAG, SESSIONS_ACTIVE, MAIL_QUEUE_DEPTH] {
+        let _ = gauge!(name);
+    }
+    for &op in known.store_ops {
+        let _ = counter!(STORE_ERRORS, "op" => op, "backend" => known.backend);
+    }
+    for &route in known.ratelimit_routes {
+        let _ = counter!(RATELIMIT_REJECTED, "route" => route);
+    }
+    for &outcome in known.mail_outcomes {
+        let _ = counter!(MAIL_MESSAGES, "outcome" => outcome);
+    }
+    for project in &known.projects {
+        for &outcome in known.login_outcomes {
+            let _ = counter!(LOGINS, "outcome" => outcome, "project" => project.clone());
+        }
+    }
+}

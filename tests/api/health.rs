@@ -1,4 +1,5 @@
-//! Root routes: health, readiness, JWKS (and verifying tokens with it), metrics.
+//! Root routes: health, readiness, JWKS (and verifying tokens with it),
+//! metrics, and the OpenAPI document.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
@@ -16,6 +17,17 @@ async fn health_and_readiness() {
     assert_eq!(ready.status, StatusCode::OK);
     let expected = if std::env::var_os("CQL_TEST_NODES").is_some() { "cql" } else { "embedded" };
     assert_eq!(ready.body["store"], expected);
+}
+
+#[actix_web::test]
+async fn the_gateway_serves_its_openapi_document() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let text = response.text().await.unwrap();
+    assert_eq!(text, include_str!("../../openapi.yaml"), "the repository's document, byte for byte");
+    assert!(text.starts_with("openapi: 3.1"));
 }
 
 #[actix_web::test]

@@ -1,4 +1,4 @@
-//! Root routes: liveness, readiness, JWKS and metrics.
+//! Root routes: liveness, readiness, JWKS, metrics and the API's own document.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
@@ -9,7 +9,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/.well-known/jwks.json", web::get().to(jwks))
-        .route("/metrics", web::get().to(metrics));
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.yaml", web::get().to(openapi));
+}
+
+/// The OpenAPI document this binary was built with (the repository's `openapi.yaml`).
+const OPENAPI: &str = include_str!("../../../openapi.yaml");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/yaml")))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")))
+        .body(OPENAPI)
 }
 
 async fn healthz() -> HttpResponse {
