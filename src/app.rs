@@ -235,19 +235,22 @@ impl Application {
                 .collect(),
             projects: Arc::clone(&projects),
             request_timeout: http_settings.request_timeout,
+            client_body_timeout: http_settings.client_body_timeout,
             request_ids: http::middleware::RequestIds::new(),
             http_metrics: http::middleware::HttpMetrics::default(),
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(http::middleware::body_deadline))
                 .wrap(from_fn(http::middleware::observe))
                 .configure(http::configure)
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
         .workers(http_settings.workers)
         .shutdown_timeout(http_settings.shutdown_timeout.as_secs())
-        .client_request_timeout(http_settings.request_timeout)
+        .client_request_timeout(http_settings.client_header_timeout)
+        .max_connections(http_settings.max_connections.div_ceil(http_settings.workers))
         .listen(listener)?
         .run();
         let metrics_server = match http_settings.metrics_listen {

@@ -64,6 +64,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type; send application/json")]
     UnsupportedMediaType,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("too many requests")]
     RateLimited(Duration),
     #[error("server busy; retry later")]
@@ -138,6 +140,7 @@ impl ApiError {
             ApiError::Conflict(Conflict::PasskeyExists) => "passkey_exists",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::ProviderUnavailable => "provider_unavailable",
@@ -156,9 +159,8 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
             StatusCode::FORBIDDEN => ApiError::Forbidden,
             StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited(Duration::from_secs(1)),
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
-                ApiError::Overloaded(Duration::from_secs(1))
-            }
+            StatusCode::REQUEST_TIMEOUT => ApiError::RequestTimeout,
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::Overloaded(Duration::from_secs(1)),
             s if s.is_client_error() => ApiError::Validation { message: "bad request".into(), fields: Fields::new() },
             s => ApiError::internal(format!("status {s}")),
         }
@@ -185,6 +187,7 @@ impl ResponseError for ApiError {
             | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded(_) | ApiError::StoreUnavailable(_) | ApiError::ProviderUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -331,6 +334,9 @@ impl From<&JsonPayloadError> for ApiError {
             }
             JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(e.to_string()),
             JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+            JsonPayloadError::Payload(PayloadError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
+                ApiError::RequestTimeout
+            }
             JsonPayloadError::Payload(e) => ApiError::InvalidJson(e.to_string()),
             other => ApiError::InvalidJson(other.to_string()),
         }
@@ -371,6 +377,7 @@ mod tests {
             (ApiError::Conflict(Conflict::PasskeyExists), 409, "passkey_exists"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (ApiError::UnsupportedMediaType, 415, "unsupported_media_type"),
+            (ApiError::RequestTimeout, 408, "request_timeout"),
             (ApiError::RateLimited(second), 429, "rate_limited"),
             (ApiError::Overloaded(second), 503, "overloaded"),
             (ApiError::StoreUnavailable(StoreError::Unavailable("down".into())), 503, "store_unavailable"),

@@ -10,7 +10,8 @@
 //! label sets stay bounded; metric handles are looked up once per
 //! (route, method, status) and kept.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -174,5 +175,66 @@ pub async fn deadline(
             tracing::warn!("request deadline passed");
             Err(ApiError::Overloaded(Duration::from_secs(1)).into())
         }
+    }
+}
+
+/// Answers 408 `request_timeout` when a request's body has not fully
+/// arrived `client_body_timeout` after its head (a slow or stalled client),
+/// whichever extractor was reading it. Requests without a body pass as
+/// they are, at no cost.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|len| len.trim() != "0");
+    if !has_body {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let limit = req.app_data::<web::Data<AppState>>().map_or(Duration::from_secs(5), |s| s.client_body_timeout);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let body = TimedBody {
+        inner: actix_web::HttpMessage::take_payload(&mut req),
+        deadline: Box::pin(tokio::time::sleep(limit)),
+        timed_out: Arc::clone(&timed_out),
+    };
+    req.set_payload(actix_web::dev::Payload::Stream { payload: Box::pin(body) });
+    let res = next.call(req).await;
+    if timed_out.load(Ordering::Relaxed) {
+        tracing::info!("request body timed out");
+        return Err(ApiError::RequestTimeout.into());
+    }
+    Ok(res?.map_into_boxed_body())
+}
+
+/// A request body that fails once its deadline passes.
+struct TimedBody {
+    inner: actix_web::dev::Payload,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl futures_util::Stream for TimedBody {
+    type Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if self.timed_out.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        // The body first: a body that is all there is never late.
+        if let Poll::Ready(chunk) = futures_util::StreamExt::poll_next_unpin(&mut self.inner, cx) {
+            return Poll::Ready(chunk);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.timed_out.store(true, Ordering::Relaxed);
+            let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body timed out");
+            return Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(late))));
+        }
+        Poll::Pending
     }
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     /// Every project, in memory: the routes' project and its settings.
     pub projects: Arc<Directory>,
     pub request_timeout: Duration,
+    /// A request's body must have arrived this long after its head.
+    pub client_body_timeout: Duration,
     pub request_ids: middleware::RequestIds,
     pub http_metrics: middleware::HttpMetrics,
 }

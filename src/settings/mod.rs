@@ -94,6 +94,15 @@ pub struct HttpSettings {
     pub public_url: Option<String>,
     pub workers: usize,
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's head (the request
+    /// line and headers); past it the connection is answered 408 and closed.
+    pub client_header_timeout: Duration,
+    /// How long a client may take to send a request's body, from the first
+    /// byte; past it the request answers 408 `request_timeout`.
+    pub client_body_timeout: Duration,
+    /// Open connections the node accepts (across its workers); beyond it
+    /// new ones wait in the listen backlog.
+    pub max_connections: usize,
     /// How long shutdown may take: in-flight requests, then background work.
     pub shutdown_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -224,6 +233,13 @@ impl Settings {
                 public_url: s.url("public_url")?,
                 workers: s.count("workers", 1, 256)?.unwrap_or(cores),
                 request_timeout: s.millis("request_timeout_ms", 100, 600_000)?.unwrap_or(Duration::from_secs(10)),
+                client_header_timeout: s
+                    .millis("client_header_timeout_ms", 100, 600_000)?
+                    .unwrap_or(Duration::from_secs(5)),
+                client_body_timeout: s
+                    .millis("client_body_timeout_ms", 100, 600_000)?
+                    .unwrap_or(Duration::from_secs(5)),
+                max_connections: s.count("max_connections", 1, 1_000_000)?.unwrap_or(25_000),
                 shutdown_timeout: s.seconds("shutdown_timeout", 1, 3600)?.unwrap_or(Duration::from_secs(30)),
                 trusted_proxies: s.networks("trusted_proxies")?.unwrap_or_default(),
                 api_key_headers: s.header_names("api_key_headers")?.unwrap_or_else(|| vec!["x-api-key".to_owned()]),

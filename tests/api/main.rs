@@ -13,6 +13,7 @@ mod auth;
 mod authenticator;
 mod cluster;
 mod codes;
+mod connections;
 mod contract;
 mod cql_fault;
 mod faults;
