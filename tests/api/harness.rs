@@ -54,9 +54,24 @@ impl TestApp {
 
 /// A test's own CQL keyspace, dropped with it (hundreds of live keyspaces
 /// would exhaust the test node's heap).
-struct KeyspaceGuard {
+pub struct KeyspaceGuard {
     name: String,
     nodes: Vec<String>,
+}
+
+impl KeyspaceGuard {
+    /// A fresh keyspace name on `nodes` (comma-separated), dropped with the guard.
+    pub fn fresh(nodes: &str, prefix: &str) -> Self {
+        let n = NEXT_KEYSPACE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        KeyspaceGuard {
+            name: format!("{prefix}_{}_{n}", std::process::id()),
+            nodes: nodes.split(',').map(str::to_owned).collect(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 impl Drop for KeyspaceGuard {

@@ -16,6 +16,7 @@ mod codes;
 mod connections;
 mod contract;
 mod cql_fault;
+mod crash;
 mod faults;
 mod gateway;
 mod health;

@@ -50,9 +50,15 @@ fn start(data_dir: &Path) -> Gateway {
 }
 
 pub(crate) fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Gateway {
+    start_serving(data_dir, env, &[])
+}
+
+/// `serve` with `args` (such as `--migrate`) and `env`.
+pub(crate) fn start_serving(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Gateway {
     let mut child = command(data_dir)
         .envs(env.iter().copied())
         .arg("serve")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
