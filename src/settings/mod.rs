@@ -31,6 +31,60 @@ pub enum StoreSetting {
     Cql { hosts: Vec<String>, keyspace: String },
 }
 
+/// The consistency level of the CQL store's reads and writes
+/// (`cql_consistency`). `EACH_QUORUM` and `ANY` are not offered: the store
+/// reads with the same level it writes with, and Cassandra allows those two
+/// for writes only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CqlConsistency {
+    One,
+    Two,
+    Three,
+    Quorum,
+    All,
+    #[default]
+    LocalQuorum,
+    LocalOne,
+}
+
+impl std::str::FromStr for CqlConsistency {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Ok(match text.to_ascii_uppercase().as_str() {
+            "ONE" => CqlConsistency::One,
+            "TWO" => CqlConsistency::Two,
+            "THREE" => CqlConsistency::Three,
+            "QUORUM" => CqlConsistency::Quorum,
+            "ALL" => CqlConsistency::All,
+            "LOCAL_QUORUM" => CqlConsistency::LocalQuorum,
+            "LOCAL_ONE" => CqlConsistency::LocalOne,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// The serial consistency of the CQL store's lightweight transactions
+/// (`cql_serial_consistency`): Paxos across every data center, or the local one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CqlSerialConsistency {
+    Serial,
+    #[default]
+    LocalSerial,
+}
+
+impl std::str::FromStr for CqlSerialConsistency {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text.to_ascii_uppercase().as_str() {
+            "SERIAL" => Ok(CqlSerialConsistency::Serial),
+            "LOCAL_SERIAL" => Ok(CqlSerialConsistency::LocalSerial),
+            _ => Err(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -61,6 +115,8 @@ pub struct CqlTarget {
     pub replication: String,
     /// Extra keyspace options, appended after the replication clause.
     pub keyspace_options: String,
+    pub consistency: CqlConsistency,
+    pub serial_consistency: CqlSerialConsistency,
 }
 
 /// Everything tunable, one group per subsystem. The file keys and
@@ -142,6 +198,8 @@ pub struct StoreSettings {
     pub cql_replication: String,
     /// Extra CQL keyspace options, such as `AND tablets = {'enabled': false}` on ScyllaDB.
     pub cql_keyspace_options: String,
+    pub cql_consistency: CqlConsistency,
+    pub cql_serial_consistency: CqlSerialConsistency,
     /// How often the change feed is polled.
     pub feed_poll: Duration,
     /// How long audit events are kept (`audit_retention_days`).
@@ -268,6 +326,12 @@ impl Settings {
                     .cql_clause("cql_replication", true)?
                     .unwrap_or_else(|| "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".to_owned()),
                 cql_keyspace_options: s.cql_clause("cql_keyspace_options", false)?.unwrap_or_default(),
+                cql_consistency: s
+                    .parse("cql_consistency", "ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM or LOCAL_ONE")?
+                    .unwrap_or_default(),
+                cql_serial_consistency: s
+                    .parse("cql_serial_consistency", "SERIAL or LOCAL_SERIAL")?
+                    .unwrap_or_default(),
                 feed_poll: s.millis("feed_poll_ms", 10, 60_000)?.unwrap_or(Duration::from_millis(250)),
                 audit_retention: Duration::from_secs(
                     86_400 * u64::from(s.number::<u32>("audit_retention_days", 1, 3650)?.unwrap_or(90)),
@@ -344,6 +408,8 @@ impl StoreSettings {
                 keyspace: keyspace.clone(),
                 replication: self.cql_replication.clone(),
                 keyspace_options: self.cql_keyspace_options.clone(),
+                consistency: self.cql_consistency,
+                serial_consistency: self.cql_serial_consistency,
             }),
             StoreSetting::Embedded => None,
         }
@@ -392,6 +458,31 @@ mod tests {
         for bad in ["", " , ", "x key", "authorization", "x-é", "a,b,c,d,e,f,g,h,i"] {
             let err = Settings::load(None, env(&[("PORTCULLIS_API_KEY_HEADERS", bad)]));
             assert!(err.is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cql_consistency_levels_are_settings() {
+        let s = Settings::load(None, Vec::new()).unwrap().store;
+        assert_eq!(
+            (s.cql_consistency, s.cql_serial_consistency),
+            (CqlConsistency::LocalQuorum, CqlSerialConsistency::LocalSerial)
+        );
+        let s = Settings::load(
+            None,
+            env(&[("PORTCULLIS_CQL_CONSISTENCY", "quorum"), ("PORTCULLIS_CQL_SERIAL_CONSISTENCY", "SERIAL")]),
+        )
+        .unwrap()
+        .store;
+        assert_eq!(
+            (s.cql_consistency, s.cql_serial_consistency),
+            (CqlConsistency::Quorum, CqlSerialConsistency::Serial)
+        );
+        for (key, bad) in
+            [("CQL_CONSISTENCY", "EACH_QUORUM"), ("CQL_CONSISTENCY", "ANY"), ("CQL_SERIAL_CONSISTENCY", "QUORUM")]
+        {
+            let err = Settings::load(None, env(&[(&format!("PORTCULLIS_{key}"), bad)]));
+            assert!(err.is_err(), "{key}={bad}");
         }
     }
 

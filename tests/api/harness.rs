@@ -81,6 +81,8 @@ impl Drop for KeyspaceGuard {
             keyspace: self.name.clone(),
             replication: String::new(),
             keyspace_options: String::new(),
+            consistency: Default::default(),
+            serial_consistency: Default::default(),
         };
         // Off the test's runtime, and waited for, so keyspaces never pile up.
         let dropper = std::thread::spawn(move || {
@@ -117,6 +119,8 @@ async fn cql_store(nodes: &str, clock: &Arc<ManualClock>) -> (Arc<dyn Store>, Ke
         keyspace: format!("api_{}_{n}", std::process::id()),
         replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
         keyspace_options: String::new(),
+        consistency: Default::default(),
+        serial_consistency: Default::default(),
     };
     let session = cql::connect(&target).await.expect("CQL_TEST_NODES answers");
     cql::migrate::apply(&session, &target).await.expect("migrations apply");
@@ -174,6 +178,8 @@ pub async fn spawn_pair() -> Option<[(TestApp, Arc<FaultyStore>); 2]> {
         keyspace: keyspace.name.clone(),
         replication: String::new(),
         keyspace_options: String::new(),
+        consistency: Default::default(),
+        serial_consistency: Default::default(),
     };
     let second = open_cql(&target, &clock).await;
     // As behind a load balancer: one key directory, one public URL.

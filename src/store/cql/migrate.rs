@@ -249,6 +249,8 @@ mod tests {
             keyspace: format!("migrate_test_{}", std::process::id()),
             replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
             keyspace_options: String::new(),
+            consistency: Default::default(),
+            serial_consistency: Default::default(),
         };
         let session = super::super::connect(&target).await.unwrap();
         let every: Vec<_> = MIGRATIONS.iter().map(|m| m.version).collect();
@@ -257,6 +259,9 @@ mod tests {
         assert_eq!(first.applied, every);
         let second = apply(&session, &target).await.unwrap();
         assert_eq!(second, Applied { applied: vec![], already: every });
-        session.query_unpaged(format!("DROP KEYSPACE {}", target.keyspace), &[]).await.unwrap();
+        // Schema changes wait on every node's agreement: longer than a request's 2 s under load.
+        let mut drop = scylla::statement::Statement::new(format!("DROP KEYSPACE {}", target.keyspace));
+        drop.set_request_timeout(Some(std::time::Duration::from_secs(60)));
+        session.query_unpaged(drop, &[]).await.unwrap();
     }
 }

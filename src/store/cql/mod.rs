@@ -24,8 +24,10 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::retry::DefaultRetryPolicy;
+use scylla::statement::{Consistency, SerialConsistency};
 
 pub use crate::settings::CqlTarget;
+use crate::settings::{CqlConsistency, CqlSerialConsistency};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CqlError {
@@ -44,7 +46,30 @@ const SCHEMA_AGREEMENT_INTERVAL: Duration = Duration::from_millis(50);
 /// A statement not answered by then fails (503 `store_unavailable`) rather than hang.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Connects to the contact points (no keyspace selected).
+/// The driver's level for `cql_consistency`.
+fn consistency(level: CqlConsistency) -> Consistency {
+    match level {
+        CqlConsistency::One => Consistency::One,
+        CqlConsistency::Two => Consistency::Two,
+        CqlConsistency::Three => Consistency::Three,
+        CqlConsistency::Quorum => Consistency::Quorum,
+        CqlConsistency::All => Consistency::All,
+        CqlConsistency::LocalQuorum => Consistency::LocalQuorum,
+        CqlConsistency::LocalOne => Consistency::LocalOne,
+    }
+}
+
+/// The driver's level for `cql_serial_consistency`.
+fn serial_consistency(level: CqlSerialConsistency) -> SerialConsistency {
+    match level {
+        CqlSerialConsistency::Serial => SerialConsistency::Serial,
+        CqlSerialConsistency::LocalSerial => SerialConsistency::LocalSerial,
+    }
+}
+
+/// Connects to the contact points (no keyspace selected). Every statement
+/// runs at the target's consistency and serial consistency (the session's
+/// default profile; `store::prepare` sets neither).
 ///
 /// Retries follow the driver's default policy (as the DataStax drivers do:
 /// once on another node when the coordinator is unavailable, a read timed
@@ -54,6 +79,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// timeout.
 pub async fn connect(target: &CqlTarget) -> Result<Session, CqlError> {
     let profile = ExecutionProfile::builder()
+        .consistency(consistency(target.consistency))
+        .serial_consistency(Some(serial_consistency(target.serial_consistency)))
         .request_timeout(Some(REQUEST_TIMEOUT))
         .retry_policy(Arc::new(DefaultRetryPolicy::new()))
         .build();

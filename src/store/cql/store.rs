@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::{Consistency, SerialConsistency};
+
 use scylla::value::{CqlTimestamp, CqlValue, Row};
 use uuid::Uuid;
 
@@ -138,8 +138,8 @@ pub struct CqlStore {
 async fn prepare(session: &Session, keyspace: &str, cql: &str) -> StoreResult<PreparedStatement> {
     let text = cql.replace("{ks}", keyspace);
     let mut prepared = session.prepare(text.as_str()).await.map_err(unavailable)?;
-    prepared.set_consistency(Consistency::LocalQuorum);
-    prepared.set_serial_consistency(Some(SerialConsistency::LocalSerial));
+    // Consistency comes from the session's profile (`cql_consistency`,
+    // `cql_serial_consistency`).
     // Plain statements write fixed values, so a retry is harmless; a
     // lightweight transaction retried could report its own first write
     // as a lost race.
@@ -1040,6 +1040,8 @@ mod tests {
             keyspace: format!("contract_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)),
             replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
             keyspace_options: String::new(),
+            consistency: Default::default(),
+            serial_consistency: Default::default(),
         };
         let session = super::super::connect(&target).await.expect("CQL_TEST_NODES answers");
         super::super::migrate::apply(&session, &target).await.expect("migrations apply");
@@ -1049,6 +1051,41 @@ mod tests {
     }
 
     crate::contract_tests!(fresh);
+
+    #[tokio::test]
+    async fn statements_run_at_the_configured_consistency() {
+        let Ok(nodes) = std::env::var("CQL_TEST_NODES") else {
+            eprintln!("skipped: CQL_TEST_NODES not set");
+            return;
+        };
+        let at = |consistency| CqlTarget {
+            hosts: nodes.split(',').map(str::to_owned).collect(),
+            keyspace: "system_traces".into(),
+            replication: String::new(),
+            keyspace_options: String::new(),
+            consistency,
+            serial_consistency: crate::settings::CqlSerialConsistency::Serial,
+        };
+        // system_traces has two replicas; the test database has one node (or two).
+        let read = "SELECT session_id FROM {ks}.sessions LIMIT 1";
+        let session =
+            super::super::connect(&at(crate::settings::CqlConsistency::One)).await.expect("CQL_TEST_NODES answers");
+        assert_eq!(
+            session.get_default_execution_profile_handle().to_profile().get_serial_consistency(),
+            Some(scylla::statement::SerialConsistency::Serial)
+        );
+        let prepared = prepare(&session, "system_traces", read).await.unwrap();
+        assert_eq!(prepared.get_consistency(), None, "statements take the session's level");
+        session.execute_unpaged(&prepared, ()).await.expect("a read at ONE");
+        // THREE cannot be met: the database itself refuses, so the level reached it.
+        let session = super::super::connect(&at(crate::settings::CqlConsistency::Three)).await.unwrap();
+        let prepared = prepare(&session, "system_traces", read).await.unwrap();
+        let refused = session.execute_unpaged(&prepared, ()).await.expect_err("THREE replicas of two");
+        assert!(
+            refused.to_string().to_lowercase().contains("three") || refused.to_string().contains("Unavailable"),
+            "{refused}"
+        );
+    }
 
     #[tokio::test]
     async fn expired_sessions_and_tokens_vanish_by_ttl() {
