@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use totp_rs::{Builder, Secret};
 
 use crate::harness::{KeyspaceGuard, PASSWORD};
 use crate::process::{Gateway, start_serving};
+use crate::two_factor::authenticator;
 
 const WORKERS: usize = 6;
 const ROUNDS: usize = 3;
@@ -97,10 +97,9 @@ async fn send(
     Some(response.json().await.unwrap_or(Value::Null))
 }
 
+/// The code at the wall clock's time (the gateway process keeps real time).
 fn totp_now(secret: &str) -> String {
-    let bytes = Secret::try_from_base32(secret).unwrap().as_bytes().to_vec();
-    let totp = Builder::new().with_secret(bytes).build().unwrap();
-    totp.generate(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).to_string()
+    authenticator(secret).generate(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).to_string()
 }
 
 /// One worker: accounts of its own, random operations on them, until an

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use totp_rs::{Builder, Secret, Totp};
 
 use crate::authenticator::{Alg, Credential};
 use crate::harness::{Answer, TestApp, nth_code, spawn_with};
 use crate::oidc_provider::{SigningKey, TestProvider};
 use crate::passkeys::origin;
+use crate::two_factor::{authenticator, code_now};
 use portcullis::clock::Clock;
 
 const STEP: Duration = Duration::from_secs(30);
@@ -27,9 +27,7 @@ fn tokens(answer: &Answer) -> (String, String) {
 }
 
 fn totp_now(app: &TestApp, secret: &str) -> String {
-    let bytes = Secret::try_from_base32(secret).unwrap().as_bytes().to_vec();
-    let totp: Totp = Builder::new().with_secret(bytes).build().unwrap();
-    totp.generate(u64::try_from(app.clock.now().as_secs()).unwrap()).to_string()
+    code_now(app, &authenticator(secret))
 }
 
 #[actix_web::test]

@@ -14,12 +14,13 @@ use portcullis::clock::Clock;
 const STEP: Duration = Duration::from_secs(30);
 
 /// The authenticator app: TOTP from the base32 secret.
-fn authenticator(secret: &str) -> Totp {
+pub(crate) fn authenticator(secret: &str) -> Totp {
     let bytes = Secret::try_from_base32(secret).expect("base32 secret").as_bytes().to_vec();
     Builder::new().with_secret(bytes).build().expect("a valid TOTP")
 }
 
-fn code_now(app: &TestApp, totp: &Totp) -> String {
+/// The code `totp` shows at the app's time.
+pub(crate) fn code_now(app: &TestApp, totp: &Totp) -> String {
     totp.generate(u64::try_from(app.clock.now().as_secs()).unwrap()).to_string()
 }
 
