@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::harness::{PASSWORD, TestApp, spawn_pair};
+use crate::keyspaces::KeyspaceGuard;
 use crate::process::{command, start_with};
 
 #[actix_web::test]
@@ -17,8 +18,8 @@ async fn two_nodes_share_revocations_uniqueness_and_refresh_rotation() {
         eprintln!("skipped: CQL_TEST_NODES not set");
         return;
     };
-    let keyspace = format!("cluster_{}", std::process::id());
-    let store = format!("cql://{nodes}/{keyspace}");
+    let keyspace = KeyspaceGuard::fresh(&nodes, "cluster");
+    let store = format!("cql://{nodes}/{}", keyspace.name());
     // Both nodes share the key directory (signing keys, API-key hashing key).
     let dir = tempfile::tempdir().unwrap();
     let migrated = command(dir.path()).env("PORTCULLIS_STORE", &store).arg("migrate").output().unwrap();

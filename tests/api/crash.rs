@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{KeyspaceGuard, PASSWORD};
+use crate::harness::PASSWORD;
+use crate::keyspaces::KeyspaceGuard;
 use crate::process::{Gateway, start_serving};
 use crate::two_factor::authenticator;
 

@@ -7,15 +7,15 @@ use actix_web::dev::ServerHandle;
 use portcullis::app::Application;
 use portcullis::auth::AuthService;
 use portcullis::clock::ManualClock;
-use portcullis::clock::SharedClock;
 use portcullis::settings::Settings;
 use portcullis::store::Store;
-use portcullis::store::cql::{self, CqlStore, CqlTarget};
 use portcullis::store::embedded::EmbeddedStore;
 use portcullis::store::fault::FaultyStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::keyspaces::{self, KeyspaceGuard};
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -52,53 +52,6 @@ impl TestApp {
     }
 }
 
-/// A test's own CQL keyspace, dropped with it (hundreds of live keyspaces
-/// would exhaust the test node's heap).
-pub struct KeyspaceGuard {
-    name: String,
-    nodes: Vec<String>,
-}
-
-impl KeyspaceGuard {
-    /// A fresh keyspace name on `nodes` (comma-separated), dropped with the guard.
-    pub fn fresh(nodes: &str, prefix: &str) -> Self {
-        let n = NEXT_KEYSPACE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        KeyspaceGuard {
-            name: format!("{prefix}_{}_{n}", std::process::id()),
-            nodes: nodes.split(',').map(str::to_owned).collect(),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for KeyspaceGuard {
-    fn drop(&mut self) {
-        let target = CqlTarget {
-            hosts: self.nodes.clone(),
-            keyspace: self.name.clone(),
-            replication: String::new(),
-            keyspace_options: String::new(),
-            consistency: Default::default(),
-            serial_consistency: Default::default(),
-        };
-        // Off the test's runtime, and waited for, so keyspaces never pile up.
-        let dropper = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async {
-                let session = cql::connect(&target).await.ok()?;
-                let mut drop =
-                    scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {}", target.keyspace));
-                drop.set_request_timeout(Some(Duration::from_secs(60)));
-                session.query_unpaged(drop, &[]).await.ok()
-            })
-        });
-        let _ = dropper.join();
-    }
-}
-
 /// An app with the test settings.
 pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
@@ -109,39 +62,13 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_faulty(tweak).await.0
 }
 
-static NEXT_KEYSPACE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// A freshly migrated keyspace of its own on `nodes`, and its store.
-async fn cql_store(nodes: &str, clock: &Arc<ManualClock>) -> (Arc<dyn Store>, KeyspaceGuard) {
-    let n = NEXT_KEYSPACE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let target = CqlTarget {
-        hosts: nodes.split(',').map(str::to_owned).collect(),
-        keyspace: format!("api_{}_{n}", std::process::id()),
-        replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
-        keyspace_options: String::new(),
-        consistency: Default::default(),
-        serial_consistency: Default::default(),
-    };
-    let session = cql::connect(&target).await.expect("CQL_TEST_NODES answers");
-    cql::migrate::apply(&session, &target).await.expect("migrations apply");
-    let store = open_cql(&target, clock).await;
-    (store, KeyspaceGuard { name: target.keyspace, nodes: target.hosts })
-}
-
-/// Another store (its own driver session) on an existing keyspace.
-async fn open_cql(target: &CqlTarget, clock: &Arc<ManualClock>) -> Arc<dyn Store> {
-    let session = cql::connect(target).await.expect("CQL_TEST_NODES answers");
-    let clock: SharedClock = clock.clone();
-    Arc::new(CqlStore::open(session, target, clock).await.expect("statements prepare"))
-}
-
 /// The store under test: the embedded store, or, when `CQL_TEST_NODES`
-/// names a database (the README test command starts Cassandra), a freshly
-/// migrated keyspace of its own on it.
+/// names a database (the README test command starts Cassandra), a migrated
+/// and empty keyspace of its own on it (from the pool: see `keyspaces`).
 async fn store_under_test(dir: &std::path::Path, clock: &Arc<ManualClock>) -> (Arc<dyn Store>, Option<KeyspaceGuard>) {
     match std::env::var("CQL_TEST_NODES") {
         Ok(nodes) => {
-            let (store, keyspace) = cql_store(&nodes, clock).await;
+            let (store, keyspace) = keyspaces::migrated(&nodes, clock, true).await;
             (store, Some(keyspace))
         }
         Err(_) => (Arc::new(EmbeddedStore::open(dir).expect("store opens")), None),
@@ -160,7 +87,7 @@ pub async fn spawn_faulty(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Arc<Fa
 pub async fn spawn_on_cql(nodes: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_now();
-    let (store, keyspace) = cql_store(nodes, &clock).await;
+    let (store, keyspace) = keyspaces::migrated(nodes, &clock, false).await;
     start(dir, |_| {}, clock, FaultyStore::new(store), Some(keyspace)).await.0
 }
 
@@ -172,16 +99,8 @@ pub async fn spawn_pair() -> Option<[(TestApp, Arc<FaultyStore>); 2]> {
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().to_owned();
     let clock = ManualClock::starting_now();
-    let (first, keyspace) = cql_store(&nodes, &clock).await;
-    let target = CqlTarget {
-        hosts: keyspace.nodes.clone(),
-        keyspace: keyspace.name.clone(),
-        replication: String::new(),
-        keyspace_options: String::new(),
-        consistency: Default::default(),
-        serial_consistency: Default::default(),
-    };
-    let second = open_cql(&target, &clock).await;
+    let (first, keyspace) = keyspaces::migrated(&nodes, &clock, true).await;
+    let second = keyspaces::open(&keyspace.target(), &clock).await;
     // As behind a load balancer: one key directory, one public URL.
     let share_keys = |s: &mut Settings| {
         *s = Settings::for_tests(&shared);
