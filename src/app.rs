@@ -99,7 +99,7 @@ pub(crate) fn guard_data_dir(settings: &Settings) -> Result<(), crate::data_dir:
 pub(crate) async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
     match settings.store.cql_target() {
         None => {
-            let store = EmbeddedStore::open(&settings.data_dir)
+            let store = EmbeddedStore::open_reserving(&settings.data_dir, settings.store.embedded_min_free)
                 .with_context(|| format!("opening the embedded store in {}", settings.data_dir.display()))?;
             Ok(Arc::new(store))
         }

@@ -204,6 +204,9 @@ pub struct StoreSettings {
     pub feed_poll: Duration,
     /// How long audit events are kept (`audit_retention_days`).
     pub audit_retention: Duration,
+    /// Bytes the embedded store keeps free on its disk: below it, writes
+    /// answer 503 `store_unavailable` and reads go on (`embedded_min_free_mb`).
+    pub embedded_min_free: u64,
 }
 
 /// The user shards.
@@ -336,6 +339,7 @@ impl Settings {
                 audit_retention: Duration::from_secs(
                     86_400 * u64::from(s.number::<u32>("audit_retention_days", 1, 3650)?.unwrap_or(90)),
                 ),
+                embedded_min_free: (1 << 20) * s.number::<u64>("embedded_min_free_mb", 0, 1 << 20)?.unwrap_or(64),
             },
             shards: ShardSettings {
                 count: s.count("shards", 1, 4096)?.unwrap_or(64),
@@ -484,6 +488,14 @@ mod tests {
             let err = Settings::load(None, env(&[(&format!("PORTCULLIS_{key}"), bad)]));
             assert!(err.is_err(), "{key}={bad}");
         }
+    }
+
+    #[test]
+    fn the_embedded_reserve_is_in_mebibytes() {
+        assert_eq!(Settings::load(None, Vec::new()).unwrap().store.embedded_min_free, 64 << 20);
+        let s = Settings::load(None, env(&[("PORTCULLIS_EMBEDDED_MIN_FREE_MB", "0")])).unwrap().store;
+        assert_eq!(s.embedded_min_free, 0, "0 turns the check off");
+        assert!(Settings::load(None, env(&[("PORTCULLIS_EMBEDDED_MIN_FREE_MB", "-1")])).is_err());
     }
 
     #[test]

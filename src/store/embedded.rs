@@ -12,7 +12,8 @@
 //! sent to that thread, which runs the jobs waiting in its queue in one
 //! transaction and commits once (group commit: one fsync serves a batch).
 //! Reads run on the caller's thread in their own read transaction; they take
-//! microseconds and never wait on the writer.
+//! microseconds and never wait on the writer. The writer thread, and how it
+//! keeps the file whole when the disk fills, is `writer`'s.
 //!
 //! Invariant: a write job that fails (a conflict, a missing record) fails
 //! before its first write, so the batch it shares is never half-applied. A
@@ -25,10 +26,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 mod sweep;
+mod writer;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
+use writer::{Handle, Job, WriteJob};
 
 use super::{AuditQuery, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
 use crate::account::{
@@ -95,6 +98,7 @@ const QUEUE_CAPACITY: usize = 4096;
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most jobs one transaction carries, so one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
+
 fn unique_key(project: &ProjectId, value: &str) -> String {
     format!("{}\0{value}", project.as_str())
 }
@@ -176,41 +180,8 @@ fn suffix_id(key: &[u8]) -> StoreResult<u128> {
     Ok(u128::from_be_bytes(bytes))
 }
 
-/// A write job as the writer thread sees it.
-trait WriteJob: Send {
-    /// Runs the job inside `txn`; the returned completion is called with the
-    /// commit's outcome.
-    fn run(self: Box<Self>, txn: &WriteTransaction) -> Box<dyn FnOnce(StoreResult<()>) + Send>;
-    /// The transaction could not even start.
-    fn fail(self: Box<Self>, error: StoreError);
-}
-
-struct Job<T, F> {
-    op: F,
-    reply: oneshot::Sender<StoreResult<T>>,
-}
-
-impl<T, F> WriteJob for Job<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send,
-{
-    fn run(self: Box<Self>, txn: &WriteTransaction) -> Box<dyn FnOnce(StoreResult<()>) + Send> {
-        let Job { op, reply } = *self;
-        let outcome = op(txn);
-        Box::new(move |committed| {
-            // A caller that gave up waiting dropped its receiver; nothing to tell.
-            let _ = reply.send(committed.and(outcome));
-        })
-    }
-
-    fn fail(self: Box<Self>, error: StoreError) {
-        let _ = self.reply.send(Err(error));
-    }
-}
-
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     writes: mpsc::Sender<Box<dyn WriteJob>>,
     /// Sessions stored (live, or expired and not swept yet): counted at open,
     /// then kept as sessions are created, deleted and swept.
@@ -218,12 +189,19 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `portcullis.redb` in `dir` and starts its writer thread.
+    /// Opens (or creates) `portcullis.redb` in `dir` and starts its writer
+    /// thread, with no free-space reserve (tests and tools).
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_reserving(dir, 0)
+    }
+
+    /// [`open`](Self::open), and writes refused while fewer than `min_free`
+    /// bytes are free on the directory's disk (see `writer`).
+    pub fn open_reserving(dir: &Path, min_free: u64) -> StoreResult<Self> {
         let file = dir.join("portcullis.redb");
         crate::data_dir::private_dir(dir).map_err(unavailable)?;
         crate::data_dir::private_file(&file).map_err(unavailable)?;
-        let db = Database::create(file).map_err(unavailable)?;
+        let db = Database::create(&file).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(USERS).map_err(unavailable)?;
@@ -253,12 +231,12 @@ impl EmbeddedStore {
         txn.commit().map_err(unavailable)?;
         let stored = db.begin_read().map_err(unavailable)?.open_table(SESSIONS).map_err(unavailable)?.len();
         let sessions = AtomicI64::new(i64::try_from(stored.map_err(unavailable)?).unwrap_or(i64::MAX));
-        let db = Arc::new(db);
+        let db = Arc::new(Handle::new(db, file, min_free));
         let (writes, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer_db = Arc::clone(&db);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run_writer(&writer_db, queue))
+            .spawn(move || writer::run(&writer_db, queue))
             .map_err(unavailable)?;
         Ok(EmbeddedStore { db, writes, sessions })
     }
@@ -282,7 +260,7 @@ impl EmbeddedStore {
     }
 
     fn read<T>(&self, op: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T>) -> StoreResult<T> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
+        let txn = self.db.begin_read()?;
         op(&txn)
     }
 
@@ -300,37 +278,6 @@ impl EmbeddedStore {
             let user = users.get(id).map_err(unavailable)?;
             user.map(|bytes| decode(bytes.value())).transpose()
         })
-    }
-}
-
-/// The writer thread: batches queued jobs into one transaction each.
-fn run_writer(db: &Database, mut queue: mpsc::Receiver<Box<dyn WriteJob>>) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut txn = match db.begin_write() {
-            Ok(txn) => txn,
-            Err(e) => {
-                for job in jobs {
-                    job.fail(unavailable(&e));
-                }
-                continue;
-            }
-        };
-        txn.set_durability(redb::Durability::Immediate);
-        let completions: Vec<_> = jobs.into_iter().map(|job| job.run(&txn)).collect();
-        let committed = txn.commit().map_err(unavailable);
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, "embedded store commit failed");
-        }
-        for complete in completions {
-            complete(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Unavailable(e.to_string())));
-        }
     }
 }
 

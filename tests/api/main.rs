@@ -18,6 +18,7 @@ mod connections;
 mod contract;
 mod cql_fault;
 mod crash;
+mod disk_full;
 mod faults;
 mod gateway;
 mod health;
