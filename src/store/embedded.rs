@@ -96,8 +96,6 @@ const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
 /// into 503s instead of unbounded memory.
 const QUEUE_CAPACITY: usize = 4096;
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The most jobs one transaction carries, so one commit's latency stays bounded.
-const MAX_BATCH: usize = 256;
 
 fn unique_key(project: &ProjectId, value: &str) -> String {
     format!("{}\0{value}", project.as_str())

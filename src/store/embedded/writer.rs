@@ -26,9 +26,10 @@ use redb::{CommitError, Database, ReadTransaction, StorageError, TransactionErro
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
-use super::MAX_BATCH;
 use crate::store::{StoreError, StoreResult, unavailable};
 
+/// The most jobs one transaction carries, so one commit's latency stays bounded.
+const MAX_BATCH: usize = 256;
 /// How often a writer whose database failed looks for space to reopen it.
 const RECOVERY_POLL: Duration = Duration::from_millis(200);
 
