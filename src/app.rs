@@ -35,7 +35,7 @@ use crate::settings::Settings;
 use crate::shards::{ShardPolicy, ShardRouter};
 use crate::store::Store;
 use crate::store::cql::{self, CqlStore};
-use crate::store::embedded::EmbeddedStore;
+use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::metered::MeteredStore;
 use crate::telemetry;
 use crate::token::api_key::{ApiKeyHasher, KeyUsage};
@@ -99,7 +99,11 @@ pub(crate) fn guard_data_dir(settings: &Settings) -> Result<(), crate::data_dir:
 pub(crate) async fn open_store(settings: &Settings, clock: &SharedClock) -> anyhow::Result<Arc<dyn Store>> {
     match settings.store.cql_target() {
         None => {
-            let store = EmbeddedStore::open_reserving(&settings.data_dir, settings.store.embedded_min_free)
+            let options = EmbeddedOptions {
+                min_free: settings.store.embedded_min_free,
+                cache_bytes: settings.store.embedded_cache,
+            };
+            let store = EmbeddedStore::open_with(&settings.data_dir, options)
                 .with_context(|| format!("opening the embedded store in {}", settings.data_dir.display()))?;
             Ok(Arc::new(store))
         }
@@ -149,6 +153,7 @@ impl Application {
             lockout_threshold: settings.limits.lockout_threshold,
             lockout_base: settings.limits.lockout_base,
             attempt_deadline: settings.http.request_timeout,
+            lockout_max_entries: settings.limits.lockout_max_entries,
         };
         let shards = Arc::new(ShardRouter::start(
             settings.shards.count,

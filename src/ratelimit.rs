@@ -7,16 +7,21 @@
 //! `/introspect`, `/verify` and
 //! `/metrics` are never limited here. The per-account failed-login lock is
 //! not here: it is state of the account's shard (`shards::lockout`).
-//! Memory is bounded by `sweep`, which forgets keys whose quota has refilled.
+//! Memory is bounded twice: `sweep` forgets keys whose quota has refilled,
+//! and each limiter holds at most about `rate_limit_max_keys` keys (see
+//! `Bounded`), however many addresses arrive within one sweep.
 
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock, QuantaInstant};
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 
 use crate::account::ProjectId;
 use crate::settings::{LimitSettings, RateQuota};
@@ -65,18 +70,81 @@ impl LimitedRoute {
     }
 }
 
-type AuthLimiter = DefaultKeyedRateLimiter<(LimitedRoute, IpAddr)>;
+type AuthLimiter = Bounded<(LimitedRoute, IpAddr)>;
 
 pub struct RateLimits {
     enabled: bool,
     /// The node's quota for the sign-in routes, and its limiter.
     auth_quota: RateQuota,
-    auth: DefaultKeyedRateLimiter<(ProjectId, LimitedRoute, IpAddr)>,
+    auth: Bounded<(ProjectId, LimitedRoute, IpAddr)>,
     /// Projects with a quota of their own: the quota and its limiter
     /// (replaced when the quota changes).
     projects: DashMap<ProjectId, (RateQuota, Arc<AuthLimiter>)>,
-    refresh: DefaultKeyedRateLimiter<IpAddr>,
+    refresh: Bounded<IpAddr>,
+    max_keys: usize,
     clock: DefaultClock,
+}
+
+/// How many checks pass between two counts of a limiter's keys: the count
+/// walks the map's shards, so it is not paid on every request.
+const COUNT_EVERY: usize = 1024;
+
+/// A keyed limiter holding at most about `max_keys` keys (plus the keys of
+/// `COUNT_EVERY` checks). When a count finds it full, it forgets the keys
+/// whose budget has refilled; if it is still full, it starts over empty,
+/// every client's budget full again. Refusing new clients instead would let
+/// anyone with enough addresses lock everybody out; the per-account lock
+/// (`shards::lockout`) still guards the accounts meanwhile.
+struct Bounded<K: Hash + Eq + Clone> {
+    quota: Quota,
+    current: ArcSwap<DefaultKeyedRateLimiter<K>>,
+    checks: AtomicUsize,
+    max_keys: usize,
+}
+
+impl<K: Hash + Eq + Clone> Bounded<K> {
+    fn new(quota: Quota, max_keys: usize) -> Self {
+        Bounded {
+            quota,
+            current: ArcSwap::from_pointee(RateLimiter::keyed(quota)),
+            checks: AtomicUsize::new(0),
+            max_keys: max_keys.max(1),
+        }
+    }
+
+    fn check_key(&self, key: &K) -> Result<(), NotUntil<QuantaInstant>> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % COUNT_EVERY == COUNT_EVERY - 1 {
+            self.bound();
+        }
+        self.current.load().check_key(key)
+    }
+
+    fn bound(&self) {
+        let limiter = self.current.load();
+        if limiter.len() < self.max_keys {
+            return;
+        }
+        limiter.retain_recent();
+        if limiter.len() >= self.max_keys {
+            tracing::warn!(
+                keys = limiter.len(),
+                max_keys = self.max_keys,
+                "rate limiter full of clients still inside their budgets; starting it over"
+            );
+            self.current.store(Arc::new(RateLimiter::keyed(self.quota)));
+        }
+    }
+
+    fn sweep(&self) {
+        let limiter = self.current.load();
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.load().len()
+    }
 }
 
 /// The key a client is limited by: an IPv4 address as is, an IPv6 address by
@@ -103,9 +171,10 @@ impl RateLimits {
         RateLimits {
             enabled: settings.rate_limit_enabled,
             auth_quota: settings.auth_rate,
-            auth: RateLimiter::keyed(quota(settings.auth_rate)),
+            auth: Bounded::new(quota(settings.auth_rate), settings.max_keys),
             projects: DashMap::new(),
-            refresh: RateLimiter::keyed(quota(settings.refresh_rate)),
+            refresh: Bounded::new(quota(settings.refresh_rate), settings.max_keys),
+            max_keys: settings.max_keys,
             clock: DefaultClock::default(),
         }
     }
@@ -141,7 +210,7 @@ impl RateLimits {
         {
             return Arc::clone(&entry.1);
         }
-        let limiter = Arc::new(RateLimiter::keyed(quota(wanted)));
+        let limiter = Arc::new(Bounded::new(quota(wanted), self.max_keys));
         self.projects.insert(project.clone(), (wanted, Arc::clone(&limiter)));
         limiter
     }
@@ -149,13 +218,10 @@ impl RateLimits {
     /// Forgets keys whose budget has fully refilled.
     pub fn sweep(&self) {
         for entry in &self.projects {
-            entry.1.retain_recent();
-            entry.1.shrink_to_fit();
+            entry.1.sweep();
         }
-        self.auth.retain_recent();
-        self.auth.shrink_to_fit();
-        self.refresh.retain_recent();
-        self.refresh.shrink_to_fit();
+        self.auth.sweep();
+        self.refresh.sweep();
     }
 }
 
@@ -200,6 +266,19 @@ mod tests {
         // An IPv4-mapped address counts as its IPv4 address.
         assert!(check(&limits, LimitedRoute::Register, "::ffff:192.0.2.9").is_ok());
         assert_eq!(client_key("::ffff:192.0.2.9".parse().unwrap()), "192.0.2.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_limiter_holds_at_most_about_max_keys() {
+        let bounded = Bounded::<u32>::new(quota(NODE), 1000);
+        assert!((0..5).all(|_| bounded.check_key(&0).is_ok()));
+        assert!(bounded.check_key(&0).is_err(), "client 0 spent its burst");
+        for key in 1..20_000 {
+            assert!(bounded.check_key(&key).is_ok(), "a new client has its budget");
+            assert!(bounded.len() <= 1000 + COUNT_EVERY, "{} keys after {key}", bounded.len());
+        }
+        // Started over: client 0's budget (30 s from refilled) is full again.
+        assert!(bounded.check_key(&0).is_ok());
     }
 
     #[test]

@@ -207,6 +207,8 @@ pub struct StoreSettings {
     /// Bytes the embedded store keeps free on its disk: below it, writes
     /// answer 503 `store_unavailable` and reads go on (`embedded_min_free_mb`).
     pub embedded_min_free: u64,
+    /// The most memory the embedded store's page cache takes (`embedded_cache_mb`).
+    pub embedded_cache: usize,
 }
 
 /// The user shards.
@@ -235,8 +237,13 @@ pub struct LimitSettings {
     pub rate_limit_enabled: bool,
     pub auth_rate: RateQuota,
     pub refresh_rate: RateQuota,
+    /// Client keys one rate limiter holds at most (`rate_limit_max_keys`).
+    pub max_keys: usize,
     pub lockout_threshold: u32,
     pub lockout_base: Duration,
+    /// Failed-attempt keys (accounts, unknown names) the node remembers at
+    /// most, across its shards (`lockout_max_entries`).
+    pub lockout_max_entries: usize,
 }
 
 /// How the sign-in flows behave (per project once projects land).
@@ -340,6 +347,7 @@ impl Settings {
                     86_400 * u64::from(s.number::<u32>("audit_retention_days", 1, 3650)?.unwrap_or(90)),
                 ),
                 embedded_min_free: (1 << 20) * s.number::<u64>("embedded_min_free_mb", 0, 1 << 20)?.unwrap_or(64),
+                embedded_cache: (1 << 20) * s.count("embedded_cache_mb", 1, 1 << 20)?.unwrap_or(64),
             },
             shards: ShardSettings {
                 count: s.count("shards", 1, 4096)?.unwrap_or(64),
@@ -357,12 +365,14 @@ impl Settings {
                     per_minute: s.number("rate_limit_per_minute", 1, 1_000_000)?.unwrap_or(10),
                     burst: s.number("rate_limit_burst", 1, 1_000_000)?.unwrap_or(5),
                 },
+                max_keys: s.count("rate_limit_max_keys", 1000, 100_000_000)?.unwrap_or(100_000),
                 refresh_rate: RateQuota {
                     per_minute: s.number("refresh_rate_per_minute", 1, 1_000_000)?.unwrap_or(60),
                     burst: s.number("refresh_rate_burst", 1, 1_000_000)?.unwrap_or(20),
                 },
                 lockout_threshold: s.number("lockout_threshold", 1, 1000)?.unwrap_or(10),
                 lockout_base: s.seconds("lockout_seconds", 1, 86_400)?.unwrap_or(Duration::from_secs(60)),
+                lockout_max_entries: s.count("lockout_max_entries", 1000, 100_000_000)?.unwrap_or(100_000),
             },
             flows: FlowSettings {
                 project_name: s.display_name("project_name", 64)?.unwrap_or_else(|| "Portcullis".to_owned()),

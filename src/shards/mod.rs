@@ -103,8 +103,9 @@ impl<C: ShardCommand> Message for Envelope<C> {
     type Result = ();
 }
 
-/// Failed-login keys one shard remembers at most.
-const LOCKOUT_ENTRIES_PER_SHARD: usize = 100_000;
+/// Failed-login keys one shard remembers at least, however many shards
+/// share the node's `lockout_max_entries`.
+const MIN_LOCKOUT_ENTRIES_PER_SHARD: usize = 64;
 
 /// One shard: the single owner, on this node, of its users' mutable state.
 ///
@@ -120,13 +121,16 @@ pub struct UserShard {
 }
 
 impl UserShard {
-    fn new(index: usize, store: Arc<dyn Store>, clock: SharedClock, policy: ShardPolicy, depth: Arc<Depth>) -> Self {
-        let lockout = Lockout::new(
-            policy.lockout_threshold,
-            policy.lockout_base,
-            LOCKOUT_ENTRIES_PER_SHARD,
-            policy.attempt_deadline,
-        );
+    fn new(
+        index: usize,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        policy: ShardPolicy,
+        depth: Arc<Depth>,
+        shards: usize,
+    ) -> Self {
+        let entries = (policy.lockout_max_entries / shards.max(1)).max(MIN_LOCKOUT_ENTRIES_PER_SHARD);
+        let lockout = Lockout::new(policy.lockout_threshold, policy.lockout_base, entries, policy.attempt_deadline);
         UserShard { index, store, lockout, clock, depth }
     }
 }
@@ -172,6 +176,9 @@ pub struct ShardPolicy {
     /// How long a reserved attempt at a secret stays reserved if its
     /// request never ends it (the request deadline).
     pub attempt_deadline: Duration,
+    /// Failed-attempt keys the node's shards remember at most, shared out
+    /// evenly (`lockout_max_entries`).
+    pub lockout_max_entries: usize,
 }
 
 struct ShardHandle {
@@ -247,7 +254,8 @@ impl ShardRouter {
         for index in 0..count {
             let arbiter = &arbiters[index % threads];
             let depth = Arc::new(Depth::new(index));
-            let shard = UserShard::new(index, Arc::clone(&store), Arc::clone(&clock), policy, Arc::clone(&depth));
+            let shard =
+                UserShard::new(index, Arc::clone(&store), Arc::clone(&clock), policy, Arc::clone(&depth), count);
             // Slack over our own bound so actix's parking never refuses first.
             let mailbox = capacity + 16;
             let addr = UserShard::start_in_arbiter(&arbiter.handle(), move |ctx| {
@@ -328,6 +336,7 @@ mod tests {
         lockout_threshold: 10,
         lockout_base: Duration::from_secs(60),
         attempt_deadline: Duration::from_secs(10),
+        lockout_max_entries: 100_000,
     };
 
     #[actix_rt::test]

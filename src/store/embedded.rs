@@ -29,8 +29,9 @@ mod sweep;
 mod writer;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
+pub use writer::EmbeddedOptions;
 use writer::{Handle, Job, WriteJob};
 
 use super::{AuditQuery, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
@@ -190,16 +191,17 @@ impl EmbeddedStore {
     /// Opens (or creates) `portcullis.redb` in `dir` and starts its writer
     /// thread, with no free-space reserve (tests and tools).
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        Self::open_reserving(dir, 0)
+        Self::open_with(dir, EmbeddedOptions { min_free: 0, cache_bytes: 64 << 20 })
     }
 
-    /// [`open`](Self::open), and writes refused while fewer than `min_free`
-    /// bytes are free on the directory's disk (see `writer`).
-    pub fn open_reserving(dir: &Path, min_free: u64) -> StoreResult<Self> {
+    /// [`open`](Self::open) with `options`: writes are refused while fewer
+    /// than `min_free` bytes are free on the directory's disk (see
+    /// `writer`), and redb's page cache holds `cache_bytes` at most.
+    pub fn open_with(dir: &Path, options: EmbeddedOptions) -> StoreResult<Self> {
         let file = dir.join("portcullis.redb");
         crate::data_dir::private_dir(dir).map_err(unavailable)?;
         crate::data_dir::private_file(&file).map_err(unavailable)?;
-        let db = Database::create(&file).map_err(unavailable)?;
+        let db = writer::open_file(&file, options.cache_bytes).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(USERS).map_err(unavailable)?;
@@ -229,7 +231,7 @@ impl EmbeddedStore {
         txn.commit().map_err(unavailable)?;
         let stored = db.begin_read().map_err(unavailable)?.open_table(SESSIONS).map_err(unavailable)?.len();
         let sessions = AtomicI64::new(i64::try_from(stored.map_err(unavailable)?).unwrap_or(i64::MAX));
-        let db = Arc::new(Handle::new(db, file, min_free));
+        let db = Arc::new(Handle::new(db, file, options));
         let (writes, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer_db = Arc::clone(&db);
         std::thread::Builder::new()

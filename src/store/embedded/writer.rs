@@ -16,7 +16,7 @@
 //! the file as soon as space is back; until then reads and writes answer
 //! `Unavailable`, and no restart is needed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,6 +34,16 @@ const MAX_BATCH: usize = 256;
 const RECOVERY_POLL: Duration = Duration::from_millis(200);
 
 const REOPENING: &str = "embedded store reopening after an I/O error";
+
+/// How the embedded store uses its disk and memory (`embedded_min_free_mb`,
+/// `embedded_cache_mb`).
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    /// Bytes kept free on the data directory's disk; 0 turns the check off.
+    pub min_free: u64,
+    /// The most memory redb's page cache takes (its own default is 1 GiB).
+    pub cache_bytes: usize,
+}
 
 /// A write job as the writer thread sees it.
 pub(super) trait WriteJob: Send {
@@ -73,14 +83,21 @@ where
 pub(super) struct Handle {
     current: ArcSwapOption<Database>,
     file: PathBuf,
+    cache_bytes: usize,
     space: FreeSpace,
 }
 
+/// Opens (or creates, or repairs) the database file with a page cache of
+/// `cache_bytes`.
+pub(super) fn open_file(file: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(file)
+}
+
 impl Handle {
-    pub(super) fn new(db: Database, file: PathBuf, min_free: u64) -> Self {
+    pub(super) fn new(db: Database, file: PathBuf, options: EmbeddedOptions) -> Self {
         let dir = file.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-        let space = FreeSpace { dir, min_free, short: AtomicBool::new(false) };
-        Handle { current: ArcSwapOption::from_pointee(db), file, space }
+        let space = FreeSpace { dir, min_free: options.min_free, short: AtomicBool::new(false) };
+        Handle { current: ArcSwapOption::from_pointee(db), file, cache_bytes: options.cache_bytes, space }
     }
 
     /// A read transaction on the current database.
@@ -210,7 +227,7 @@ fn reopen(handle: &Handle, queue: &mut mpsc::Receiver<Box<dyn WriteJob>>) -> Opt
         if handle.space.check().is_ok() {
             // Readers still in a transaction of the old database hold the
             // file's lock (DatabaseAlreadyOpen) for a moment longer.
-            match Database::create(&handle.file) {
+            match open_file(&handle.file, handle.cache_bytes) {
                 Ok(db) => {
                     let db = Arc::new(db);
                     handle.current.store(Some(Arc::clone(&db)));
