@@ -17,11 +17,17 @@ use crate::harness::{PASSWORD, TestApp, spawn_on_cql};
 const ADDRESS: &str = "127.0.0.2";
 
 async fn cassandra(script: &str, run: &Path) {
+    node_script(script, run, &[("CASSANDRA_ADDRESS", ADDRESS)]).await;
+}
+
+/// Runs `scripts/cassandra/SCRIPT RUN` with `env` (and a 1 GiB heap), and
+/// fails the test if it fails.
+pub(crate) async fn node_script(script: &str, run: &Path, env: &[(&str, &str)]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cassandra").join(script);
     let output = tokio::process::Command::new(&script)
         .arg(run)
-        .env("CASSANDRA_ADDRESS", ADDRESS)
         .env("CASSANDRA_HEAP", "1g")
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
@@ -35,7 +41,7 @@ async fn cassandra(script: &str, run: &Path) {
 }
 
 /// Stops the node however the test ends.
-struct Node(tempfile::TempDir);
+pub(crate) struct Node(pub(crate) tempfile::TempDir);
 
 impl Drop for Node {
     fn drop(&mut self) {

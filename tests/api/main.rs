@@ -16,6 +16,7 @@ mod cluster;
 mod codes;
 mod connections;
 mod contract;
+mod cql_cluster;
 mod cql_fault;
 mod crash;
 mod disk_full;

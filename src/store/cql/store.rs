@@ -7,7 +7,11 @@
 //!   far are released (`DELETE ... IF user_id = ?`). A claim left behind by a
 //!   crash (no `users` row after `CLAIM_GRACE`) is taken over by the next
 //!   registration with `UPDATE ... IF user_id = <old>`, so no address is
-//!   blocked for ever and no account is half-written.
+//!   blocked for ever and no account is half-written. A claim whose LWT
+//!   fails without an answer (a Paxos timeout under contention or a node
+//!   lost) may still have been applied, so it is asked again
+//!   (`CLAIM_ATTEMPTS`): a claim is idempotent for its user, and asking
+//!   again finds it ours or someone else's.
 //! - a refresh token's successor is inserted first, then the old token is
 //!   marked rotated with `IF rotated_at = null AND session_id = ?`: exactly
 //!   one rotation wins across the cluster; a loser removes its successor and
@@ -25,6 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::client::session::Session;
+use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 
 use scylla::value::{CqlTimestamp, CqlValue, Row};
@@ -37,6 +42,7 @@ use crate::account::{
 };
 use crate::clock::{SharedClock, Timestamp};
 use crate::projects::Project;
+use crate::settings::CqlSerialConsistency;
 use crate::store::{
     AuditQuery, FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode,
     unavailable,
@@ -45,6 +51,8 @@ use crate::store::{
 /// How old an unfinished registration claim must be before another
 /// registration may take it over.
 const CLAIM_GRACE: Duration = Duration::from_secs(60);
+/// How many times a claim is asked when its LWT ends without an answer.
+const CLAIM_ATTEMPTS: u32 = 3;
 
 fn ts(at: Timestamp) -> CqlTimestamp {
     CqlTimestamp(at.0)
@@ -80,6 +88,9 @@ struct Statements {
     select_token: PreparedStatement,
     rotate_token: PreparedStatement,
     delete_token: PreparedStatement,
+    /// `select_token` at the serial consistency: it finishes a Paxos round
+    /// in flight, so it tells whether an unanswered rotation was applied.
+    select_token_serial: PreparedStatement,
     insert_key_by_hash: PreparedStatement,
     insert_key_by_user: PreparedStatement,
     select_key_by_hash: PreparedStatement,
@@ -147,6 +158,9 @@ async fn prepare(session: &Session, keyspace: &str, cql: &str) -> StoreResult<Pr
     Ok(prepared)
 }
 
+const SELECT_TOKEN: &str = "SELECT session_id, user_id, project_id, created_at, expires_at, rotated_at, \
+    sealed_successor FROM {ks}.refresh_tokens WHERE token_hash = ?";
+
 /// Whether a statement is a lightweight transaction (`IF ...`).
 fn is_conditional(cql: &str) -> bool {
     cql.contains(" IF ")
@@ -178,9 +192,17 @@ impl CqlStore {
             select_user_sessions: prepare(s, ks, "SELECT session_id FROM {ks}.sessions_by_user WHERE user_id = ?").await?,
             delete_user_session: prepare(s, ks, "DELETE FROM {ks}.sessions_by_user WHERE user_id = ? AND session_id = ?").await?,
             insert_token: prepare(s, ks, "INSERT INTO {ks}.refresh_tokens (token_hash, session_id, user_id, project_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?").await?,
-            select_token: prepare(s, ks, "SELECT session_id, user_id, project_id, created_at, expires_at, rotated_at, sealed_successor FROM {ks}.refresh_tokens WHERE token_hash = ?").await?,
+            select_token: prepare(s, ks, SELECT_TOKEN).await?,
             rotate_token: prepare(s, ks, "UPDATE {ks}.refresh_tokens USING TTL ? SET rotated_at = ?, sealed_successor = ? WHERE token_hash = ? IF rotated_at = null AND session_id = ?").await?,
             delete_token: prepare(s, ks, "DELETE FROM {ks}.refresh_tokens WHERE token_hash = ? IF EXISTS").await?,
+            select_token_serial: {
+                let mut serial = prepare(s, ks, SELECT_TOKEN).await?;
+                serial.set_consistency(match target.serial_consistency {
+                    CqlSerialConsistency::Serial => Consistency::Serial,
+                    CqlSerialConsistency::LocalSerial => Consistency::LocalSerial,
+                });
+                serial
+            },
             insert_key_by_hash: prepare(s, ks, "INSERT INTO {ks}.api_keys_by_hash (key_hash, key_id, user_id, record) VALUES (?, ?, ?, ?)").await?,
             insert_key_by_user: prepare(s, ks, "INSERT INTO {ks}.api_keys_by_user (user_id, key_id, key_hash, record) VALUES (?, ?, ?, ?)").await?,
             select_key_by_hash: prepare(s, ks, "SELECT record FROM {ks}.api_keys_by_hash WHERE key_hash = ?").await?,
@@ -268,8 +290,32 @@ impl CqlStore {
     }
 
     /// Claims a unique value for `user`: a fresh claim, or the take-over of
-    /// a claim whose registration never finished.
+    /// a claim whose registration never finished. An attempt that ends
+    /// without an answer is made again, after a pause that differs from one
+    /// racing user to the next.
     async fn claim(
+        &self,
+        field: UniqueField,
+        project: &ProjectId,
+        value: &str,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut attempt = 1;
+        loop {
+            match self.claim_attempt(field, project, value, user, now).await {
+                Err(StoreError::Unavailable(cause)) if attempt < CLAIM_ATTEMPTS => {
+                    tracing::debug!(%cause, attempt, "a claim ended without an answer; asking again");
+                    let spread = u64::try_from(user.0.as_u128() % 50).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(20 + spread) * attempt).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn claim_attempt(
         &self,
         field: UniqueField,
         project: &ProjectId,
@@ -299,6 +345,29 @@ impl CqlStore {
             return Ok(());
         }
         Err(StoreError::AlreadyExists(field))
+    }
+
+    /// A refresh token's record as `select` reads it (plain or serial).
+    async fn refresh_token_by(
+        &self,
+        select: &PreparedStatement,
+        digest: &[u8; 32],
+    ) -> StoreResult<Option<RefreshRecord>> {
+        let Some((session, user, project, created, expires, rotated_at, sealed)) =
+            self.first::<TokenRow>(select, (digest.as_slice(),)).await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RefreshRecord {
+            digest: *digest,
+            session_id: SessionId(session),
+            user_id: UserId(user),
+            project: ProjectId(project),
+            created_at: Timestamp(created.0),
+            expires_at: Timestamp(expires.0),
+            rotated: rotated_at
+                .map(|at| Rotation { at: Timestamp(at.0), sealed_successor: sealed.unwrap_or_default() }),
+        }))
     }
 
     async fn release(&self, field: UniqueField, project: &ProjectId, value: &str, user: UserId) {
@@ -566,21 +635,7 @@ impl Store for CqlStore {
     }
 
     async fn find_refresh_token(&self, digest: &[u8; 32]) -> StoreResult<Option<RefreshRecord>> {
-        let Some((session, user, project, created, expires, rotated_at, sealed)) =
-            self.first::<TokenRow>(&self.statements.select_token, (digest.as_slice(),)).await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(RefreshRecord {
-            digest: *digest,
-            session_id: SessionId(session),
-            user_id: UserId(user),
-            project: ProjectId(project),
-            created_at: Timestamp(created.0),
-            expires_at: Timestamp(expires.0),
-            rotated: rotated_at
-                .map(|at| Rotation { at: Timestamp(at.0), sealed_successor: sealed.unwrap_or_default() }),
-        }))
+        self.refresh_token_by(&self.statements.select_token, digest).await
     }
 
     async fn rotate_refresh_token(
@@ -604,11 +659,27 @@ impl Store for CqlStore {
             old.as_slice(),
             record.session_id.0,
         );
-        if !self.lwt(&self.statements.rotate_token, values).await? {
-            // Another node rotated it first: drop our successor, report theirs.
-            self.lwt(&self.statements.delete_token, (successor.digest.as_slice(),)).await?;
-            let theirs = self.find_refresh_token(old).await?.and_then(|r| r.rotated).ok_or(StoreError::Conflict)?;
-            return Ok(RotateOutcome::AlreadyRotated(theirs));
+        let applied = match self.lwt(&self.statements.rotate_token, values).await {
+            Ok(applied) => applied,
+            // Unanswered (a Paxos timeout, a node lost): it may have been
+            // applied. A serial read finishes the round and shows whose it is.
+            Err(StoreError::Unavailable(cause)) => {
+                tracing::debug!(%cause, "a rotation ended without an answer; reading it back");
+                match self.refresh_token_by(&self.statements.select_token_serial, old).await?.and_then(|r| r.rotated) {
+                    Some(done) => done.sealed_successor == rotation.sealed_successor,
+                    None => self.lwt(&self.statements.rotate_token, values).await?,
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if !applied {
+            // Another node rotated it first: drop our successor (nobody holds
+            // it; left behind, it only waits for its TTL), report theirs.
+            if let Err(e) = self.lwt(&self.statements.delete_token, (successor.digest.as_slice(),)).await {
+                tracing::warn!(error = %e, "an unused successor token was not deleted; it expires by TTL");
+            }
+            let theirs = self.refresh_token_by(&self.statements.select_token_serial, old).await?;
+            return theirs.and_then(|r| r.rotated).map(RotateOutcome::AlreadyRotated).ok_or(StoreError::Conflict);
         }
         (session.last_seen_at, session.expires_at) = session_touch;
         self.write_session(&session, &successor.digest, now).await?;
@@ -1034,6 +1105,11 @@ mod tests {
     /// A migrated keyspace of its own on the database named by
     /// `CQL_TEST_NODES`; `None` (the test is skipped) when it is not set.
     async fn fresh() -> Option<(Arc<dyn Store>, Keyspace)> {
+        let (store, keyspace) = fresh_store().await?;
+        Some((Arc::new(store), keyspace))
+    }
+
+    async fn fresh_store() -> Option<(CqlStore, Keyspace)> {
         let nodes = std::env::var("CQL_TEST_NODES").ok()?;
         let target = CqlTarget {
             hosts: nodes.split(',').map(str::to_owned).collect(),
@@ -1047,10 +1123,26 @@ mod tests {
         super::super::migrate::apply(&session, &target).await.expect("migrations apply");
         let cleanup = Arc::new(super::super::connect(&target).await.expect("second session"));
         let store = CqlStore::open(session, &target, Arc::new(SystemClock)).await.expect("statements prepare");
-        Some((Arc::new(store), Keyspace { name: target.keyspace, session: cleanup }))
+        Some((store, Keyspace { name: target.keyspace, session: cleanup }))
     }
 
     crate::contract_tests!(fresh);
+
+    /// What asking a claim again after an unanswered LWT relies on.
+    #[tokio::test]
+    async fn a_claim_asked_again_is_found_its_users_own() {
+        let Some((store, _keyspace)) = fresh_store().await else {
+            eprintln!("skipped: CQL_TEST_NODES not set");
+            return;
+        };
+        let (project, now) = (ProjectId::default_project(), SystemClock.now());
+        let (ours, theirs) = (UserId::generate(), UserId::generate());
+        store.claim_attempt(UniqueField::Email, &project, "twice@x.io", ours, now).await.unwrap();
+        // As if the answer to the first had been lost.
+        store.claim(UniqueField::Email, &project, "twice@x.io", ours, now).await.unwrap();
+        let other = store.claim(UniqueField::Email, &project, "twice@x.io", theirs, now).await;
+        assert!(matches!(other, Err(StoreError::AlreadyExists(UniqueField::Email))), "{other:?}");
+    }
 
     #[tokio::test]
     async fn statements_run_at_the_configured_consistency() {
