@@ -147,7 +147,7 @@ async fn racing_registrations(a: &Gateway, b: &Gateway) {
     assert_eq!(created, 1, "one account from 50 racing registrations: {answers:?}");
     for (status, body) in &answers {
         if *status != 201 && *status != 409 {
-            print_warnings(a, b);
+            print_warnings(a, b).await;
         }
         assert!(*status == 201 || *status == 409, "a racing registration answered {status}: {body}");
     }
@@ -165,24 +165,26 @@ async fn racing_registrations(a: &Gateway, b: &Gateway) {
 
 /// The gateways' warnings and errors, and their store errors by operation,
 /// for a failure's report.
-fn print_warnings(a: &Gateway, b: &Gateway) {
+async fn print_warnings(a: &Gateway, b: &Gateway) {
     for gateway in [a, b] {
         for line in gateway.log.lock().unwrap().iter().filter(|l| l.contains("WARN") || l.contains("ERROR")) {
             eprintln!("{line}");
         }
-        let metrics = std::process::Command::new("curl").args(["-s", &format!("{}/metrics", gateway.base)]).output();
-        if let Ok(metrics) = metrics {
-            for line in String::from_utf8_lossy(&metrics.stdout).lines() {
-                if line.starts_with("portcullis_store_errors_total") && !line.ends_with(" 0") {
-                    eprintln!("{}: {line}", gateway.base);
-                }
+        let metrics = gateway.client.get(format!("{}/metrics", gateway.base)).send().await;
+        let text = match metrics {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        for line in text.lines() {
+            if line.starts_with("portcullis_store_errors_total") && !line.ends_with(" 0") {
+                eprintln!("{}: {line}", gateway.base);
             }
         }
     }
 }
 
-/// Waits (bounded) until both gateways register and sign in five times in
-/// a row: a new cluster's JVMs are still warming up.
+/// Waits (bounded) until both gateways register and sign in ten times in a
+/// row: a new cluster's JVMs are still warming up.
 async fn warmed_up(a: &Gateway, b: &Gateway) -> Duration {
     let started = Instant::now();
     let mut in_a_row = 0;
@@ -221,7 +223,7 @@ async fn racing_refreshes(a: &Gateway, b: &Gateway) {
     assert_eq!(successors.len(), 1, "one successor from 20 racing refreshes: {answers:?}");
     for (status, body) in &answers {
         if *status != 200 && *status != 401 {
-            print_warnings(a, b);
+            print_warnings(a, b).await;
         }
         assert!(*status == 200 || *status == 401, "a racing refresh answered {status}: {body}");
     }
@@ -308,7 +310,7 @@ async fn three_nodes_lose_one_under_load_and_keep_their_guarantees() {
         late.len()
     );
     if !late.is_empty() {
-        print_warnings(&a, &b);
+        print_warnings(&a, &b).await;
     }
     assert!(late.is_empty(), "failures outside the first seconds after the kill: {late:?}");
     for (_, what, status) in &seen {
