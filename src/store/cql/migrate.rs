@@ -1,7 +1,7 @@
 //! `migrations/NNNN_name.cql`, embedded in the binary and applied in order.
 //!
-//! Every statement in a migration is idempotent DDL (`IF NOT EXISTS`, or
-//! `DROP TABLE IF EXISTS`), so a
+//! Every statement in a migration is idempotent DDL (`IF NOT EXISTS`,
+//! `DROP TABLE IF EXISTS`, or `ALTER TABLE t WITH` table options), so a
 //! migration interrupted half-way is simply applied again. After a
 //! migration's statements have run (and the cluster agrees on the schema) it
 //! is recorded in `schema_migrations` with its checksum; recorded migrations
@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "0007_identities.cql",
         text: include_str!("../../../migrations/0007_identities.cql"),
+    },
+    Migration {
+        version: 8,
+        name: "0008_speculative_retry.cql",
+        text: include_str!("../../../migrations/0008_speculative_retry.cql"),
     },
 ];
 
@@ -226,12 +231,29 @@ mod tests {
         assert_eq!(m.statements(), vec!["CREATE TABLE a (x int PRIMARY KEY)", "CREATE TABLE b ( y int PRIMARY KEY )"]);
     }
 
+    /// Creating only what is missing, dropping only what is there, or
+    /// setting a table's options (`ALTER TABLE t WITH ...`; adding, dropping
+    /// or renaming a column is not idempotent).
+    fn is_idempotent_ddl(statement: &str) -> bool {
+        let words: Vec<&str> = statement.split_whitespace().collect();
+        statement.contains("IF NOT EXISTS")
+            || statement.starts_with("DROP TABLE IF EXISTS")
+            || matches!(words.as_slice(), ["ALTER", "TABLE", _, "WITH", ..])
+    }
+
+    #[test]
+    fn only_options_are_altered() {
+        assert!(is_idempotent_ddl("ALTER TABLE users WITH speculative_retry = '50ms'"));
+        assert!(!is_idempotent_ddl("ALTER TABLE users ADD nickname text"));
+        assert!(!is_idempotent_ddl("ALTER TABLE users DROP nickname"));
+        assert!(!is_idempotent_ddl("CREATE TABLE users (id uuid PRIMARY KEY)"));
+    }
+
     #[test]
     fn every_core_statement_is_idempotent_ddl() {
         for migration in MIGRATIONS {
             for statement in migration.statements() {
-                let idempotent = statement.contains("IF NOT EXISTS") || statement.starts_with("DROP TABLE IF EXISTS");
-                assert!(idempotent, "{}: {statement}", migration.name);
+                assert!(is_idempotent_ddl(&statement), "{}: {statement}", migration.name);
             }
         }
     }
@@ -259,6 +281,18 @@ mod tests {
         assert_eq!(first.applied, every);
         let second = apply(&session, &target).await.unwrap();
         assert_eq!(second, Applied { applied: vec![], already: every });
+        // 0008's option reached the tables (Cassandra writes it back as '50ms').
+        let rows = session
+            .query_unpaged(
+                "SELECT speculative_retry FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+                (&target.keyspace, "sessions"),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        let (speculative_retry,): (String,) = rows.single_row().unwrap();
+        assert_eq!(speculative_retry.to_lowercase(), "50ms");
         // Schema changes wait on every node's agreement: longer than a request's 2 s under load.
         let mut drop = scylla::statement::Statement::new(format!("DROP KEYSPACE {}", target.keyspace));
         drop.set_request_timeout(Some(std::time::Duration::from_secs(60)));
