@@ -333,8 +333,16 @@ async fn everything_acknowledged_survives_sigkill_under_load() {
                 actix_web::rt::spawn(worker(Arc::clone(&gateway), id, round, rng.below(u64::MAX), Arc::clone(&facts)))
             })
             .collect();
-        // Kill at a random moment of the load: 300 ms to 1.8 s in.
-        actix_web::rt::time::sleep(Duration::from_millis(300 + rng.below(1_500))).await;
+        // Kill at a random moment of the load: 0 to 1.5 s after this round's
+        // workers have each had a registration acknowledged (a fixed delay
+        // from the start proved too little on a busy machine: 17 accounts
+        // in three rounds, the whole API suite running beside it).
+        let started = std::time::Instant::now();
+        while facts.lock().unwrap().iter().filter(|f| matches!(f, Fact::Account { .. })).count() < WORKERS {
+            assert!(started.elapsed() < Duration::from_secs(60), "round {round}: the load made no accounts in 60 s");
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(rng.below(1_500))).await;
         gateway.signal("KILL");
         for worker in workers {
             let _ = tokio::time::timeout(Duration::from_secs(30), worker)
