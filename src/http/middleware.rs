@@ -58,6 +58,11 @@ impl Default for RequestIds {
 #[derive(Default)]
 pub struct HttpMetrics {
     routes: DashMap<String, RouteMetrics>,
+    /// Paths that are their own route pattern (static routes, such as
+    /// `/api/v1/verify`): their label is the path, found without walking the
+    /// route map or allocating. At most one entry per static route: a path
+    /// is kept only when the router matched it to a pattern equal to it.
+    static_paths: DashMap<String, ()>,
 }
 
 struct RouteMetrics {
@@ -66,6 +71,24 @@ struct RouteMetrics {
 }
 
 impl HttpMetrics {
+    /// The metric label of an answered request: its route pattern, or
+    /// `unmatched` when no route took it.
+    fn label<'r>(&self, req: &'r actix_web::HttpRequest) -> std::borrow::Cow<'r, str> {
+        let path = req.path();
+        if self.static_paths.contains_key(path) {
+            return path.into();
+        }
+        match req.match_pattern() {
+            Some(pattern) => {
+                if pattern == path {
+                    self.static_paths.insert(pattern.clone(), ());
+                }
+                pattern.into()
+            }
+            None => "unmatched".into(),
+        }
+    }
+
     fn record(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
         let route_metrics = match self.routes.get(route) {
             Some(found) => found,
@@ -148,7 +171,10 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_maybe_shared(actix_web::web::Bytes::from(id)) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = match &state {
+        Some(state) => state.http_metrics.label(res.request()),
+        None => res.request().match_pattern().map_or("unmatched".into(), Into::into),
+    };
     let elapsed = record(&route, status);
     tracing::info!(
         target: "http",
@@ -236,5 +262,44 @@ impl futures_util::Stream for TimedBody {
             return Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(late))));
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, HttpRequest, HttpResponse, test, web};
+
+    use super::HttpMetrics;
+
+    async fn answer() -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+
+    #[actix_web::test]
+    async fn labels_are_route_patterns_and_only_static_paths_are_remembered() {
+        let app = test::init_service(
+            App::new()
+                .route("/static", web::get().to(answer))
+                .route("/users/{id}", web::get().to(answer))
+                .service(web::scope("/scope").route("/inner", web::get().to(answer))),
+        )
+        .await;
+        let metrics = HttpMetrics::default();
+        let label = |req: HttpRequest| metrics.label(&req).into_owned();
+        for _ in 0..2 {
+            for (path, expected) in [
+                ("/static", "/static"),
+                ("/users/42", "/users/{id}"),
+                ("/users/43", "/users/{id}"),
+                ("/scope/inner", "/scope/inner"),
+                ("/nowhere", "unmatched"),
+            ] {
+                let res = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+                assert_eq!(label(res.request().clone()), expected, "{path}");
+            }
+        }
+        let mut remembered: Vec<String> = metrics.static_paths.iter().map(|e| e.key().clone()).collect();
+        remembered.sort();
+        assert_eq!(remembered, ["/scope/inner", "/static"]);
     }
 }

@@ -73,6 +73,7 @@ fn auth(cfg: &mut web::ServiceConfig) {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(extract::json_config())
         .app_data(extract::payload_config())
+        .configure(routes::gateway::configure)
         .configure(routes::health::configure)
         .service(
             web::scope("/api/v1/auth")
@@ -95,12 +96,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::scope("/api/v1/admin").wrap(from_fn(middleware::deadline)).configure(routes::admin::configure))
         .configure(dialects::cloudflare::configure)
-        // Seed 003 (lnchr): service keys, before the /api/v1 scope that would take the path.
+        // Seed 003 (lnchr): service keys.
         .service(
             web::scope("/api/v1/settings")
                 .wrap(from_fn(dialects::lnchr::project_envelope))
                 .wrap(from_fn(middleware::deadline))
                 .configure(dialects::lnchr::configure),
-        )
-        .service(web::scope("/api/v1").configure(routes::gateway::configure));
+        );
 }

@@ -15,8 +15,11 @@ use crate::http::view::no_store;
 use crate::http::{ApiError, AppState};
 use crate::token::{Credential, INTROSPECT_SCOPE, VerifiedAccess};
 
+/// The two routes at their full paths, registered first: the router tries
+/// services in order, and every proxied request comes here.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/introspect", web::post().to(introspect)).route("/verify", web::get().to(verify));
+    cfg.service(web::resource("/api/v1/introspect").route(web::post().to(introspect)))
+        .service(web::resource("/api/v1/verify").route(web::get().to(verify)));
 }
 
 #[derive(Deserialize)]
