@@ -78,15 +78,11 @@ impl HttpMetrics {
         if self.static_paths.contains_key(path) {
             return path.into();
         }
-        match req.match_pattern() {
-            Some(pattern) => {
-                if pattern == path {
-                    self.static_paths.insert(pattern.clone(), ());
-                }
-                pattern.into()
-            }
-            None => "unmatched".into(),
+        let label = pattern_label(req);
+        if label == path {
+            self.static_paths.insert(path.to_owned(), ());
         }
+        label
     }
 
     fn record(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
@@ -116,6 +112,11 @@ impl HttpMetrics {
             }
         }
     }
+}
+
+/// The matched route pattern (a walk of the route map), or `unmatched`.
+fn pattern_label(req: &actix_web::HttpRequest) -> std::borrow::Cow<'static, str> {
+    req.match_pattern().map_or("unmatched".into(), Into::into)
 }
 
 /// A client-sent request id is kept if it is short and plain; otherwise a new one is made.
@@ -173,7 +174,7 @@ pub async fn observe(
     }
     let route = match &state {
         Some(state) => state.http_metrics.label(res.request()),
-        None => res.request().match_pattern().map_or("unmatched".into(), Into::into),
+        None => pattern_label(res.request()),
     };
     let elapsed = record(&route, status);
     tracing::info!(
