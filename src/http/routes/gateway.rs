@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, mime, web};
 use serde::{Deserialize, Serialize};
 
 use crate::account::ProjectId;
@@ -54,18 +55,8 @@ struct Introspection<'a> {
     username: Option<&'a str>,
 }
 
-const INACTIVE: Introspection<'static> = Introspection {
-    active: false,
-    sub: None,
-    aud: None,
-    scope: None,
-    exp: None,
-    iat: None,
-    sid: None,
-    role: None,
-    token_type: None,
-    username: None,
-};
+/// The answer for every token that is not active here.
+const INACTIVE: &[u8] = br#"{"active":false}"#;
 
 fn active(access: &VerifiedAccess) -> Introspection<'_> {
     let (sid, token_type) = match access.credential {
@@ -141,16 +132,26 @@ async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
         Err(refused) if refused.is_refusal() => None,
         Err(e) => return Err(e.into()),
     };
-    let answer = match &checked {
+    let body = match &checked {
         // A key of the `default` project (made by one of its admins: the
         // operator's gateway) introspects every project's tokens, `aud`
         // telling which; any other project's key only its own project's.
         Some(access) if access.project == caller.project || caller.project.as_str() == ProjectId::DEFAULT => {
-            active(access)
+            active_body(access)?
         }
-        _ => INACTIVE,
+        _ => Bytes::from_static(INACTIVE),
     };
-    Ok(no_store(StatusCode::OK).json(answer))
+    Ok(no_store(StatusCode::OK).content_type(mime::APPLICATION_JSON).body(body))
+}
+
+/// The active answer's JSON, rendered by the credential's first
+/// introspection and kept with it in the cache.
+fn active_body(access: &VerifiedAccess) -> Result<Bytes, ApiError> {
+    if let Some(body) = access.answer.get() {
+        return Ok(body.clone());
+    }
+    let body = serde_json::to_vec(&active(access)).map_err(|_| ApiError::internal("introspection not serializable"))?;
+    Ok(access.answer.get_or_init(|| Bytes::from(body)).clone())
 }
 
 const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
@@ -161,8 +162,9 @@ const X_AUTH_SESSION: HeaderName = HeaderName::from_static("x-auth-session");
 const X_AUTH_KEY_ID: HeaderName = HeaderName::from_static("x-auth-key-id");
 const X_AUTH_USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
 
-fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
-    HeaderValue::from_str(text).map_err(|_| ApiError::internal("header value not representable"))
+/// A header carrying text of the cached identity: shares its bytes.
+fn header_value(text: &Bytes) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_maybe_shared(text.clone()).map_err(|_| ApiError::internal("header value not representable"))
 }
 
 /// The project a `/verify?project=<id>` asks for: a proxy in front of one
@@ -184,18 +186,20 @@ async fn verify(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     if wanted_project(&req).is_some_and(|wanted| wanted != access.project.as_str()) {
         return Err(ApiError::InvalidToken);
     }
+    let text = access.text();
     let mut response = HttpResponse::Ok();
     response
-        .insert_header((X_AUTH_USER_ID, header_value(&access.user_id.to_string())?))
-        .insert_header((X_AUTH_PROJECT, header_value(access.project.as_str())?))
+        .insert_header((X_AUTH_USER_ID, header_value(&text.user_id)?))
+        .insert_header((X_AUTH_PROJECT, header_value(&text.project)?))
         .insert_header((X_AUTH_ROLE, HeaderValue::from_static(access.role.as_str())))
-        .insert_header((X_AUTH_SCOPES, header_value(&access.scope)?))
+        .insert_header((X_AUTH_SCOPES, header_value(&text.scope)?))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    match access.credential {
-        Credential::Session(id) => response.insert_header((X_AUTH_SESSION, header_value(&id.to_string())?)),
-        Credential::ApiKey(id) => response.insert_header((X_AUTH_KEY_ID, header_value(&id.to_string())?)),
+    let credential_header = match access.credential {
+        Credential::Session(_) => X_AUTH_SESSION,
+        Credential::ApiKey(_) => X_AUTH_KEY_ID,
     };
-    if let Some(username) = &access.username {
+    response.insert_header((credential_header, header_value(&text.credential_id)?));
+    if let Some(username) = &text.username {
         response.insert_header((X_AUTH_USERNAME, header_value(username)?));
     }
     Ok(response.finish())
