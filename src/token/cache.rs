@@ -12,10 +12,9 @@
 //! map first drops expired entries, then a batch of arbitrary ones); no map
 //! guard is ever held across an `.await`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
 use dashmap::DashMap;
 use uuid::Uuid;
 
@@ -64,24 +63,6 @@ pub struct VerifiedAccess {
     /// user mark made after that (a larger epoch) stops it; one made before
     /// was already seen by the verification's store reads.
     pub(crate) verified_epoch: AtomicU64,
-    /// The identity's text, made by the first hit that answers with it.
-    text: OnceLock<IdentityText>,
-    /// An answer's body made from this credential alone (the introspection
-    /// JSON), kept by the first answer that makes it: every later hit
-    /// sends the same bytes.
-    pub answer: OnceLock<Bytes>,
-}
-
-/// A verified identity as text, as every answer spells it: made once per
-/// cached credential rather than once per check.
-#[derive(Debug)]
-pub struct IdentityText {
-    pub user_id: Bytes,
-    /// The session's id, or the API key's.
-    pub credential_id: Bytes,
-    pub project: Bytes,
-    pub scope: Bytes,
-    pub username: Option<Bytes>,
 }
 
 impl VerifiedAccess {
@@ -110,20 +91,7 @@ impl VerifiedAccess {
             cached_until,
             last_noted: AtomicI64::new(0),
             verified_epoch: AtomicU64::new(0),
-            text: OnceLock::new(),
-            answer: OnceLock::new(),
         }
-    }
-
-    /// The identity as text, made on first use.
-    pub fn text(&self) -> &IdentityText {
-        self.text.get_or_init(|| IdentityText {
-            user_id: Bytes::from(self.user_id.to_string()),
-            credential_id: Bytes::from(self.credential.id().to_string()),
-            project: Bytes::copy_from_slice(self.project.as_str().as_bytes()),
-            scope: Bytes::copy_from_slice(self.scope.as_bytes()),
-            username: self.username.as_deref().map(|name| Bytes::copy_from_slice(name.as_bytes())),
-        })
     }
 
     pub fn session_id(&self) -> Option<SessionId> {

@@ -5,9 +5,11 @@
 //! label sets stay bounded; metric handles are looked up once per
 //! (route, method, status) and kept.
 
+use std::borrow::Cow;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -68,68 +70,81 @@ impl Default for RequestIds {
 }
 
 /// Metric handles per route, and per (method, status) within it, made on
-/// first use; afterwards a request costs two map lookups and no allocation.
+/// first use; afterwards a request to a static route costs one map lookup
+/// and no allocation.
 #[derive(Default)]
 pub struct HttpMetrics {
-    routes: DashMap<String, RouteMetrics>,
+    /// Route label → its handles.
+    routes: DashMap<String, Arc<RouteMetrics>>,
     /// Paths that are their own route pattern (static routes, such as
-    /// `/api/v1/verify`): their label is the path, found without walking the
-    /// route map or allocating. At most one entry per static route: a path
-    /// is kept only when the router matched it to a pattern equal to it.
-    static_paths: DashMap<String, ()>,
+    /// `/api/v1/verify`) → their route's handles, found without walking the
+    /// route map. At most one entry per static route: a path is kept only
+    /// when the router matched it to a pattern equal to it.
+    static_paths: DashMap<String, Arc<RouteMetrics>>,
 }
 
 struct RouteMetrics {
     duration: Histogram,
-    requests: DashMap<(Method, u16), Counter>,
+    /// A handful per route: a scan beats hashing.
+    requests: RwLock<Vec<(Method, u16, Counter)>>,
+}
+
+impl RouteMetrics {
+    fn record(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+        let status = status.as_u16();
+        let counted = |requests: &[(Method, u16, Counter)]| {
+            let found = requests.iter().find(|(m, s, _)| *s == status && m == method);
+            found.map(|(_, _, counter)| counter.increment(1)).is_some()
+        };
+        if counted(&self.requests.read().unwrap_or_else(PoisonError::into_inner)) {
+            return;
+        }
+        let mut requests = self.requests.write().unwrap_or_else(PoisonError::into_inner);
+        if !counted(&requests) {
+            let counter = metrics::counter!(
+                names::HTTP_REQUESTS,
+                "route" => route.to_owned(),
+                "method" => method.to_string(),
+                "status" => status.to_string()
+            );
+            counter.increment(1);
+            requests.push((method.clone(), status, counter));
+        }
+    }
 }
 
 impl HttpMetrics {
-    /// The metric label of an answered request: its route pattern, or
-    /// `unmatched` when no route took it.
-    fn label<'r>(&self, req: &'r actix_web::HttpRequest) -> std::borrow::Cow<'r, str> {
+    /// An answered request's metric label (its route pattern, or
+    /// `unmatched` when no route took it) and its route's handles.
+    fn route<'r>(&self, req: &'r actix_web::HttpRequest) -> (Cow<'r, str>, Arc<RouteMetrics>) {
         let path = req.path();
-        if self.static_paths.contains_key(path) {
-            return path.into();
+        if let Some(found) = self.static_paths.get(path) {
+            return (path.into(), Arc::clone(found.value()));
         }
         let label = pattern_label(req);
+        let handles = self.handles(&label);
         if label == path {
-            self.static_paths.insert(path.to_owned(), ());
+            self.static_paths.insert(path.to_owned(), Arc::clone(&handles));
         }
-        label
+        (label, handles)
     }
 
-    fn record(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
-        let route_metrics = match self.routes.get(route) {
-            Some(found) => found,
-            None => {
-                let fresh = RouteMetrics {
-                    duration: metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => route.to_owned()),
-                    requests: DashMap::new(),
-                };
-                self.routes.entry(route.to_owned()).or_insert(fresh).downgrade()
-            }
-        };
-        route_metrics.duration.record(elapsed.as_secs_f64());
-        let key = (method.clone(), status.as_u16());
-        match route_metrics.requests.get(&key) {
-            Some(counter) => counter.increment(1),
-            None => {
-                let counter = metrics::counter!(
-                    names::HTTP_REQUESTS,
-                    "route" => route.to_owned(),
-                    "method" => method.to_string(),
-                    "status" => status.as_u16().to_string()
-                );
-                counter.increment(1);
-                route_metrics.requests.insert(key, counter);
-            }
+    /// The handles of the route labelled `route`.
+    fn handles(&self, route: &str) -> Arc<RouteMetrics> {
+        if let Some(found) = self.routes.get(route) {
+            return Arc::clone(found.value());
         }
+        let fresh = RouteMetrics {
+            duration: metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => route.to_owned()),
+            requests: RwLock::new(Vec::new()),
+        };
+        Arc::clone(self.routes.entry(route.to_owned()).or_insert(Arc::new(fresh)).value())
     }
 }
 
 /// The matched route pattern (a walk of the route map), or `unmatched`.
-fn pattern_label(req: &actix_web::HttpRequest) -> std::borrow::Cow<'static, str> {
+fn pattern_label(req: &actix_web::HttpRequest) -> Cow<'static, str> {
     req.match_pattern().map_or("unmatched".into(), Into::into)
 }
 
@@ -222,19 +237,16 @@ where
         let outcome = std::task::ready!(this.inner.as_mut().poll(cx));
         let span = this.inner.span();
         let state = this.state.as_deref();
-        let record = |route: &str, status: StatusCode| {
-            let elapsed = this.started.elapsed();
-            if let Some(state) = state {
-                state.http_metrics.record(route, this.method, status, elapsed);
-            }
-            elapsed
-        };
+        let elapsed = this.started.elapsed();
         let mut res = match outcome {
             Ok(res) => res.map_into_boxed_body(),
             Err(e) => {
                 // Being the outermost middleware, actix renders the error with its JSON body.
                 let status = e.as_response_error().status_code();
-                record(if status == StatusCode::SERVICE_UNAVAILABLE { "timeout" } else { "unmatched" }, status);
+                if let Some(state) = state {
+                    let route = if status == StatusCode::SERVICE_UNAVAILABLE { "timeout" } else { "unmatched" };
+                    state.http_metrics.handles(route).record(route, this.method, status, elapsed);
+                }
                 return Poll::Ready(Err(e));
             }
         };
@@ -247,10 +259,13 @@ where
             res.headers_mut().insert(REQUEST_ID, id);
         }
         let route = match state {
-            Some(state) => state.http_metrics.label(res.request()),
+            Some(state) => {
+                let (route, handles) = state.http_metrics.route(res.request());
+                handles.record(&route, this.method, status, elapsed);
+                route
+            }
             None => pattern_label(res.request()),
         };
-        let elapsed = record(&route, status);
         tracing::info!(
             target: "http",
             parent: span,
@@ -299,7 +314,7 @@ mod tests {
         )
         .await;
         let metrics = HttpMetrics::default();
-        let label = |req: HttpRequest| metrics.label(&req).into_owned();
+        let label = |req: HttpRequest| metrics.route(&req).0.into_owned();
         for _ in 0..2 {
             for (path, expected) in [
                 ("/static", "/static"),
