@@ -113,8 +113,31 @@ fn parse_wrk(output: &str) -> Run {
     run
 }
 
+/// `wrk`, or `taskset -c <cpus> wrk` when the load generator is pinned.
+fn wrk_on(cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus, "wrk"]);
+            command
+        }
+        None => Command::new("wrk"),
+    }
+}
+
 fn wrk_command(threads: u32, connections: u32, script: &str, url: &str, env: &[(&str, String)]) -> Command {
-    let mut command = Command::new("wrk");
+    pinned_wrk_command(None, threads, connections, script, url, env)
+}
+
+fn pinned_wrk_command(
+    cpus: Option<&str>,
+    threads: u32,
+    connections: u32,
+    script: &str,
+    url: &str,
+    env: &[(&str, String)],
+) -> Command {
+    let mut command = wrk_on(cpus);
     command
         .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{}s", seconds())])
         .args(["--latency", "-s"])
@@ -233,6 +256,25 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// Pins this process (the probe) to core 0 and the gateway to the other
+/// cores; `None` (nothing pinned) on one core or without taskset.
+fn pin_generators(gateway: u32) -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        return None;
+    }
+    let gateway_cpus = format!("1-{}", cores - 1);
+    let pin = |cpus: &str, pid: u32| {
+        Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    (pin(&gateway_cpus, gateway) && pin("0", std::process::id()))
+        .then(|| format!("load generators (wrk, probe) on core 0, the gateway on cores {gateway_cpus}"))
+}
+
 fn start(binary: &Path, args: &[&str], env: &[(&str, String)]) -> Process {
     Process(
         Command::new(binary)
@@ -252,7 +294,7 @@ fn main() {
     let data = tempfile::tempdir().unwrap();
     let (gateway_port, bare_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{gateway_port}");
-    let _gateway = start(
+    let gateway = start(
         &release.join("portcullis"),
         &["serve"],
         &[
@@ -358,8 +400,15 @@ fn main() {
     // More connections than the hashing queue holds (64 by default), each
     // login a new unknown email, so every request costs a hash and the
     // excess must be refused.
-    let flood = wrk_command(1, 256, "login_flood.lua", &login_url, &[]).spawn().unwrap();
-    let beside = wrk_command(1, 16, "introspect.lua", &introspect_url, &token_env(&[])).spawn().unwrap();
+    // The load generators (both wrks and this process's probe) get core 0
+    // and the gateway the others, so the latencies are the gateway's and not
+    // a starved generator's (taskset, from util-linux).
+    let machine = machine();
+    let pinning = pin_generators(gateway.0.id());
+    let generator_cpus = pinning.as_ref().map(|_| "0");
+    let flood = pinned_wrk_command(generator_cpus, 1, 256, "login_flood.lua", &login_url, &[]).spawn().unwrap();
+    let beside =
+        pinned_wrk_command(generator_cpus, 1, 16, "introspect.lua", &introspect_url, &token_env(&[])).spawn().unwrap();
     let (probed, refused) =
         runtime.block_on(probe_logins(&client, &base, Duration::from_secs(seconds().saturating_sub(2).max(1))));
     let flood_text = String::from_utf8_lossy(&flood.wait_with_output().unwrap().stdout).into_owned();
@@ -375,7 +424,7 @@ fn main() {
     println!();
     println!(
         "Machine: {}; wrk -t2 -c50 -d{}s per row, median of {rounds} interleaved rounds; token cache {CACHE}, first-sight tokens {}",
-        machine(),
+        machine,
         seconds(),
         tokens.len()
     );
@@ -399,6 +448,7 @@ fn main() {
         percentile(&refused, 0.99),
         refused.last().copied().unwrap_or(f64::NAN),
     );
+    println!("Flood rows: {}", pinning.unwrap_or_else(|| "not pinned (taskset missing or one core)".into()));
     println!();
     let budget = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("Budgets:");
@@ -406,7 +456,10 @@ fn main() {
         "- cached >= 0.90 of bare: introspect {introspect_ratio:.2}, verify JWT {verify_jwt_ratio:.2}, verify key {verify_key_ratio:.2} -> {}",
         budget(introspect_ratio >= 0.9 && verify_jwt_ratio >= 0.9 && verify_key_ratio >= 0.9)
     );
-    println!("- first sight >= 0.20 of bare: {first_sight_ratio:.2} -> {}", budget(first_sight_ratio >= 0.2));
+    println!(
+        "- first sight >= 0.20 of bare (issue 16 asks 0.30): {first_sight_ratio:.2} -> {}",
+        budget(first_sight_ratio >= 0.2)
+    );
     println!(
         "- introspect p99 under login flood <= 10 ms: {:.2} ms -> {}",
         under_flood.p99_ms,

@@ -199,7 +199,18 @@ impl Drop for AccountSlot {
     }
 }
 
+/// The hashing threads' nice value: when they and the HTTP workers want the
+/// same core (a login flood on a small machine), token checks and the 503s
+/// for the flood's excess run first; on an idle core hashing runs at full
+/// speed all the same.
+const HASH_THREAD_NICE: i32 = 10;
+
 fn run_worker(mut hasher: Hasher, jobs: &Receiver<Job>, deadline: Duration) {
+    // On Linux, PRIO_PROCESS of "this process" (None) is the calling thread.
+    // Raising one's own nice value needs no privilege; failing is harmless.
+    if let Err(e) = rustix::process::setpriority_process(None, HASH_THREAD_NICE) {
+        tracing::debug!(error = %e, "hashing thread priority unchanged");
+    }
     for job in jobs.iter() {
         metrics::gauge!(names::HASH_QUEUE_DEPTH).set(jobs.len() as f64);
         let waited = job.enqueued.elapsed();
