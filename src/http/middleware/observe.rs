@@ -84,13 +84,15 @@ pub struct HttpMetrics {
 }
 
 struct RouteMetrics {
+    /// The route's label, for the counters made on first use.
+    route: String,
     duration: Histogram,
     /// A handful per route: a scan beats hashing.
     requests: RwLock<Vec<(Method, u16, Counter)>>,
 }
 
 impl RouteMetrics {
-    fn record(&self, route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
+    fn record(&self, method: &Method, status: StatusCode, elapsed: Duration) {
         self.duration.record(elapsed.as_secs_f64());
         let status = status.as_u16();
         let counted = |requests: &[(Method, u16, Counter)]| {
@@ -104,7 +106,7 @@ impl RouteMetrics {
         if !counted(&requests) {
             let counter = metrics::counter!(
                 names::HTTP_REQUESTS,
-                "route" => route.to_owned(),
+                "route" => self.route.clone(),
                 "method" => method.to_string(),
                 "status" => status.to_string()
             );
@@ -136,6 +138,7 @@ impl HttpMetrics {
             return Arc::clone(found.value());
         }
         let fresh = RouteMetrics {
+            route: route.to_owned(),
             duration: metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => route.to_owned()),
             requests: RwLock::new(Vec::new()),
         };
@@ -245,7 +248,7 @@ where
                 let status = e.as_response_error().status_code();
                 if let Some(state) = state {
                     let route = if status == StatusCode::SERVICE_UNAVAILABLE { "timeout" } else { "unmatched" };
-                    state.http_metrics.handles(route).record(route, this.method, status, elapsed);
+                    state.http_metrics.handles(route).record(this.method, status, elapsed);
                 }
                 return Poll::Ready(Err(e));
             }
@@ -261,7 +264,7 @@ where
         let route = match state {
             Some(state) => {
                 let (route, handles) = state.http_metrics.route(res.request());
-                handles.record(&route, this.method, status, elapsed);
+                handles.record(this.method, status, elapsed);
                 route
             }
             None => pattern_label(res.request()),
