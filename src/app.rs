@@ -41,10 +41,9 @@ use crate::token::api_key::{ApiKeyHasher, KeyUsage};
 use crate::token::vault::Vault;
 use crate::token::{AccessGate, GateParts, KeyRing, TokenCache, TokenSigner};
 
-/// How often expired cache entries, idle rate-limit keys and expired
-/// sessions are swept, and the key directory re-read.
+/// How often expired cache entries and idle rate-limit keys are swept (the
+/// store's sweep has its own setting), and the key directory re-read.
 const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(30);
-const STORE_SWEEP_EVERY: Duration = Duration::from_secs(600);
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
 /// How often the project directory is re-read whatever the feed says (a backstop).
 const PROJECT_RELOAD_EVERY: Duration = Duration::from_secs(30);
@@ -312,7 +311,7 @@ impl Application {
             let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
             move || count_sessions(Arc::clone(&store), clock.now())
         });
-        background.every(STORE_SWEEP_EVERY, {
+        background.every(settings.store.sweep_interval, {
             let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
             move || {
                 let (store, now) = (Arc::clone(&store), clock.now());

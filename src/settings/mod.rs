@@ -209,6 +209,9 @@ pub struct StoreSettings {
     pub embedded_min_free: u64,
     /// The most memory the embedded store's page cache takes (`embedded_cache_mb`).
     pub embedded_cache: usize,
+    /// How often expired sessions, codes and audit events are deleted
+    /// (`sweep_interval`; the CQL store's rows carry TTLs instead).
+    pub sweep_interval: Duration,
 }
 
 /// The user shards.
@@ -348,6 +351,7 @@ impl Settings {
                 ),
                 embedded_min_free: (1 << 20) * s.number::<u64>("embedded_min_free_mb", 0, 1 << 20)?.unwrap_or(64),
                 embedded_cache: (1 << 20) * s.count("embedded_cache_mb", 1, 1 << 20)?.unwrap_or(64),
+                sweep_interval: s.seconds("sweep_interval", 1, 86_400)?.unwrap_or(Duration::from_secs(600)),
             },
             shards: ShardSettings {
                 count: s.count("shards", 1, 4096)?.unwrap_or(64),
@@ -506,6 +510,16 @@ mod tests {
         let s = Settings::load(None, env(&[("PORTCULLIS_EMBEDDED_MIN_FREE_MB", "0")])).unwrap().store;
         assert_eq!(s.embedded_min_free, 0, "0 turns the check off");
         assert!(Settings::load(None, env(&[("PORTCULLIS_EMBEDDED_MIN_FREE_MB", "-1")])).is_err());
+    }
+
+    #[test]
+    fn the_sweep_runs_every_ten_minutes_unless_set() {
+        assert_eq!(Settings::load(None, Vec::new()).unwrap().store.sweep_interval, Duration::from_secs(600));
+        let s = Settings::load(None, env(&[("PORTCULLIS_SWEEP_INTERVAL", "2")])).unwrap().store;
+        assert_eq!(s.sweep_interval, Duration::from_secs(2));
+        for bad in ["0", "86401", "soon"] {
+            assert!(Settings::load(None, env(&[("PORTCULLIS_SWEEP_INTERVAL", bad)])).is_err(), "{bad}");
+        }
     }
 
     #[test]
