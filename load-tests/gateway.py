@@ -5,7 +5,8 @@
         admin = gateway.post("/api/v1/auth/register", {...})
 
 The data directory is fresh (a temporary one under `data_root`, default the
-system's), hashing is cheap unless `settings` says otherwise, and only the
+system's) unless `data_dir` names one to keep (a restart over the same
+data), hashing is cheap unless `settings` says otherwise, and only the
 given PORTCULLIS_* variables reach the process: it refuses unknown ones.
 """
 import json
@@ -27,12 +28,13 @@ def free_port():
 
 
 class Gateway:
-    def __init__(self, binary, settings=None, data_root=None):
+    def __init__(self, binary, settings=None, data_root=None, data_dir=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self._data = tempfile.TemporaryDirectory(dir=data_root)
+        self._data = tempfile.TemporaryDirectory(dir=data_root) if data_dir is None else None
+        self.data_dir = data_dir if data_dir is not None else self._data.name
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-        env = dict(inherited, PORTCULLIS_LISTEN=f"127.0.0.1:{self.port}", PORTCULLIS_DATA_DIR=self._data.name,
+        env = dict(inherited, PORTCULLIS_LISTEN=f"127.0.0.1:{self.port}", PORTCULLIS_DATA_DIR=self.data_dir,
                    PORTCULLIS_HASH_MEMORY_KIB="1024", PORTCULLIS_HASH_ITERATIONS="1", PORTCULLIS_LOG_LEVEL="warn")
         env.update(settings or {})
         self.process = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL)
@@ -86,7 +88,8 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._data.cleanup()
+        if self._data is not None:
+            self._data.cleanup()
 
     def __enter__(self):
         return self
