@@ -1,9 +1,10 @@
-//! The `portcullis` command: serve, keys rotate, migrate, admin create.
+//! The `portcullis` command: serve, keys rotate, migrate, admin create, store-stats.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use portcullis::app::Application;
 use portcullis::clock::{Clock, SystemClock};
@@ -11,6 +12,7 @@ use portcullis::data_dir::DataDirError;
 use portcullis::hashing::Password;
 use portcullis::settings::Settings;
 use portcullis::store::cql;
+use portcullis::store::embedded::{EmbeddedStore, StoreStats};
 use portcullis::telemetry;
 use portcullis::token::KeyRing;
 
@@ -44,6 +46,9 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Show what the embedded store's file holds, table by table (while the
+    /// gateway is stopped).
+    StoreStats,
 }
 
 #[derive(Subcommand)]
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         Command::Admin { action: AdminAction::Create { email, password_stdin } } => {
             create_admin(&settings, &email, password_stdin)
         }
+        Command::StoreStats => store_stats(&settings),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,6 +140,40 @@ fn create_admin(settings: &Settings, email: &str, password_stdin: bool) -> anyho
         );
     }
     Ok(())
+}
+
+fn store_stats(settings: &Settings) -> anyhow::Result<()> {
+    if settings.store.cql_target().is_some() {
+        anyhow::bail!("store-stats reads the embedded store; for CQL, ask the database (nodetool tablestats)");
+    }
+    let file = settings.data_dir.join("portcullis.redb");
+    if !file.exists() {
+        anyhow::bail!("no embedded store at {}", file.display());
+    }
+    let stats = EmbeddedStore::open(&settings.data_dir)
+        .and_then(|store| store.stats())
+        .context("reading the embedded store (is a gateway running on it?)")?;
+    print!("{}", stats_table(&stats));
+    Ok(())
+}
+
+fn stats_table(stats: &StoreStats) -> String {
+    let mut out = String::from("table                     rows       stored B   B/row     pages B  height\n");
+    for t in stats.tables.iter().filter(|t| t.rows > 0) {
+        let per_row = t.stored_bytes / t.rows.max(1);
+        out += &format!(
+            "{:<20} {:>9} {:>14} {:>7} {:>11} {:>7}\n",
+            t.name, t.rows, t.stored_bytes, per_row, t.page_bytes, t.height
+        );
+    }
+    let stored: u64 = stats.tables.iter().map(|t| t.stored_bytes).sum();
+    out += &format!(
+        "all tables: {stored} B stored in {} B of pages; {} B allocated, file {} B\n",
+        stats.tables.iter().map(|t| t.page_bytes).sum::<u64>(),
+        stats.allocated_bytes,
+        stats.file_bytes
+    );
+    out
 }
 
 fn migrate_only(settings: &Settings) -> anyhow::Result<()> {

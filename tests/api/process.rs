@@ -118,6 +118,40 @@ impl Gateway {
     }
 }
 
+#[actix_web::test]
+async fn store_stats_tells_where_the_bytes_go_and_refuses_while_the_gateway_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let nothing = command(dir.path()).arg("store-stats").output().unwrap();
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no embedded store"), "{nothing:?}");
+    assert!(!dir.path().join("portcullis.redb").exists(), "looking created nothing");
+
+    let mut gateway = start(dir.path());
+    for i in 0..3 {
+        let email = format!("stats{i}@example.com");
+        let registered = gateway
+            .post("/api/v1/auth/register", serde_json::json!({"email": email, "password": PASSWORD, "name": "S"}))
+            .await;
+        assert_eq!(registered.status, reqwest::StatusCode::CREATED, "{}", registered.body);
+    }
+    let busy = command(dir.path()).arg("store-stats").output().unwrap();
+    assert!(!busy.status.success(), "the running gateway holds the file");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("is a gateway running on it?"), "{busy:?}");
+    gateway.signal("TERM");
+    assert_eq!(gateway.wait_exit(), Some(0));
+
+    let output = command(dir.path()).arg("store-stats").output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let rows = |table: &str| -> u64 {
+        let line =
+            stdout.lines().find(|l| l.split_whitespace().next() == Some(table)).unwrap_or_else(|| panic!("{stdout}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!((rows("users"), rows("users_by_email"), rows("sessions")), (3, 3, 3), "{stdout}");
+    assert!(stdout.contains("B allocated, file"), "{stdout}");
+}
+
 #[test]
 fn invalid_setting_stops_the_start_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -100,6 +100,18 @@ impl Handle {
         Handle { current: ArcSwapOption::from_pointee(db), file, cache_bytes: options.cache_bytes, space }
     }
 
+    /// (Bytes of the pages allocated, bytes of the file.) Takes a write
+    /// transaction and aborts it: for tools, while nothing else writes.
+    pub(super) fn file_usage(&self) -> StoreResult<(u64, u64)> {
+        let current = self.current.load();
+        let db = current.as_ref().ok_or_else(|| StoreError::Unavailable(REOPENING.into()))?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        let stats = txn.stats().map_err(unavailable)?;
+        txn.abort().map_err(unavailable)?;
+        let file = std::fs::metadata(&self.file).map_err(unavailable)?.len();
+        Ok((stats.allocated_pages().saturating_mul(stats.page_size() as u64), file))
+    }
+
     /// A read transaction on the current database.
     pub(super) fn begin_read(&self) -> StoreResult<ReadTransaction> {
         let current = self.current.load();
