@@ -12,7 +12,8 @@ use portcullis::data_dir::DataDirError;
 use portcullis::hashing::Password;
 use portcullis::settings::Settings;
 use portcullis::store::cql;
-use portcullis::store::embedded::{EmbeddedStore, StoreStats};
+use portcullis::store::embedded::EmbeddedStore;
+use portcullis::store::embedded::stats::StoreStats;
 use portcullis::telemetry;
 use portcullis::token::KeyRing;
 

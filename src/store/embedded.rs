@@ -25,13 +25,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-mod stats;
+pub mod stats;
 mod sweep;
 mod writer;
 
 use async_trait::async_trait;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
-pub use stats::{StoreStats, TableStats};
 use tokio::sync::{mpsc, oneshot};
 pub use writer::EmbeddedOptions;
 use writer::{Handle, Job, WriteJob};
