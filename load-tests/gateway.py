@@ -21,6 +21,17 @@ import urllib.request
 START_DEADLINE = 30
 
 
+def memory(pid):
+    """(resident bytes, peak resident bytes) of a process, from /proc."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as text:
+        for line in text:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
