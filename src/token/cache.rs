@@ -1,9 +1,9 @@
 //! The verified-token cache: the fast path of every token check.
 //!
-//! Owns verified credentials keyed by a keyed BLAKE3 digest of the presented
-//! token (the key is random per process, so the map never holds anything a
-//! heap dump could replay), and the marks of what was revoked on this node:
-//! sessions, API keys and whole users.
+//! Owns verified credentials keyed by a digest of the presented token, and
+//! the marks of what was revoked on this node: sessions, API keys and whole
+//! users. The digest (see [`TokenDigest`]) is keyed with secrets random per
+//! process, so the map never holds anything a heap dump could replay.
 //!
 //! Invariants: an entry is never served past its credential's `exp`, past
 //! its `cached_until`, or after a mark on its credential or user; a mark
@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
+use polyval::Polyval;
+use polyval::universal_hash::UniversalHash;
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::random_bytes;
@@ -110,7 +113,72 @@ impl VerifiedAccess {
     }
 }
 
-pub type TokenDigest = [u8; 32];
+/// How many trailing bytes of a presented credential pick its map entry:
+/// one BLAKE3 block. They lie inside a JWT's signature segment (86 bytes for
+/// Ed25519), unique per token; a shorter credential (an API key) is all tail.
+const TAIL: usize = 64;
+
+/// A presented credential as the cache knows it. `slot`, a keyed BLAKE3 of
+/// the credential's last `TAIL` bytes, finds the entry; `tag`, a POLYVAL
+/// universal hash (keyed by a secret that never leaves the process) of the
+/// bytes before them and of their length, must then equal the entry's.
+///
+/// Hashing a ~420-byte JWT with BLAKE3 costs 7 compressions; this costs one
+/// and a carry-less-multiply pass. It keeps tampered tokens out as a full
+/// digest did: a token whose header or payload was changed but whose
+/// signature was kept finds the genuine token's entry, and its tag differs
+/// unless the changed bytes are a root of a polynomial in the secret key
+/// (probability at most length/2^128 per try, and a miss only ever leads to
+/// a full verification). The tag is compared in constant time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest {
+    slot: Slot,
+    tag: [u8; 16],
+}
+
+/// The map key: 128 bits of a keyed BLAKE3, already uniform and unknowable
+/// outside the process, so the map uses its first 64 bits as the hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot([u8; 16]);
+
+impl std::hash::Hash for Slot {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
+
+/// The hasher of [`Slot`]s: their bits as they are. SipHash over a keyed
+/// BLAKE3 output would only re-randomize what is already random.
+#[derive(Default)]
+struct SlotHasher(u64);
+
+impl std::hash::Hasher for SlotHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Slot` is hashed with this hasher, through `write_u64`.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Slots = std::hash::BuildHasherDefault<SlotHasher>;
+
+/// An entry: the verified credential and the tag its presented bytes had.
+#[derive(Debug, Clone)]
+struct Entry {
+    tag: [u8; 16],
+    access: Arc<VerifiedAccess>,
+}
 
 /// A revocation on this node.
 #[derive(Debug, Clone, Copy)]
@@ -131,8 +199,11 @@ pub enum Cached {
 }
 
 pub struct TokenCache {
+    /// The BLAKE3 key of slots.
     key: [u8; 32],
-    entries: DashMap<TokenDigest, Arc<VerifiedAccess>>,
+    /// POLYVAL keyed for tags, cloned for each digest.
+    tagger: Polyval,
+    entries: DashMap<Slot, Entry, Slots>,
     capacity: usize,
     /// Session, API-key or user id → its mark.
     revoked: DashMap<Uuid, Mark>,
@@ -151,7 +222,8 @@ impl TokenCache {
     pub fn new(capacity: usize) -> Self {
         TokenCache {
             key: random_bytes::<32>(),
-            entries: DashMap::with_capacity(capacity.min(1 << 16)),
+            tagger: Polyval::new(&random_bytes::<16>().into()),
+            entries: DashMap::with_capacity_and_hasher(capacity.min(1 << 16), Slots::default()),
             capacity: capacity.max(1),
             revoked: DashMap::new(),
             epoch: AtomicU64::new(0),
@@ -165,14 +237,41 @@ impl TokenCache {
     }
 
     pub fn digest(&self, token: &[u8]) -> TokenDigest {
-        *blake3::keyed_hash(&self.key, token).as_bytes()
+        let (head, tail) = token.split_at(token.len().saturating_sub(TAIL));
+        let mut slot = [0u8; 16];
+        slot.copy_from_slice(&blake3::keyed_hash(&self.key, tail).as_bytes()[..16]);
+        TokenDigest { slot: Slot(slot), tag: self.tag(head) }
+    }
+
+    /// The tag of a credential's head; a credential that is all tail (an
+    /// API key) has none to check.
+    fn tag(&self, head: &[u8]) -> [u8; 16] {
+        if head.is_empty() {
+            return [0; 16];
+        }
+        let mut tagger = self.tagger.clone();
+        tagger.update_padded(head);
+        // The length block: heads that differ only in trailing zero bytes
+        // (the padding) get different tags.
+        let mut lengths = [0u8; 16];
+        lengths[..8].copy_from_slice(&(head.len() as u64).to_le_bytes());
+        tagger.update(&[lengths.into()]);
+        tagger.finalize().into()
     }
 
     pub fn lookup(&self, digest: &TokenDigest, now: Timestamp) -> Cached {
-        let Some(entry) = self.entries.get(digest).map(|e| Arc::clone(e.value())) else {
+        let Some(entry) = self.entries.get(&digest.slot).map(|e| e.value().clone()) else {
             self.misses.increment(1);
             return Cached::Miss;
         };
+        if !bool::from(entry.tag.ct_eq(&digest.tag)) {
+            // The genuine token's slot with other bytes before its tail: a
+            // tampered token, verified in full (and refused) like any other.
+            // The genuine entry stays.
+            self.misses.increment(1);
+            return Cached::Miss;
+        }
+        let entry = entry.access;
         let secs = now.as_secs();
         // Still valid as far as it says, but due for a fresh verification:
         // its cache time is up, or its user changed after it was verified.
@@ -232,14 +331,14 @@ impl TokenCache {
         if self.len.load(Ordering::Relaxed) >= self.capacity {
             self.make_room(now);
         }
-        if self.entries.insert(digest, access).is_none() {
+        if self.entries.insert(digest.slot, Entry { tag: digest.tag, access }).is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
         self.entries_gauge.set(self.len() as f64);
     }
 
     fn remove(&self, digest: &TokenDigest) {
-        if self.entries.remove(digest).is_some() {
+        if self.entries.remove_if(&digest.slot, |_, entry| entry.tag == digest.tag).is_some() {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -273,7 +372,7 @@ impl TokenCache {
     pub fn sweep(&self, now: Timestamp) {
         let secs = now.as_secs();
         let before = self.len();
-        self.entries.retain(|_, e| !e.is_expired(secs) && e.cached_until > secs);
+        self.entries.retain(|_, e| !e.access.is_expired(secs) && e.access.cached_until > secs);
         self.len.store(self.entries.len(), Ordering::Relaxed);
         self.revoked.retain(|_, mark| mark.forget_after > now);
         self.marks.store(self.revoked.len(), Ordering::Release);
@@ -290,9 +389,11 @@ impl TokenCache {
         if excess == 0 {
             return;
         }
-        let victims: Vec<TokenDigest> = self.entries.iter().take(excess).map(|e| *e.key()).collect();
-        for digest in &victims {
-            self.remove(digest);
+        let victims: Vec<Slot> = self.entries.iter().take(excess).map(|e| *e.key()).collect();
+        for slot in &victims {
+            if self.entries.remove(slot).is_some() {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         self.evictions.increment(victims.len() as u64);
     }
@@ -398,6 +499,31 @@ mod tests {
             assert!(cache.len() <= 64, "len {} at {i}", cache.len());
         }
         assert_eq!(cache.len(), cache.entries.len());
+    }
+
+    #[test]
+    fn a_tampered_token_misses_and_leaves_the_genuine_entry() {
+        let cache = TokenCache::new(10);
+        // A JWT's shape: a header and payload, then a signature longer than the tail.
+        let genuine = format!("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1c2VyIn0.{}", "s".repeat(86));
+        let d = cache.digest(genuine.as_bytes());
+        cache.insert(d, access(100), Timestamp(0));
+        let forged_payload = genuine.replacen("eyJzdWIiOiJ1c2VyIn0", "eyJzdWIiOiJyb290In0", 1);
+        let extended = format!("{}\0{}", &genuine[..genuine.len() - 86], "s".repeat(86));
+        let signature_only = "s".repeat(86);
+        let tail_only = "s".repeat(TAIL);
+        for tampered in [forged_payload, extended, signature_only, tail_only] {
+            let t = cache.digest(tampered.as_bytes());
+            assert_eq!(t.slot, d.slot, "same tail, same slot: {tampered}");
+            assert!(matches!(cache.lookup(&t, Timestamp(0)), Cached::Miss), "{tampered}");
+        }
+        assert!(matches!(cache.lookup(&d, Timestamp(0)), Cached::Hit(_)));
+        // Heads that differ only by trailing zero bytes (POLYVAL's padding) differ in tag.
+        let tail = "t".repeat(TAIL);
+        let (short, padded) = (format!("ab{tail}"), format!("ab\0\0{tail}"));
+        assert_ne!(cache.digest(short.as_bytes()).tag, cache.digest(padded.as_bytes()).tag);
+        // Credentials no longer than the tail (API keys) are told apart by it alone.
+        assert_ne!(cache.digest(b"pk_live_a").slot, cache.digest(b"pk_live_b").slot);
     }
 
     #[test]

@@ -47,6 +47,13 @@ async fn a_body_that_does_not_arrive_in_time_is_408() {
     assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(3), "answered after {:?}", started.elapsed());
 
+    // So does a body of which nothing came at all.
+    let mut stream = TcpStream::connect(address(&app)).await.unwrap();
+    let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
     // A raw body route (introspection) answers the same.
     let mut stream = TcpStream::connect(address(&app)).await.unwrap();
     let head = "POST /api/v1/introspect HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{";

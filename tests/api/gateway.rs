@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -140,6 +142,38 @@ async fn verify_refuses_what_is_not_live() {
     // Cached, then revoked by logout.
     app.post_auth("/api/v1/auth/logout", &second.access, &json!({})).await;
     app.verify(&second.access).await.assert_error(401, "invalid_token");
+}
+
+/// A cached token's signature under another header or payload: the cache
+/// finds the genuine token's entry by the signature's end, and the rest of
+/// the token must still match it.
+#[actix_web::test]
+async fn a_cached_tokens_signature_does_not_pass_other_claims() {
+    let app = spawn_app().await;
+    let admin = app.signed_up("admin@example.com").await;
+    let key = app.introspect_key(&admin.access).await;
+    let user = app.signed_up("u@example.com").await;
+    assert_eq!(app.verify(&user.access).await.status, StatusCode::OK);
+    assert_eq!(app.introspect(&key, &user.access).await.body["active"], true);
+
+    let parts: Vec<&str> = user.access.split('.').collect();
+    let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = admin.user_id.clone().into();
+    claims["role"] = "superadmin".into();
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    let tampered = [
+        format!("{}.{payload}.{}", parts[0], parts[2]),
+        format!("{}x.{}.{}", parts[0], parts[1], parts[2]),
+        format!("{}.{}", parts[1], parts[2]),
+        parts[2].to_owned(),
+    ];
+    for token in &tampered {
+        app.verify(token).await.assert_error(401, "invalid_token");
+        assert_eq!(app.introspect(&key, token).await.body, json!({"active": false}), "{token}");
+    }
+    let genuine = app.verify(&user.access).await;
+    assert_eq!(genuine.status, StatusCode::OK);
+    assert_eq!(genuine.header("x-auth-user-id"), Some(user.user_id.as_str()));
 }
 
 #[actix_web::test]

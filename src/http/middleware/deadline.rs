@@ -85,6 +85,7 @@ where
             inner: req.take_payload(),
             until: Instant::now() + limit,
             deadline: None,
+            looked: false,
             timed_out: Rc::clone(&timed_out),
         };
         req.set_payload(Payload::Stream { payload: Box::pin(body) });
@@ -124,6 +125,12 @@ struct TimedBody {
     inner: Payload,
     until: Instant,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether the body was found missing once already. actix calls the
+    /// handler before it hands over the body bytes that came with the head,
+    /// so the first poll finds nothing even when everything is there; that
+    /// poll only asks to be polled again (after the bytes are handed over),
+    /// and a body still missing then gets the timer.
+    looked: bool,
     timed_out: Rc<Cell<bool>>,
 }
 
@@ -137,6 +144,11 @@ impl futures_util::Stream for TimedBody {
         // The body first: a body that is all there is never late.
         if let Poll::Ready(chunk) = futures_util::StreamExt::poll_next_unpin(&mut self.inner, cx) {
             return Poll::Ready(chunk);
+        }
+        if !self.looked {
+            self.looked = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         let until = self.until;
         let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
