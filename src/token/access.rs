@@ -47,6 +47,9 @@ pub struct TokenSigner {
 
 impl TokenSigner {
     pub fn new(keys: Arc<KeyRing>, issuer: String, max_ttl: Duration) -> Self {
+        if !super::provider::install() {
+            tracing::debug!("jsonwebtoken was used before its provider was installed; it keeps its default");
+        }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&issuer]);
         // Expiry is checked against the caller's clock below; the audience
