@@ -2,7 +2,8 @@
 //! verification once per credential.
 //!
 //! A hit costs a keyed BLAKE3 hash, one map lookup and a revocation check.
-//! A miss verifies an access token's Ed25519 signature (or looks an API key
+//! A miss verifies an access token's Ed25519 signature, together with those
+//! of the first sights running beside it (`token::batch`), (or looks an API key
 //! up by its keyed digest), confirms in the store that the session (or key)
 //! and the user are still live, then caches the result: an access token
 //! until it expires, an API key for at most the access-token lifetime.
@@ -84,7 +85,7 @@ impl AccessGate {
     }
 
     async fn verify_access_token(&self, token: &str, now: Timestamp) -> Result<Arc<VerifiedAccess>, TokenError> {
-        let claims = self.signer.verify(token, now)?;
+        let claims = self.signer.verify_together(token, now).await?;
         let (user_id, session_id, project, _minted_role) = parse_subject(&claims).ok_or(TokenError::Invalid)?;
         let credential = Credential::Session(session_id);
         if self.cache.is_credential_revoked(credential) {

@@ -4,18 +4,18 @@
 //! Owns: the Ed25519 key ring on disk (`keys`), minting and verifying access
 //! tokens (`access`), refresh-token secrets and their sealed successors
 //! (`refresh`), the bounded cache of verified tokens (`cache`), the gate
-//! every authenticated request passes (`gate`), the secrets key that
-//! seals second factors and keys code digests (`vault`), and the crypto
-//! provider `jsonwebtoken` verifies with (`provider`).
+//! every authenticated request passes (`gate`), the batches first sights'
+//! signatures are verified in (`batch`), and the secrets key that seals
+//! second factors and keys code digests (`vault`).
 //! Never: stores a token or key in the clear, accepts any `alg` but EdDSA,
 //! or lets a cache entry outlive its token's `exp` or its session.
 
 pub mod access;
 pub mod api_key;
+pub mod batch;
 pub mod cache;
 pub mod gate;
 pub mod keys;
-pub mod provider;
 pub mod refresh;
 pub mod vault;
 
