@@ -457,8 +457,8 @@ fn main() {
         budget(introspect_ratio >= 0.9 && verify_jwt_ratio >= 0.9 && verify_key_ratio >= 0.9)
     );
     println!(
-        "- first sight >= 0.20 of bare (issue 16 asks 0.30): {first_sight_ratio:.2} -> {}",
-        budget(first_sight_ratio >= 0.2)
+        "- first sight >= 0.30 of bare (ARCHITECTURE.md's budget is 0.20): {first_sight_ratio:.2} -> {}",
+        budget(first_sight_ratio >= 0.3)
     );
     println!(
         "- introspect p99 under login flood <= 10 ms: {:.2} ms -> {}",
