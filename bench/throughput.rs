@@ -387,6 +387,12 @@ fn main() {
         };
         (run, median(samples.iter().map(|s| s[index].rps / s[baseline].rps).collect()))
     };
+    // The spread of a row's per-round ratios: how far one round can be from the median.
+    let spread = |index: usize, baseline: usize| {
+        let ratios: Vec<f64> = samples.iter().map(|s| s[index].rps / s[baseline].rps).collect();
+        let (low, high) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+        format!("{low:.2}-{high:.2}")
+    };
     let (bare_post, _) = summary(0, 0);
     let (bare_get, _) = summary(1, 1);
     let (introspect, introspect_ratio) = summary(2, 0);
@@ -438,6 +444,14 @@ fn main() {
     row("/verify, cached API key", &verify_key, verify_key_ratio);
     row("/introspect, first-sight JWTs", &first_sight, first_sight_ratio);
     row("/introspect while login is flooded (wrk -t1 -c16)", &under_flood, under_flood.rps / bare_post.rps);
+    println!();
+    println!(
+        "Per-round ratios (lowest-highest of {rounds}): introspect {}, verify JWT {}, verify key {}, first sight {}",
+        spread(2, 0),
+        spread(3, 1),
+        spread(4, 1),
+        spread(5, 0)
+    );
     println!();
     println!(
         "Login flood (wrk -t1 -c256): {:.0} requests/s, {} non-2xx; probe: {probed} single logins, {} answered 503, 503 latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
