@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Verifier};
+use ed25519_dalek::Signature;
 use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
@@ -86,8 +86,8 @@ impl TokenSigner {
 
     /// Checks signature, algorithm, key id, issuer and expiry.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenError> {
-        let (claims, signature) = self.unverified(token, now)?;
-        if signature.key.verify(&signature.message, &signature.signature).is_err() {
+        let (claims, job) = self.unverified(token, now)?;
+        if !job.verifies_alone() {
             return Err(TokenError::Invalid);
         }
         unexpired(claims, now)
@@ -96,8 +96,8 @@ impl TokenSigner {
     /// `verify`, the signature checked together with those of the
     /// verifications running beside this one (see `batch`).
     pub async fn verify_together(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenError> {
-        let (claims, signature) = self.unverified(token, now)?;
-        if !self.batch.verify(signature).await {
+        let (claims, job) = self.unverified(token, now)?;
+        if !self.batch.verify(job).await {
             return Err(TokenError::Invalid);
         }
         unexpired(claims, now)

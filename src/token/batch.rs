@@ -39,6 +39,13 @@ pub struct Job {
     pub key: VerifyingKey,
 }
 
+impl Job {
+    /// The single (strict) verification of this signature.
+    pub fn verifies_alone(&self) -> bool {
+        self.key.verify(&self.message, &self.signature).is_ok()
+    }
+}
+
 struct Waiting {
     job: Job,
     verdict: Mutex<Verdict>,
@@ -61,7 +68,7 @@ impl BatchVerifier {
     pub async fn verify(&self, job: Job) -> bool {
         if self.singles.load(Ordering::Relaxed) > 0 {
             self.singles.fetch_sub(1, Ordering::Relaxed);
-            return job.key.verify(&job.message, &job.signature).is_ok();
+            return job.verifies_alone();
         }
         let waiting = Arc::new(Waiting { job, verdict: Mutex::new(Verdict::Pending(None)) });
         let role = {
@@ -112,7 +119,7 @@ impl BatchVerifier {
     fn run(&self, batch: Vec<Arc<Waiting>>) {
         let together = match batch.as_slice() {
             [] => return,
-            [one] => one.job.key.verify(&one.job.message, &one.job.signature).is_ok(),
+            [one] => one.job.verifies_alone(),
             _ => {
                 let messages: Vec<&[u8]> = batch.iter().map(|w| w.job.message.as_slice()).collect();
                 let signatures: Vec<Signature> = batch.iter().map(|w| w.job.signature).collect();
@@ -124,8 +131,7 @@ impl BatchVerifier {
             self.singles.store(SINGLES_AFTER_FAILURE, Ordering::Relaxed);
         }
         for waiting in &batch {
-            let ok = together
-                || (batch.len() > 1 && waiting.job.key.verify(&waiting.job.message, &waiting.job.signature).is_ok());
+            let ok = together || (batch.len() > 1 && waiting.job.verifies_alone());
             let done = std::mem::replace(
                 &mut *waiting.verdict.lock().unwrap_or_else(PoisonError::into_inner),
                 Verdict::Done(ok),

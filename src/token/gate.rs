@@ -2,9 +2,9 @@
 //! verification once per credential.
 //!
 //! A hit costs a keyed BLAKE3 hash, one map lookup and a revocation check.
-//! A miss verifies an access token's Ed25519 signature, together with those
-//! of the first sights running beside it (`token::batch`), (or looks an API key
-//! up by its keyed digest), confirms in the store that the session (or key)
+//! A miss verifies an access token's Ed25519 signature (together with those
+//! of the first sights running beside it, `token::batch`) or looks an API
+//! key up by its keyed digest, confirms in the store that the session (or key)
 //! and the user are still live, then caches the result: an access token
 //! until it expires, an API key for at most the access-token lifetime.
 
