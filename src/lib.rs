@@ -7,7 +7,8 @@
 //!   draining (requests, then background work, then shards and store).
 //! - [`http`]: the edge. `routes/` one file per resource; `validate` the body
 //!   checks; `extract` the caller and client; `error` every conversion into
-//!   the one `ApiError`; `view` the answer shapes; `middleware`.
+//!   the one `ApiError`; `view` the answer shapes; `middleware`; `pages` the
+//!   console and account pages (embedded files, served with their headers).
 //! - [`auth`]: the sign-in flows, one file per family: `login` (register,
 //!   login, refresh), `sessions` (me, profile, password, sessions, disable),
 //!   `second_factor`, `codes`, `passkeys` (WebAuthn), `oidc` (ID tokens),

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod middleware;
 #[cfg(test)]
 mod no_panic;
+pub mod pages;
 pub mod routes;
 pub mod validate;
 pub mod view;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub client_body_timeout: Duration,
     pub request_ids: middleware::RequestIds,
     pub http_metrics: middleware::HttpMetrics,
+    /// The console and account pages, rendered at start-up.
+    pub pages: Arc<pages::Pages>,
 }
 
 /// The `/auth` routes: under `/api/v1/auth` for the `default` project, and
@@ -75,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(extract::payload_config())
         .configure(routes::gateway::configure)
         .configure(routes::health::configure)
+        .configure(pages::configure)
         .service(
             web::scope("/api/v1/auth")
                 .wrap(from_fn(dialects::lnchr::project_envelope))

@@ -43,12 +43,16 @@ async fn every_documented_operation_is_routed() {
         assert!(operations.contains(&(method.clone(), twin.clone())), "{method} {twin} is not documented");
     }
     let app = spawn_app().await;
+    // A page file's name carries its hash: the one the console page names first.
+    let page = app.client.get(app.url("/console/")).send().await.unwrap().text().await.unwrap();
+    let file = page.split("assets/").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
     for (method, path) in operations {
         let concrete = path
             .replace("{id}", "01900000-0000-7000-8000-000000000000")
             .replace("{project_id}", "default")
             .replace("{provider}", "google")
-            .replace("{uid}", "01900000-0000-7000-8000-000000000001");
+            .replace("{uid}", "01900000-0000-7000-8000-000000000001")
+            .replace("{file}", &file);
         let mut request = app.client.request(method.clone(), app.url(&concrete));
         if method != Method::GET && method != Method::DELETE {
             request = request.json(&serde_json::json!({}));

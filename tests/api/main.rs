@@ -27,6 +27,7 @@ mod logs;
 mod nginx;
 mod oidc;
 mod oidc_provider;
+mod pages;
 mod passkeys;
 mod process;
 mod profile;

@@ -15,47 +15,19 @@ directly against the gateway. A missing browser fails the test.
 Usage: tests/browser/passkeys.py GATEWAY_BINARY [OUTPUT_DIR]
 """
 import http.server
-import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 
+from common import browser_session, call, expect, free_port, run_in_page, running_gateway
+
 PAGE = Path(__file__).resolve().parent / "passkey.html"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 EMAIL = "ada@browser.test"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(method, url, body=None, token=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if body is not None:
-        request.add_header("content-type", "application/json")
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
 
 
 def page_server(port, gateway):
@@ -97,51 +69,6 @@ def page_server(port, gateway):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def start_gateway(binary, port, public_url, data):
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
-    env = dict(inherited, PORTCULLIS_LISTEN=f"127.0.0.1:{port}", PORTCULLIS_DATA_DIR=data,
-               PORTCULLIS_PUBLIC_URL=public_url, PORTCULLIS_RATE_LIMIT="off",
-               PORTCULLIS_HASH_MEMORY_KIB="1024", PORTCULLIS_HASH_ITERATIONS="1", PORTCULLIS_LOG_LEVEL="warn")
-    server = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
-            return server
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                sys.exit("the gateway did not start")
-            time.sleep(0.05)
-
-
-def browser(profile):
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            sys.exit(f"{path} is missing: the test command installs chromium and chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-
-
-def run_in_page(driver, function, *args):
-    """Awaits `function(...args)` in the page; its result, or {"error": ...}."""
-    script = (f"const done = arguments[arguments.length - 1];"
-              f"{function}(...Array.from(arguments).slice(0, -1))"
-              f".then(done, e => done({{error: String(e && e.stack || e)}}));")
-    return driver.execute_async_script(script, *args)
-
-
-def expect(condition, what, detail=None):
-    if not condition:
-        raise AssertionError(f"{what}: {json.dumps(detail, indent=1) if detail is not None else ''}")
-    print(f"ok: {what}")
 
 
 def journey(driver, origin, gateway):
@@ -194,29 +121,14 @@ def main():
     page_port, gateway_port = free_port(), free_port()
     origin = f"http://localhost:{page_port}"
     gateway_url = f"http://127.0.0.1:{gateway_port}"
-    data = tempfile.mkdtemp(prefix="browser-gateway-")
-    profile = tempfile.mkdtemp(prefix="browser-profile-")
-    gateway = start_gateway(binary, gateway_port, origin, data)
-    pages = page_server(page_port, gateway_url)
-    driver = None
-    try:
-        driver = browser(profile)
-        journey(driver, origin, gateway_url)
-        print("passkeys in a real browser: all checks passed")
-    except Exception:
-        if driver is not None:
-            shot = out_dir / "passkeys-failure.png"
-            driver.save_screenshot(str(shot))
-            print(f"screenshot: {shot}", file=sys.stderr)
-        raise
-    finally:
-        if driver is not None:
-            driver.quit()
-        pages.shutdown()
-        gateway.terminate()
-        gateway.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.rmtree(profile, ignore_errors=True)
+    with running_gateway(binary, gateway_port, origin):
+        pages = page_server(page_port, gateway_url)
+        try:
+            with browser_session(out_dir, "passkeys") as driver:
+                journey(driver, origin, gateway_url)
+            print("passkeys in a real browser: all checks passed")
+        finally:
+            pages.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""The console and account pages in a real browser: Debian's Chromium,
+driven by Selenium, against the gateway binary serving its own pages on
+http://localhost:<port> (its public URL, as passkeys need).
+
+The account page: sign in with a password, revoke another session (its
+token then fails on /auth/me), a validation error shown next to the field
+the API names, a profile change, sign out (the session is revoked). The
+console: an admin signs in, creates a project (an invalid id first, its
+error next to the field), and a user who is no admin is turned away. On
+every page: nothing is loaded from outside the gateway, the console shows
+no script error or policy violation, and nothing overflows at 375 px or
+1440 px. Screenshots of the account page and the console go to the output
+directory, and one of the failure if a check fails.
+
+Usage: tests/browser/pages.py GATEWAY_BINARY [OUTPUT_DIR]
+"""
+import base64
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from common import browser_session, call, expect, free_port, running_gateway
+
+PASSWORD = "a browser password"
+ADMIN = "root@pages.test"
+
+
+def session_of(token):
+    """The `sid` claim of an access token (the test reads its own tokens)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+
+
+def wait(driver, condition, what, seconds=20):
+    try:
+        return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
+    except Exception as error:
+        raise AssertionError(f"timed out waiting for {what}") from error
+
+
+def form_named(driver, name):
+    return wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"form[aria-label='{name}']"), f"the form {name}")
+
+
+def input_labelled(form, label):
+    """The control a label names (labels are how a user finds a field)."""
+    tag = form.find_element(By.XPATH, f".//label[normalize-space()='{label}']")
+    return form.find_element(By.ID, tag.get_attribute("for"))
+
+
+def fill(form, values):
+    for label, value in values.items():
+        control = input_labelled(form, label)
+        control.clear()
+        control.send_keys(value)
+
+
+def submit(form):
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def error_next_to(driver, form, label):
+    """The error text under the field, once the API's answer placed it there."""
+    control = input_labelled(form, label)
+    error = driver.find_element(By.ID, control.get_attribute("aria-describedby"))
+    text = wait(driver, lambda d: error.text.strip(), f"an error next to {label}")
+    return text, control.get_attribute("aria-invalid")
+
+
+def heading(driver, text):
+    return wait(driver, lambda d: any(h.text == text for h in d.find_elements(By.TAG_NAME, "h1")), f"the heading {text}")
+
+
+def sign_in(driver, email, password):
+    form = form_named(driver, "Sign in with a password")
+    fill(form, {"Email": email, "Password": password})
+    submit(form)
+
+
+def page_checks(driver, origin, page):
+    """Nothing from outside the gateway, no script error, no overflow."""
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    outside = [r for r in resources if not r.startswith(origin + "/")]
+    expect(not outside, f"{page} loads nothing from outside the gateway ({len(resources)} resources)", outside)
+    # A refused API call is logged as a failed load; script errors and policy violations are the failures.
+    problems = [e["message"] for e in driver.get_log("browser")
+                if e["level"] == "SEVERE" and "Failed to load resource: the server responded" not in e["message"]]
+    expect(not problems, f"{page}: no script error or Content-Security-Policy violation", problems)
+    for width in (375, 1440):
+        driver.set_window_size(width, 900)
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        expect(overflow <= 0, f"{page} fits {width} px without sideways scrolling", overflow)
+
+
+def screenshot(driver, path):
+    """The page from its top, at desk width."""
+    driver.set_window_size(1440, 900)
+    driver.execute_script("window.scrollTo(0, 0)")
+    driver.save_screenshot(str(path))
+
+
+def account_journey(driver, origin, gateway, out_dir):
+    status, registered = call("POST", f"{gateway}/api/v1/auth/register",
+                              {"email": ADMIN, "password": PASSWORD, "name": "Ada"})
+    expect(status == 201, "the first account (a superadmin) is registered", registered)
+    other = registered["token"]
+
+    driver.get(origin + "/account/")
+    sign_in(driver, ADMIN, PASSWORD)
+    heading(driver, "Hello, Ada")
+    expect(True, "the account page signs in with a password")
+
+    rows = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table tbody tr"), "the sessions table")
+    expect(len(rows) == 2, "both sessions are listed", len(rows))
+    driver.find_element(By.CSS_SELECTOR, f"button[data-session='{session_of(other)}']").click()
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "table tbody tr")) == 1, "the revoked session to go")
+    status, _ = call("GET", f"{gateway}/api/v1/auth/me", token=other)
+    expect(status == 401, "the revoked session's token stops working", status)
+
+    password = form_named(driver, "Change password")
+    fill(password, {"Current password": PASSWORD, "New password": "short"})
+    submit(password)
+    text, invalid = error_next_to(driver, password, "New password")
+    expect(invalid == "true", f"the API's complaint sits next to the new password: {text!r}")
+
+    profile = form_named(driver, "Profile")
+    fill(profile, {"Name": "Ada Lovelace"})
+    submit(profile)
+    wait(driver, lambda d: profile.find_element(By.CSS_SELECTOR, ".status").text == "Profile saved.", "the saved profile")
+    status, fresh = call("POST", f"{gateway}/api/v1/auth/login", {"email": ADMIN, "password": PASSWORD})
+    status, me = call("GET", f"{gateway}/api/v1/auth/me", token=fresh["token"])
+    expect(me["name"] == "Ada Lovelace", "the profile change is stored", me)
+
+    page_checks(driver, origin, "the account page")
+    screenshot(driver, out_dir / "account.png")
+
+    driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
+    form_named(driver, "Sign in with a password")
+    status, listed = call("GET", f"{gateway}/api/v1/auth/sessions", token=fresh["token"])
+    expect(status == 200 and len(listed["sessions"]) == 1, "signing out revoked the page's session", listed)
+    return fresh["token"]
+
+
+def console_journey(driver, origin, gateway, admin_token, out_dir):
+    driver.get(origin + "/console/")
+    sign_in(driver, ADMIN, PASSWORD)
+    heading(driver, "Projects")
+    wait(driver, lambda d: any(c.text == "default" for c in d.find_elements(By.CSS_SELECTOR, "table code")),
+         "the default project in the list")
+    expect(True, "an admin signs in to the console and sees the projects")
+
+    create = form_named(driver, "New project")
+    fill(create, {"Name": "Mobile", "Id (optional: made from the name)": "Not An Id!"})
+    submit(create)
+    text, invalid = error_next_to(driver, create, "Id (optional: made from the name)")
+    expect(invalid == "true", f"an invalid id is refused next to its field: {text!r}")
+    fill(create, {"Id (optional: made from the name)": "mobile"})
+    submit(create)
+    wait(driver, lambda d: create.find_element(By.CSS_SELECTOR, ".status").text == "Project mobile created.",
+         "the project to be created")
+    status, project = call("GET", f"{gateway}/api/v1/admin/projects/mobile", token=admin_token)
+    expect(status == 200 and project["name"] == "Mobile", "the project exists in the API", project)
+    wait(driver, lambda d: any(c.text == "mobile" for c in d.find_elements(By.CSS_SELECTOR, "table code")),
+         "the new project in the list")
+
+    page_checks(driver, origin, "the console")
+    screenshot(driver, out_dir / "console.png")
+    driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
+
+    status, _ = call("POST", f"{gateway}/api/v1/auth/register",
+                     {"email": "user@pages.test", "password": PASSWORD, "name": "Bob"})
+    expect(status == 201, "a second account (a user) is registered", status)
+    sign_in(driver, "user@pages.test", PASSWORD)
+    heading(driver, "Not an administrator")
+    expect(not driver.find_elements(By.CSS_SELECTOR, "form[aria-label='New project']"),
+           "a user who is no admin gets no console")
+
+
+def main():
+    binary = sys.argv[1]
+    out_dir = Path(sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="browser-test-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    origin = f"http://localhost:{port}"
+    gateway_url = f"http://127.0.0.1:{port}"
+    with running_gateway(binary, port, origin), browser_session(out_dir, "pages") as driver:
+        driver.set_window_size(1440, 900)
+        admin_token = account_journey(driver, origin, gateway_url, out_dir)
+        console_journey(driver, origin, gateway_url, admin_token, out_dir)
+    print(f"the pages in a real browser: all checks passed (screenshots in {out_dir})")
+
+
+if __name__ == "__main__":
+    main()
