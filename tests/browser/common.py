@@ -1,6 +1,7 @@
 """What the browser tests share: a free loopback port, JSON calls to the
 gateway, the gateway binary started on loopback, and Debian's Chromium
-under Selenium (headless, a throwaway profile, the page's console kept)."""
+under Selenium (headless, a throwaway profile, the page's console kept),
+and Chrome's virtual authenticator for passkeys."""
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -119,3 +121,15 @@ def browser_session(out_dir, name):
         if driver is not None:
             driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def authenticator(driver):
+    """Chrome's virtual authenticator: a platform passkey that verifies its user."""
+    options = VirtualAuthenticatorOptions()
+    options.protocol = VirtualAuthenticatorOptions.Protocol.CTAP2
+    options.transport = VirtualAuthenticatorOptions.Transport.INTERNAL
+    options.has_resident_key = True
+    options.has_user_verification = True
+    options.is_user_verified = True
+    options.is_user_consenting = True
+    driver.add_virtual_authenticator(options)

@@ -5,7 +5,10 @@ http://localhost:<port> (its public URL, as passkeys need).
 
 The account page: sign in with a password, revoke another session (its
 token then fails on /auth/me), a validation error shown next to the field
-the API names, a profile change, sign out (the session is revoked). The
+the API names, a profile change, a passkey added with Chrome's virtual
+authenticator and renamed, an API key created (shown once, working on
+/verify) and revoked (then refused), sign out (the session is revoked),
+sign in with the new passkey, remove it. The
 console: an admin signs in, creates a project (an invalid id first, its
 error next to the field), and a user who is no admin is turned away. On
 every page: nothing is loaded from outside the gateway, the console shows
@@ -19,12 +22,16 @@ import base64
 import json
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
-from common import browser_session, call, expect, free_port, running_gateway
+from common import authenticator, browser_session, call, expect, free_port, running_gateway
 
 PASSWORD = "a browser password"
 ADMIN = "root@pages.test"
@@ -36,9 +43,21 @@ def session_of(token):
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
 
 
+def verify(gateway, credential):
+    """`/verify`'s status and identity headers for a credential."""
+    request = urllib.request.Request(f"{gateway}/api/v1/verify", headers={"authorization": f"Bearer {credential}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers)
+
+
 def wait(driver, condition, what, seconds=20):
     try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
+        # A card drawn again between finding an element and reading it leaves it stale: look again.
+        waiting = WebDriverWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+        return waiting.until(lambda d: condition(d))
     except Exception as error:
         raise AssertionError(f"timed out waiting for {what}") from error
 
@@ -74,6 +93,16 @@ def error_next_to(driver, form, label):
 
 def heading(driver, text):
     return wait(driver, lambda d: any(h.text == text for h in d.find_elements(By.TAG_NAME, "h1")), f"the heading {text}")
+
+
+def status_of(driver, card, text):
+    """Waits until the card's status line says `text`."""
+    selector = f"section[aria-labelledby='{card}'] > .status"
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector).text == text, f"{text!r} in {card}")
+
+
+def rows(driver, card):
+    return driver.find_elements(By.CSS_SELECTOR, f"section[aria-labelledby='{card}'] table tbody tr")
 
 
 def sign_in(driver, email, password):
@@ -115,10 +144,11 @@ def account_journey(driver, origin, gateway, out_dir):
     heading(driver, "Hello, Ada")
     expect(True, "the account page signs in with a password")
 
-    rows = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table tbody tr"), "the sessions table")
-    expect(len(rows) == 2, "both sessions are listed", len(rows))
+    listed = wait(driver, lambda d: rows(d, "sessions-title"), "the sessions table")
+    expect(len(listed) == 2, "both sessions are listed", len(listed))
     driver.find_element(By.CSS_SELECTOR, f"button[data-session='{session_of(other)}']").click()
-    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "table tbody tr")) == 1, "the revoked session to go")
+    status_of(driver, "sessions-title", "Session revoked.")
+    expect(len(rows(driver, "sessions-title")) == 1, "the revoked session leaves the list")
     status, _ = call("GET", f"{gateway}/api/v1/auth/me", token=other)
     expect(status == 401, "the revoked session's token stops working", status)
 
@@ -136,6 +166,7 @@ def account_journey(driver, origin, gateway, out_dir):
     status, me = call("GET", f"{gateway}/api/v1/auth/me", token=fresh["token"])
     expect(me["name"] == "Ada Lovelace", "the profile change is stored", me)
 
+    passkeys_and_keys(driver, gateway, fresh["token"])
     page_checks(driver, origin, "the account page")
     screenshot(driver, out_dir / "account.png")
 
@@ -143,7 +174,52 @@ def account_journey(driver, origin, gateway, out_dir):
     form_named(driver, "Sign in with a password")
     status, listed = call("GET", f"{gateway}/api/v1/auth/sessions", token=fresh["token"])
     expect(status == 200 and len(listed["sessions"]) == 1, "signing out revoked the page's session", listed)
+
+    driver.find_element(By.XPATH, "//button[normalize-space()='Passkey']").click()
+    submit(form_named(driver, "Sign in with a passkey"))
+    heading(driver, "Hello, Ada Lovelace")
+    expect(True, "the passkey made on the page signs in, usernameless")
+    passkey = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "button[data-remove]"), "the passkey's row")
+    passkey.click()
+    status_of(driver, "passkeys-title", "Passkey Work laptop removed.")
+    status, listed = call("GET", f"{gateway}/api/v1/auth/passkey/list", token=fresh["token"])
+    expect(listed["passkeys"] == [], "the passkey is removed", listed)
+    driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
+    form_named(driver, "Sign in with a password")
     return fresh["token"]
+
+
+def passkeys_and_keys(driver, gateway, token):
+    """A passkey added with the virtual authenticator and renamed; an API
+    key made (its full value shown once), used on /verify, and revoked."""
+    authenticator(driver)
+    add = form_named(driver, "Add a passkey")
+    fill(add, {"Passkey name": "Test laptop"})
+    submit(add)
+    status_of(driver, "passkeys-title", "Passkey Test laptop added.")
+    driver.find_element(By.CSS_SELECTOR, "button[data-rename]").click()
+    rename = form_named(driver, "Rename Test laptop")
+    fill(rename, {"New name": "Work laptop"})
+    submit(rename)
+    status_of(driver, "passkeys-title", "Passkey renamed.")
+    status, listed = call("GET", f"{gateway}/api/v1/auth/passkey/list", token=token)
+    expect([p["name"] for p in listed["passkeys"]] == ["Work laptop"], "the passkey is added and renamed", listed)
+
+    create = form_named(driver, "New API key")
+    fill(create, {"Key name": "deploy", "Scopes (separated by spaces)": "read write"})
+    Select(input_labelled(create, "Expires after")).select_by_visible_text("30 days")
+    submit(create)
+    key = wait(driver, lambda d: d.find_element(By.ID, "new-key").text, "the new key, shown once")
+    status, headers = verify(gateway, key)
+    expect(status == 200 and headers.get("x-auth-scopes") == "read write", "the shown key works on /verify", headers)
+    status, keys = call("GET", f"{gateway}/api/v1/auth/api-keys", token=token)
+    made = keys["api_keys"][0]
+    expect(made["expires_at"] is not None and key not in json.dumps(keys), "listed with its expiry, never in full", keys)
+    driver.find_element(By.CSS_SELECTOR, f"button[data-key='{made['id']}']").click()
+    status_of(driver, "keys-title", "API key deploy revoked.")
+    expect(not driver.find_elements(By.ID, "new-key"), "the full key is gone from the page")
+    status, _ = verify(gateway, key)
+    expect(status == 401, "the revoked key stops working on /verify", status)
 
 
 def console_journey(driver, origin, gateway, admin_token, out_dir):

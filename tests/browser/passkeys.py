@@ -22,9 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
-
-from common import browser_session, call, expect, free_port, run_in_page, running_gateway
+from common import authenticator, browser_session, call, expect, free_port, run_in_page, running_gateway
 
 PAGE = Path(__file__).resolve().parent / "passkey.html"
 EMAIL = "ada@browser.test"
@@ -75,14 +73,7 @@ def journey(driver, origin, gateway):
     driver.set_script_timeout(30)
     driver.get(origin + "/")
     expect(driver.title == "Portcullis passkey test page", "the page loads from its origin", driver.title)
-    authenticator = VirtualAuthenticatorOptions()
-    authenticator.protocol = VirtualAuthenticatorOptions.Protocol.CTAP2
-    authenticator.transport = VirtualAuthenticatorOptions.Transport.INTERNAL
-    authenticator.has_resident_key = True
-    authenticator.has_user_verification = True
-    authenticator.is_user_verified = True
-    authenticator.is_user_consenting = True
-    driver.add_virtual_authenticator(authenticator)
+    authenticator(driver)
 
     registered = run_in_page(driver, "api", "POST", "/api/v1/auth/register",
                              {"email": EMAIL, "password": "a browser password", "name": "Ada"})

@@ -1,6 +1,6 @@
-// The account page: the signed-in user's profile, password and sessions,
-// through the same routes as any client. `?project=<id>` signs in to
-// another project's account.
+// The account page: the signed-in user's profile, password, sessions,
+// passkeys and API keys, through the same routes as any client.
+// `?project=<id>` signs in to another project's account.
 
 import * as api from "./{{api.js}}";
 import { el, field, form, show, table, when, say } from "./{{ui.js}}";
@@ -21,12 +21,18 @@ function open(user) {
   show(who, el("span", {}, user.email), " ",
     el("button", { type: "button", on: { click: () => api.logout() } }, "Sign out"));
   const sessions = el("section", { class: "card", "aria-labelledby": "sessions-title" });
+  const passkeys = el("section", { class: "card", "aria-labelledby": "passkeys-title" });
+  const keys = el("section", { class: "card", "aria-labelledby": "keys-title" });
   show(main,
     el("h1", {}, `Hello, ${user.name || user.email}`),
     profileCard(user),
     passwordCard(),
-    sessions);
+    sessions,
+    passkeys,
+    keys);
   listSessions(sessions);
+  listPasskeys(passkeys);
+  listKeys(keys);
   main.focus();
 }
 
@@ -62,41 +68,133 @@ function passwordCard() {
     }));
 }
 
-async function listSessions(card) {
+function listSessions(card) {
+  return section(card, "Sessions", "sessions-title", () => api.own("GET", "/sessions"), ({ sessions }) => [
+    table("Where you are signed in", [
+      ["Device", (s) => s.user_agent || "unknown"],
+      ["IP address", (s) => s.ip || "unknown"],
+      ["Signed in", (s) => when(s.created_at)],
+      ["Last seen", (s) => when(s.last_seen_at)],
+      ["", (s) => (s.current ? el("span", { class: "badge" }, "This session")
+        : el("button", { type: "button", "data-session": s.id, on: { click: () => change(card, listSessions,
+          "DELETE", `/sessions/${encodeURIComponent(s.id)}`, undefined, "Session revoked.") } }, "Revoke"))],
+    ], sessions),
+    el("div", { class: "actions" }, el("button", { type: "button", disabled: sessions.every((s) => s.current),
+      on: { click: () => change(card, listSessions, "DELETE", "/sessions", undefined,
+        "Every other session was signed out.") } }, "Sign out everywhere else")),
+  ]);
+}
+
+/// Draws a card: its heading, what `draw` makes of what `load` fetched,
+/// and a status line, which it returns (a change's outcome goes there).
+async function section(card, title, id, load, draw) {
   const status = el("p", { class: "status", role: "status", "aria-live": "polite" });
-  const heading = el("h2", { id: "sessions-title" }, "Sessions");
+  const heading = el("h2", { id }, title);
   try {
-    const { sessions } = await api.own("GET", "/sessions");
-    const others = sessions.filter((s) => !s.current).length;
-    show(card, heading,
-      table("Where you are signed in", [
-        ["Device", (s) => s.user_agent || "unknown"],
-        ["IP address", (s) => s.ip || "unknown"],
-        ["Signed in", (s) => when(s.created_at)],
-        ["Last seen", (s) => when(s.last_seen_at)],
-        ["", (s) => (s.current ? el("span", { class: "badge" }, "This session")
-          : el("button", { type: "button", "data-session": s.id,
-            on: { click: () => act(card, status, "DELETE", `/sessions/${encodeURIComponent(s.id)}`, "Session revoked.") } },
-          "Revoke"))],
-      ], sessions),
-      el("div", { class: "actions" }, el("button", { type: "button", disabled: others === 0,
-        on: { click: () => act(card, status, "DELETE", "/sessions", "Every other session was signed out.") } },
-      "Sign out everywhere else")),
-      status);
+    show(card, heading, draw(await load()), status);
   } catch (error) {
     show(card, heading, status);
     say(status, error.message, "error");
   }
+  return status;
 }
 
-/// A change to the sessions, then the list again with the outcome.
-async function act(card, status, method, path, done) {
+/// The card drawn again by `render`, with `outcome` on its status line.
+async function redraw(card, render, outcome, kind = "ok") {
+  const status = await render(card);
+  if (outcome) say(status, outcome, kind);
+}
+
+function listPasskeys(card) {
+  return section(card, "Passkeys", "passkeys-title", () => api.own("GET", "/passkey/list"), ({ passkeys }) => [
+    table("Your passkeys", [
+      ["Name", (p) => p.name],
+      ["Added", (p) => when(p.created_at)],
+      ["Last used", (p) => when(p.last_used_at)],
+      ["", (p) => el("div", { class: "actions" },
+        el("button", { type: "button", "data-rename": p.id, on: { click: () => renamePasskey(card, p) } }, "Rename"),
+        el("button", { type: "button", "data-remove": p.id, on: { click: () => change(card, listPasskeys,
+          "DELETE", `/passkey/${encodeURIComponent(p.id)}`, undefined, `Passkey ${p.name} removed.`) } }, "Remove"))],
+    ], passkeys),
+    form("Add a passkey", [
+      field("Passkey name", "name", { maxlength: 100, placeholder: "This laptop" }),
+    ], "Add a passkey", async ({ name }) => {
+      if (!window.PublicKeyCredential) throw new Error("This browser has no passkey support.");
+      const options = await api.own("POST", "/passkey/register/options", {});
+      const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey);
+      const credential = await navigator.credentials.create({ publicKey });
+      if (!credential) throw new Error("No passkey was made.");
+      const body = { challenge_id: options.challenge_id, credential: credential.toJSON() };
+      if (name.trim()) body.name = name.trim();
+      const added = await api.own("POST", "/passkey/register/verify", body);
+      await redraw(card, listPasskeys, `Passkey ${added.name} added.`);
+    }),
+  ]);
+}
+
+/// A rename form in place of the passkey's row actions.
+function renamePasskey(card, passkey) {
+  const row = card.querySelector(`[data-rename="${CSS.escape(passkey.id)}"]`).closest("td");
+  const rename = form(`Rename ${passkey.name}`, [
+    field("New name", "name", { value: passkey.name, maxlength: 100, required: true }),
+  ], "Save name", async ({ name }) => {
+    await api.own("PATCH", `/passkey/${encodeURIComponent(passkey.id)}`, { name: name.trim() });
+    await redraw(card, listPasskeys, "Passkey renamed.");
+  });
+  show(row, rename);
+  rename.querySelector("input").focus();
+}
+
+const EXPIRIES = [["Never", ""], ["30 days", "30d"], ["90 days", "90d"], ["1 year", "365d"]];
+
+function listKeys(card) {
+  return section(card, "API keys", "keys-title", () => api.own("GET", "/api-keys"), ({ api_keys: keys }) => [
+    table("Your API keys", [
+      ["Name", (k) => k.name],
+      ["Key", (k) => el("code", {}, `${k.prefix}…`)],
+      ["Scopes", (k) => k.scopes.join(" ") || "none"],
+      ["Last used", (k) => when(k.last_used_at)],
+      ["Expires", (k) => (k.expires_at ? when(k.expires_at) : "never")],
+      ["", (k) => el("button", { type: "button", "data-key": k.id, on: { click: () => change(card, listKeys,
+        "DELETE", `/api-keys/${encodeURIComponent(k.id)}`, undefined, `API key ${k.name} revoked.`) } }, "Revoke")],
+    ], keys),
+    form("New API key", [
+      field("Key name", "name", { required: true, maxlength: 100 }),
+      field("Scopes (separated by spaces)", "scopes", { placeholder: "read write" }),
+      el("div", { class: "field" },
+        el("label", { for: "key-expiry" }, "Expires after"),
+        el("select", { id: "key-expiry", name: "expires_in" },
+          EXPIRIES.map(([label, value]) => el("option", { value }, label)))),
+    ], "Create key", async ({ name, scopes, expires_in: expiresIn }) => {
+      const body = { name: name.trim(), scopes: scopes.split(/[\s,]+/).filter(Boolean) };
+      if (expiresIn) body.expires_in = expiresIn;
+      const made = await api.own("POST", "/api-keys", body);
+      await listKeys(card);
+      card.append(shownOnce(made));
+    }),
+  ]);
+}
+
+/// The new key in full, this once, with a way to copy it.
+function shownOnce(made) {
+  const value = el("code", { class: "secret", id: "new-key" }, made.api_key);
+  const copied = el("span", { role: "status", "aria-live": "polite" });
+  return el("div", { class: "once", role: "region", "aria-label": "Your new API key" },
+    el("p", {}, el("strong", {}, `Your new key ${made.name}. `), "Copy it now: it is not shown again."),
+    value, " ",
+    el("button", { type: "button", on: { click: async () => {
+      await navigator.clipboard.writeText(made.api_key);
+      copied.textContent = "Copied.";
+    } } }, "Copy"), " ", copied);
+}
+
+/// One change through the API, then the card drawn again with its outcome.
+async function change(card, render, method, path, body, done) {
   try {
-    await api.own(method, path);
-    await listSessions(card);
-    say(card.querySelector(".status"), done, "ok");
+    await api.own(method, path, body);
+    await redraw(card, render, done);
   } catch (error) {
-    say(status, error.message, "error");
+    await redraw(card, render, error.message, "error");
   }
 }
 
