@@ -40,10 +40,31 @@ fn imports(script: &str) -> Vec<&str> {
     script.match_indices("from \"./").filter_map(|(at, m)| script[at + m.len()..].split('"').next()).collect()
 }
 
-/// Anything that would reach past the gateway: an absolute or
-/// protocol-relative URL in a file's text.
-fn external_reference(text: &str) -> Option<&str> {
-    ["http://", "https://", "\"//", "'//", "url(//", "@import"].into_iter().find(|needle| text.contains(needle))
+/// Anything that would load from past the gateway: an absolute or
+/// protocol-relative URL where a page or script loads one (an attribute, a
+/// style sheet's `url()` or `@import`, a module import, a fetch). A URL in
+/// a comment or an XML namespace loads nothing; the browser test checks
+/// what was actually loaded.
+fn external_reference(text: &str) -> Option<String> {
+    let loads = ["src=\"", "href=\"", "url(", "url(\"", "from \"", "from '", "import(\"", "fetch(\"", "fetch(`"];
+    let remote = ["http:", "https:", "//"];
+    let found =
+        loads.iter().flat_map(|load| remote.iter().map(move |url| format!("{load}{url}"))).find(|n| text.contains(n));
+    found.or_else(|| text.contains("@import").then(|| "@import".to_owned()))
+}
+
+#[test]
+fn outside_loads_are_found_and_mere_mentions_are_not() {
+    for loads in [
+        "<script src=\"https://cdn.example/x.js\">",
+        "url(//fonts.example/a.woff)",
+        "import x from \"https://esm.sh/x\"",
+    ] {
+        assert!(external_reference(loads).is_some(), "{loads}");
+    }
+    for mentions in ["// URL: http://www.d-project.com/", "xmlns=\"http://www.w3.org/2000/svg\"", "fetch(path)"] {
+        assert_eq!(external_reference(mentions), None, "{mentions}");
+    }
 }
 
 #[actix_web::test]
@@ -90,7 +111,7 @@ async fn pages_and_their_files_are_served_from_the_binary_with_a_strict_policy()
             let text = file.text().await.unwrap();
             assert!(external_reference(&text).is_none(), "{url} names an outside resource");
             assert!(!text.contains("{{"), "{url}: a file name left unreplaced");
-            if name.ends_with(".js") {
+            if name.ends_with(".js") || name.ends_with(".mjs") {
                 assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
                 assert!(
                     !text.contains("localStorage") && !text.contains("sessionStorage"),

@@ -5,10 +5,12 @@ http://localhost:<port> (its public URL, as passkeys need).
 
 The account page: sign in with a password, revoke another session (its
 token then fails on /auth/me), a validation error shown next to the field
-the API names, a profile change, a passkey added with Chrome's virtual
+the API names, a profile change, two-factor set up from the secret on the
+page (the QR code drawn there), a passkey added with Chrome's virtual
 authenticator and renamed, an API key created (shown once, working on
 /verify) and revoked (then refused), sign out (the session is revoked),
-sign in with the new passkey, remove it. The
+sign in with the password and a backup code the page showed, sign in with
+the new passkey, remove it. The
 console: an admin signs in, creates a project (an invalid id first, its
 error next to the field), and a user who is no admin is turned away. On
 every page: nothing is loaded from outside the gateway, the console shows
@@ -26,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pyotp
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
@@ -166,6 +169,7 @@ def account_journey(driver, origin, gateway, out_dir):
     status, me = call("GET", f"{gateway}/api/v1/auth/me", token=fresh["token"])
     expect(me["name"] == "Ada Lovelace", "the profile change is stored", me)
 
+    backup = two_factor(driver, gateway, fresh["token"])
     passkeys_and_keys(driver, gateway, fresh["token"])
     page_checks(driver, origin, "the account page")
     screenshot(driver, out_dir / "account.png")
@@ -174,6 +178,14 @@ def account_journey(driver, origin, gateway, out_dir):
     form_named(driver, "Sign in with a password")
     status, listed = call("GET", f"{gateway}/api/v1/auth/sessions", token=fresh["token"])
     expect(status == 200 and len(listed["sessions"]) == 1, "signing out revoked the page's session", listed)
+
+    sign_in(driver, ADMIN, PASSWORD)
+    challenge = form_named(driver, "Two-factor code")
+    fill(challenge, {"Code": backup[0]})
+    submit(challenge)
+    heading(driver, "Hello, Ada Lovelace")
+    expect(True, "with two-factor on, signing in asks for a code, and a backup code shown on the page passes")
+    driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
 
     driver.find_element(By.XPATH, "//button[normalize-space()='Passkey']").click()
     submit(form_named(driver, "Sign in with a passkey"))
@@ -186,7 +198,27 @@ def account_journey(driver, origin, gateway, out_dir):
     expect(listed["passkeys"] == [], "the passkey is removed", listed)
     driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
     form_named(driver, "Sign in with a password")
-    return fresh["token"]
+    return fresh["token"], backup[1]
+
+
+def two_factor(driver, gateway, token):
+    """Two-factor set up from the page: the secret read off it (beside the
+    QR code drawn in the page), the app's code typed in, the backup codes
+    shown once. Returns them."""
+    driver.find_element(By.XPATH, "//button[normalize-space()='Set up two-factor']").click()
+    secret = wait(driver, lambda d: d.find_element(By.ID, "totp-secret").text, "the two-factor secret")
+    qr = driver.find_element(By.CSS_SELECTOR, "img.qr")
+    drawn = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", qr)
+    expect(qr.get_attribute("src").startswith("data:image/") and drawn > 0, "the QR code is drawn in the page", drawn)
+    confirm = form_named(driver, "Confirm two-factor")
+    fill(confirm, {"Code from your app": pyotp.TOTP(secret).now()})
+    submit(confirm)
+    status_of(driver, "twofa-title", "Two-factor is on.")
+    codes = [c.text for c in wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#backup-codes code"), "backup codes")]
+    status, state = call("GET", f"{gateway}/api/v1/auth/2fa/status", token=token)
+    expect(state == {"enabled": True, "backup_codes_remaining": len(codes)} and len(codes) == 10,
+           "two-factor is on, with the backup codes the page showed", state)
+    return codes
 
 
 def passkeys_and_keys(driver, gateway, token):
@@ -222,9 +254,12 @@ def passkeys_and_keys(driver, gateway, token):
     expect(status == 401, "the revoked key stops working on /verify", status)
 
 
-def console_journey(driver, origin, gateway, admin_token, out_dir):
+def console_journey(driver, origin, gateway, admin_token, backup, out_dir):
     driver.get(origin + "/console/")
     sign_in(driver, ADMIN, PASSWORD)
+    challenge = form_named(driver, "Two-factor code")
+    fill(challenge, {"Code": backup})
+    submit(challenge)
     heading(driver, "Projects")
     wait(driver, lambda d: any(c.text == "default" for c in d.find_elements(By.CSS_SELECTOR, "table code")),
          "the default project in the list")
@@ -266,8 +301,8 @@ def main():
     gateway_url = f"http://127.0.0.1:{port}"
     with running_gateway(binary, port, origin), browser_session(out_dir, "pages") as driver:
         driver.set_window_size(1440, 900)
-        admin_token = account_journey(driver, origin, gateway_url, out_dir)
-        console_journey(driver, origin, gateway_url, admin_token, out_dir)
+        admin_token, backup = account_journey(driver, origin, gateway_url, out_dir)
+        console_journey(driver, origin, gateway_url, admin_token, backup, out_dir)
     print(f"the pages in a real browser: all checks passed (screenshots in {out_dir})")
 
 

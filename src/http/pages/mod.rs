@@ -29,6 +29,8 @@ const FILES: &[(&str, &str)] = &[
     ("account.js", include_str!("assets/account.js")),
     ("console.js", include_str!("assets/console.js")),
     ("style.css", include_str!("assets/style.css")),
+    // From npm, pinned by `vendor/package-lock.json` (`scripts/vendor-pages --check`).
+    ("qrcode.mjs", include_str!("vendor/qrcode.mjs")),
 ];
 
 /// The entry pages, at `/console/` and `/account/`.
@@ -111,7 +113,7 @@ fn hashed_name(name: &str, body: &[u8]) -> String {
 
 fn content_type(name: &str) -> &'static str {
     match name.rsplit_once('.').map(|(_, extension)| extension) {
-        Some("js") => "text/javascript; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         _ => "application/octet-stream",

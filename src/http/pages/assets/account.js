@@ -1,10 +1,11 @@
-// The account page: the signed-in user's profile, password, sessions,
-// passkeys and API keys, through the same routes as any client.
+// The account page: the signed-in user's profile, password, two-factor,
+// sessions, passkeys and API keys, through the same routes as any client.
 // `?project=<id>` signs in to another project's account.
 
 import * as api from "./{{api.js}}";
 import { el, field, form, show, table, when, say } from "./{{ui.js}}";
 import { signIn } from "./{{signin.js}}";
+import qrcode from "./{{qrcode.mjs}}";
 
 const main = document.getElementById("main");
 const who = document.getElementById("who");
@@ -20,6 +21,7 @@ function start() {
 function open(user) {
   show(who, el("span", {}, user.email), " ",
     el("button", { type: "button", on: { click: () => api.logout() } }, "Sign out"));
+  const twoFactor = el("section", { class: "card", "aria-labelledby": "twofa-title" });
   const sessions = el("section", { class: "card", "aria-labelledby": "sessions-title" });
   const passkeys = el("section", { class: "card", "aria-labelledby": "passkeys-title" });
   const keys = el("section", { class: "card", "aria-labelledby": "keys-title" });
@@ -27,9 +29,11 @@ function open(user) {
     el("h1", {}, `Hello, ${user.name || user.email}`),
     profileCard(user),
     passwordCard(),
+    twoFactor,
     sessions,
     passkeys,
     keys);
+  showTwoFactor(twoFactor);
   listSessions(sessions);
   listPasskeys(passkeys);
   listKeys(keys);
@@ -143,6 +147,73 @@ function renamePasskey(card, passkey) {
   });
   show(row, rename);
   rename.querySelector("input").focus();
+}
+
+function showTwoFactor(card) {
+  return section(card, "Two-factor sign-in", "twofa-title", () => api.own("GET", "/2fa/status"), (state) => {
+    if (!state.enabled) {
+      return [
+        el("p", {}, "Two-factor is off. With it on, signing in also asks for a code from an authenticator app."),
+        el("div", { class: "actions" }, el("button", { type: "button", class: "primary",
+          on: { click: () => setUpTwoFactor(card) } }, "Set up two-factor")),
+      ];
+    }
+    return [
+      el("p", {}, `Two-factor is on. ${state.backup_codes_remaining} backup codes left.`),
+      form("New backup codes", [
+        field("Code from your app", "code", { autocomplete: "one-time-code", inputmode: "numeric", required: true }),
+      ], "Make new backup codes", async ({ code }) => {
+        const { backup_codes: codes } = await api.own("POST", "/2fa/backup-codes/regenerate", { code: code.trim() });
+        await redraw(card, showTwoFactor, "New backup codes made; the old ones no longer work.");
+        card.append(backupCodes(codes));
+      }),
+      form("Turn two-factor off", [
+        field("Password", "password", { type: "password", autocomplete: "current-password", required: true }),
+        field("Code from your app", "code", { autocomplete: "one-time-code", inputmode: "numeric", required: true }),
+      ], "Turn two-factor off", async ({ password, code }) => {
+        await api.own("POST", "/2fa/disable", { password, code: code.trim() });
+        await redraw(card, showTwoFactor, "Two-factor is off.");
+      }),
+    ];
+  });
+}
+
+/// The secret as a QR code drawn here from its `otpauth://` URL (and as
+/// text, to type in), then the first code, which turns two-factor on.
+async function setUpTwoFactor(card) {
+  const status = card.querySelector(".status");
+  let setup;
+  try {
+    setup = await api.own("POST", "/2fa/setup");
+  } catch (error) {
+    say(status, error.message, "error");
+    return;
+  }
+  const qr = qrcode(0, "M");
+  qr.addData(setup.qr_code_url);
+  qr.make();
+  const confirm = form("Confirm two-factor", [
+    field("Code from your app", "code", { autocomplete: "one-time-code", inputmode: "numeric", required: true }),
+  ], "Turn two-factor on", async ({ code }) => {
+    const { backup_codes: codes } = await api.own("POST", "/2fa/enable", { code: code.trim() });
+    await redraw(card, showTwoFactor, "Two-factor is on.");
+    card.append(backupCodes(codes));
+  });
+  show(card,
+    el("h2", { id: "twofa-title" }, "Two-factor sign-in"),
+    el("p", {}, "Scan this code with your authenticator app, then enter the code it shows."),
+    el("img", { class: "qr", src: qr.createDataURL(4, 4), alt: "QR code of your two-factor secret" }),
+    el("p", {}, "Or type the secret: ", el("code", { class: "secret", id: "totp-secret" }, setup.secret)),
+    confirm);
+  confirm.querySelector("input").focus();
+}
+
+/// Backup codes, shown this once.
+function backupCodes(codes) {
+  return el("div", { class: "once", role: "region", "aria-label": "Your backup codes" },
+    el("p", {}, el("strong", {}, "Your backup codes. "),
+      "Keep them somewhere safe: each signs in once without the app, and they are not shown again."),
+    el("ul", { class: "codes", id: "backup-codes" }, codes.map((code) => el("li", {}, el("code", {}, code)))));
 }
 
 const EXPIRIES = [["Never", ""], ["30 days", "30d"], ["90 days", "90d"], ["1 year", "365d"]];
