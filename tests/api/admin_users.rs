@@ -176,3 +176,42 @@ async fn only_superadmins_make_admins_and_the_last_superadmin_stays() {
     assert!(statuses.contains(&StatusCode::OK), "{} / {}", a.body, b.body);
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{} / {}", a.body, b.body);
 }
+
+#[actix_web::test]
+async fn a_user_is_found_by_address_in_its_project_only() {
+    let app = spawn_app().await;
+    let root = app.signed_up("root@example.com").await.access;
+    for id in ["app", "other"] {
+        let created = app.post_auth("/api/v1/admin/projects", &root, &json!({"id": id, "name": id})).await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+    let ada = register_in(&app, "app", "ada@example.com").await;
+    register_in(&app, "app", "bob@example.com").await;
+    register_in(&app, "other", "cy@example.com").await;
+
+    // Compared as sign-in compares: trimmed and lowercased.
+    let found = app.get(&format!("{}?email=%20Ada@Example.COM", users_of("app")), Some(&root)).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    let users = found.body["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{}", found.body);
+    assert_eq!(users[0]["id"], ada.body["user"]["id"]);
+    assert_eq!(users[0]["email"], "ada@example.com");
+    assert_eq!(found.body["next_cursor"], Value::Null);
+
+    // Another project's address, or one nobody has: an empty page.
+    for email in ["cy@example.com", "nobody@example.com"] {
+        let none = app.get(&format!("{}?email={email}", users_of("app")), Some(&root)).await;
+        assert_eq!((none.status, &none.body["users"]), (StatusCode::OK, &json!([])), "{email}");
+    }
+    let bad = app.get(&format!("{}?email=", users_of("app")), Some(&root)).await;
+    assert_eq!((bad.status, &bad.body["fields"]["email"]), (StatusCode::BAD_REQUEST, &json!("is required")));
+    let with_cursor = app.get(&format!("{}?email=ada@example.com&cursor=abc", users_of("app")), Some(&root)).await;
+    assert_eq!(with_cursor.status, StatusCode::BAD_REQUEST);
+    assert!(with_cursor.body["fields"]["cursor"].is_string(), "{}", with_cursor.body);
+
+    // Only admins search.
+    let user = register_in(&app, "default", "plain@example.com").await;
+    let token = user.body["token"].as_str().unwrap();
+    let refused = app.get(&format!("{}?email=ada@example.com", users_of("app")), Some(token)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}

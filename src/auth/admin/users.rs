@@ -8,7 +8,7 @@
 //! `default` project's record and changed at the version read, so two
 //! admins racing on two nodes cannot both pass that check.
 
-use crate::account::{CodePurpose, ProjectId, Role, User, UserId};
+use crate::account::{CodePurpose, ProjectId, Role, User, UserId, normalize_email};
 use crate::shards::{EditUser, UserEdit};
 
 use super::{Admin, CURSOR_REFUSED};
@@ -66,6 +66,19 @@ impl AuthService {
         users.truncate(limit);
         let next_cursor = users.last().filter(|_| more).map(|last| self.seal_cursor(&list, last.id.0.as_bytes()));
         Ok(UserPage { users, next_cursor })
+    }
+
+    /// The user of `project` with this address (compared as sign-in
+    /// compares it: trimmed, lowercased, NFC), if there is one.
+    pub async fn find_project_user_by_email(
+        &self,
+        _admin: &Admin,
+        project: &ProjectId,
+        email: &str,
+    ) -> Result<Option<User>, AuthError> {
+        self.admin_project(project)?;
+        let email = normalize_email(email).map_err(|problem| AuthError::Invalid("email", problem))?;
+        Ok(self.store.find_user_by_email(project, &email).await?)
     }
 
     /// User `id` of `project`; another project's user is not found here.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::account::{AuditEvent, ProjectId, Role, User, UserId};
-use crate::auth::{AuditFilter, NewProject, ProjectChange, UserChangeByAdmin};
+use crate::auth::{AuditFilter, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
 use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::validate::{Check, present};
 use crate::http::view::{UserView, message, no_store};
@@ -75,6 +75,14 @@ impl UserPath {
 struct PageQuery {
     cursor: Option<String>,
     limit: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UsersQuery {
+    /// The one user with this address, instead of the whole list.
+    email: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
 impl PageQuery {
@@ -305,13 +313,21 @@ async fn list_users(
     state: web::Data<AppState>,
     caller: Authenticated,
     path: web::Path<PathId>,
-    query: web::Query<PageQuery>,
+    query: web::Query<UsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = state.auth.acting_admin(caller.0.user_id).await?;
     let project = project_id(path.into_inner().id)?;
-    let limit = query.limit().map_err(|problem| ApiError::field("limit", problem))?;
-    let cursor = query.cursor().map_err(|problem| ApiError::field("cursor", problem))?;
-    let page = state.auth.list_project_users(&admin, &project, cursor, limit).await?;
+    let limit = query.page.limit().map_err(|problem| ApiError::field("limit", problem))?;
+    let cursor = query.page.cursor().map_err(|problem| ApiError::field("cursor", problem))?;
+    let page = match query.email.as_deref() {
+        // A search by address is one page: the user, or none.
+        Some(_) if cursor.is_some() => return Err(ApiError::field("cursor", "a search by email has one page")),
+        Some(email) => {
+            let found = state.auth.find_project_user_by_email(&admin, &project, email).await?;
+            UserPage { users: found.into_iter().collect(), next_cursor: None }
+        }
+        None => state.auth.list_project_users(&admin, &project, cursor, limit).await?,
+    };
     let users: Vec<AdminUserBody<'_>> = page.users.iter().map(AdminUserBody::from).collect();
     let next_cursor = page.next_cursor;
     Ok(no_store(StatusCode::OK).json(serde_json::json!({ "users": users, "next_cursor": next_cursor })))
