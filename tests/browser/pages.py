@@ -11,11 +11,14 @@ authenticator and renamed, an API key created (shown once, working on
 /verify) and revoked (then refused), sign out (the session is revoked),
 sign in with the password and a backup code the page showed, sign in with
 the new passkey, remove it. The
-console: an admin signs in, creates a project (an invalid id first, its
-error next to the field), and a user who is no admin is turned away. On
-every page: nothing is loaded from outside the gateway, the console shows
-no script error or policy violation, and nothing overflows at 375 px or
-1440 px. Screenshots of the account page and the console go to the output
+console: an admin signs in (two-factor with a backup code), creates a
+project (an invalid id first, its error next to the field), changes a
+setting (a refused value first), finds a user by address and disables
+them (their token then fails on /verify), reads that action in the audit
+log, deletes the project after typing its id; a user who is no admin is
+turned away. On every page: nothing is loaded from outside the gateway,
+the console shows no script error or policy violation, and nothing
+overflows at 375 px or 1440 px. Screenshots of the account page and the console go to the output
 directory, and one of the failure if a check fails.
 
 Usage: tests/browser/pages.py GATEWAY_BINARY [OUTPUT_DIR]
@@ -92,6 +95,16 @@ def error_next_to(driver, form, label):
     error = driver.find_element(By.ID, control.get_attribute("aria-describedby"))
     text = wait(driver, lambda d: error.text.strip(), f"an error next to {label}")
     return text, control.get_attribute("aria-invalid")
+
+
+def refused_then_accepted(driver, form, label, refused, accepted, what):
+    """A value the form refuses, its reason next to the field, then one it takes."""
+    fill(form, {label: refused})
+    submit(form)
+    text, invalid = error_next_to(driver, form, label)
+    expect(invalid == "true", f"{what}: {text!r}")
+    fill(form, {label: accepted})
+    submit(form)
 
 
 def heading(driver, text):
@@ -187,7 +200,7 @@ def account_journey(driver, origin, gateway, out_dir):
     expect(True, "with two-factor on, signing in asks for a code, and a backup code shown on the page passes")
     driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
 
-    driver.find_element(By.XPATH, "//button[normalize-space()='Passkey']").click()
+    wait(driver, lambda d: d.find_element(By.XPATH, "//button[normalize-space()='Passkey']"), "the sign-in panel").click()
     submit(form_named(driver, "Sign in with a passkey"))
     heading(driver, "Hello, Ada Lovelace")
     expect(True, "the passkey made on the page signs in, usernameless")
@@ -272,13 +285,15 @@ def console_journey(driver, origin, gateway, admin_token, backup, out_dir):
     expect(invalid == "true", f"an invalid id is refused next to its field: {text!r}")
     fill(create, {"Id (optional: made from the name)": "mobile"})
     submit(create)
-    wait(driver, lambda d: create.find_element(By.CSS_SELECTOR, ".status").text == "Project mobile created.",
+    created = "section[aria-labelledby='create-title'] .status"
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, created).text == "Project mobile created.",
          "the project to be created")
     status, project = call("GET", f"{gateway}/api/v1/admin/projects/mobile", token=admin_token)
     expect(status == 200 and project["name"] == "Mobile", "the project exists in the API", project)
     wait(driver, lambda d: any(c.text == "mobile" for c in d.find_elements(By.CSS_SELECTOR, "table code")),
          "the new project in the list")
 
+    manage_project(driver, gateway, admin_token)
     page_checks(driver, origin, "the console")
     screenshot(driver, out_dir / "console.png")
     driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
@@ -290,6 +305,51 @@ def console_journey(driver, origin, gateway, admin_token, backup, out_dir):
     heading(driver, "Not an administrator")
     expect(not driver.find_elements(By.CSS_SELECTOR, "form[aria-label='New project']"),
            "a user who is no admin gets no console")
+
+
+def manage_project(driver, gateway, admin_token):
+    """A setting changed (a refused value first), a user found by address
+    and disabled (their token stops on /verify), the admin's action read in
+    the audit log, and the project deleted after its id is typed."""
+    driver.find_element(By.LINK_TEXT, "mobile").click()
+    heading(driver, "Project mobile")
+    settings = form_named(driver, "Project settings")
+    refused_then_accepted(driver, settings, "access ttl", "10", "900", "a refused setting is explained next to its field")
+    wait(driver, lambda d: settings.find_element(By.CSS_SELECTOR, ".status").text == "Settings saved.", "saved settings")
+    status, project = call("GET", f"{gateway}/api/v1/admin/projects/mobile", token=admin_token)
+    expect(project["settings"]["access_ttl"] == 900, "the setting is changed in the API", project["settings"])
+
+    status, carol = call("POST", f"{gateway}/api/v1/projects/mobile/auth/register",
+                         {"email": "carol@mobile.test", "password": PASSWORD, "name": "Carol"})
+    expect(status == 201, "a user of the project signs up", carol)
+    expect(verify(gateway, carol["token"])[0] == 200, "their token passes /verify")
+    driver.find_element(By.LINK_TEXT, "Users of this project").click()
+    search = form_named(driver, "Find a user")
+    fill(search, {"Email": "Carol@Mobile.test"})
+    submit(search)
+    wait(driver, lambda d: [r.text for r in rows(d, "users-title")] and "carol@mobile.test" in rows(d, "users-title")[0].text
+         and len(rows(d, "users-title")) == 1, "the user found by address")
+    driver.find_element(By.CSS_SELECTOR, f"button[data-user='{carol['user']['id']}']").click()
+    driver.find_element(By.XPATH, "//button[normalize-space()='Disable user']").click()
+    status_of(driver, "users-title", "carol@mobile.test is disabled: every session ended.")
+    status, _ = verify(gateway, carol["token"])
+    expect(status == 401, "the disabled user's token stops working on /verify", status)
+
+    driver.find_element(By.LINK_TEXT, "Audit log").click()
+    filters = form_named(driver, "Filter the audit log")
+    Select(driver.find_element(By.ID, "audit-kind")).select_by_visible_text("user_changed_by_admin")
+    submit(filters)
+    wait(driver, lambda d: any("user_changed_by_admin" in r.text for r in rows(d, "audit-title")), "the admin's action")
+    expect(True, "the console shows the admin's action in the audit log")
+
+    driver.get(driver.current_url.split("#")[0] + "#project/mobile")
+    heading(driver, "Project mobile")
+    delete = form_named(driver, "Delete project")
+    refused_then_accepted(driver, delete, "Type mobile to confirm", "mobil", "mobile",
+                          "deletion waits for the id typed exactly")
+    heading(driver, "Projects")
+    status, _ = call("GET", f"{gateway}/api/v1/admin/projects/mobile", token=admin_token)
+    expect(status == 404, "the typed deletion removed the project", status)
 
 
 def main():

@@ -1,5 +1,7 @@
 // The admin console: for admins and superadmins of the default project,
 // through the admin API (`/api/v1/admin/...`) as any client calls it.
+// Sections by the address's fragment: #projects, #project/<id>,
+// #users/<project>, #audit.
 
 import * as api from "./{{api.js}}";
 import { el, field, form, show, table, when, say } from "./{{ui.js}}";
@@ -9,55 +11,76 @@ const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const who = document.getElementById("who");
 const ADMIN = "/api/v1/admin";
+const PAGE = 20;
+let me = null;
 
 api.onSessionChange((now) => { if (!now) start(); });
+window.addEventListener("hashchange", () => { if (me) route(); });
 
 function start() {
+  me = null;
   show(nav);
   show(who);
   signIn(main, "Sign in to the console", opened);
 }
 
 async function opened() {
-  const me = await api.own("GET", "/me");
-  show(who, el("span", {}, `${me.email} (${me.role})`), " ",
+  const user = await api.own("GET", "/me");
+  show(who, el("span", {}, `${user.email} (${user.role})`), " ",
     el("button", { type: "button", on: { click: () => api.logout() } }, "Sign out"));
-  if (me.role !== "admin" && me.role !== "superadmin") {
+  if (user.role !== "admin" && user.role !== "superadmin") {
     show(main, el("section", { class: "card" }, el("h1", {}, "Not an administrator"),
-      el("p", {}, "The console is for administrators. Your own account is on the "),
-      el("a", { href: "../account/" }, "account page"), "."));
+      el("p", {}, "The console is for administrators. Your own account is on the ",
+        el("a", { href: "../account/" }, "account page"), ".")));
     return;
   }
-  show(nav, el("a", { href: "#projects", "aria-current": "page" }, "Projects"));
-  projects();
+  me = user;
+  route();
 }
 
-async function projects() {
-  const list = el("section", { class: "card", "aria-labelledby": "projects-title" });
-  show(main, el("h1", {}, "Projects"), list, createCard(list));
-  await listProjects(list);
+const SECTIONS = [["#projects", "Projects"], ["#users/default", "Users"], ["#audit", "Audit log"]];
+
+/// The section the fragment names, drawn afresh.
+function route() {
+  const [name, arg] = decodeURIComponent(location.hash.slice(1)).split("/");
+  const current = { project: "#projects", users: "#users/default", audit: "#audit" }[name] || "#projects";
+  show(nav, SECTIONS.map(([href, label]) =>
+    el("a", { href, "aria-current": href.split("/")[0] === current.split("/")[0] ? "page" : null }, label)));
+  const draw = { project: () => project(arg), users: () => users(arg || "default"), audit: audit }[name] || projects;
+  draw();
   main.focus();
 }
 
-async function listProjects(card) {
-  const heading = el("h2", { id: "projects-title" }, "All projects");
+/// A card with a heading and a status line, and the status line.
+function card(title, id) {
   const status = el("p", { class: "status", role: "status", "aria-live": "polite" });
+  return [el("section", { class: "card", "aria-labelledby": id }, el("h2", { id }, title)), status];
+}
+
+async function fill(section, status, load, draw) {
   try {
-    const { projects } = await api.authed("GET", `${ADMIN}/projects`);
-    show(card, heading, table("Projects", [
-      ["Id", (p) => el("code", {}, p.id)],
-      ["Name", (p) => p.name],
-      ["Environment", (p) => p.environment],
-      ["State", (p) => (p.enabled ? "enabled" : el("span", { class: "badge warn" }, "disabled"))],
-      ["Created", (p) => when(p.created_at)],
-    ], projects), status);
+    section.append(...[draw(await load())].flat().filter((child) => child), status);
   } catch (error) {
-    show(card, heading, status);
+    section.append(status);
     say(status, error.message, "error");
   }
 }
 
-function createCard(list) {
+// ---- Projects ----
+
+async function projects() {
+  const [list, status] = card("All projects", "projects-title");
+  show(main, el("h1", {}, "Projects"), list, createCard());
+  await fill(list, status, () => api.authed("GET", `${ADMIN}/projects`), ({ projects: all }) => table("Projects", [
+    ["Id", (p) => el("a", { href: `#project/${encodeURIComponent(p.id)}` }, el("code", {}, p.id))],
+    ["Name", (p) => p.name],
+    ["Environment", (p) => p.environment],
+    ["State", (p) => (p.enabled ? "enabled" : el("span", { class: "badge warn" }, "disabled"))],
+    ["Created", (p) => when(p.created_at)],
+  ], all));
+}
+
+function createCard() {
   return el("section", { class: "card", "aria-labelledby": "create-title" },
     el("h2", { id: "create-title" }, "New project"),
     form("New project", [
@@ -72,9 +95,211 @@ function createCard(list) {
       }
       const made = await api.authed("POST", `${ADMIN}/projects`, body);
       node.reset();
-      await listProjects(list);
-      return `Project ${made.id} created.`;
+      await projects();
+      say(main.querySelector("section[aria-labelledby='create-title'] .status"), `Project ${made.id} created.`, "ok");
     }));
+}
+
+// ---- One project ----
+
+async function project(id) {
+  const path = `${ADMIN}/projects/${encodeURIComponent(id)}`;
+  show(main, el("h1", {}, `Project ${id}`));
+  let current;
+  try {
+    current = await api.authed("GET", path);
+  } catch (error) {
+    main.append(el("p", { class: "status", "data-kind": "error" }, error.message));
+    return;
+  }
+  main.append(
+    el("p", {}, el("a", { href: `#users/${encodeURIComponent(id)}` }, "Users of this project"), " · ",
+      el("a", { href: `#audit/${encodeURIComponent(id)}` }, "Its audit log")),
+    detailsCard(path, current), settingsCard(path, current), deleteCard(path, current));
+}
+
+/// A checkbox: the form's values hold it only when ticked.
+function checkbox(label, name, checked) {
+  const box = field(label, name, { type: "checkbox", checked });
+  box.classList.add("check");
+  return box;
+}
+
+function detailsCard(path, current) {
+  const description = field("Description", "description", { multiline: true, maxlength: 1000 });
+  description.querySelector("textarea").value = current.description || "";
+  return el("section", { class: "card", "aria-labelledby": "details-title" },
+    el("h2", { id: "details-title" }, "Details"),
+    form("Project details", [
+      field("Name", "name", { value: current.name, required: true, maxlength: 100 }),
+      field("Environment", "environment", { value: current.environment }),
+      description,
+      checkbox("Enabled (a disabled project serves no sign-in and its tokens verify nowhere)", "enabled", current.enabled),
+    ], "Save details", async (values, node) => {
+      const changed = await api.authed("PATCH", path, {
+        name: values.name.trim(),
+        environment: values.environment.trim(),
+        description: values.description.trim() || null,
+        enabled: node.elements.enabled.checked,
+      });
+      Object.assign(current, changed);
+      return changed.enabled ? "Details saved." : "Details saved; the project is disabled.";
+    }));
+}
+
+/// Every plain setting as a field of its type; provider maps stay in the API.
+function settingsCard(path, current) {
+  const entries = Object.entries(current.settings).filter(([, v]) => typeof v !== "object");
+  const fields = entries.map(([name, value]) => (typeof value === "boolean"
+    ? checkbox(name.replaceAll("_", " "), `settings.${name}`, value)
+    : field(name.replaceAll("_", " "), `settings.${name}`, { type: "number", value, required: true })));
+  return el("section", { class: "card", "aria-labelledby": "settings-title" },
+    el("h2", { id: "settings-title" }, "Settings"),
+    form("Project settings", fields, "Save settings", async (values, node) => {
+      const settings = {};
+      for (const [name, value] of entries) {
+        const control = node.elements[`settings.${name}`];
+        const now = typeof value === "boolean" ? control.checked : Number(values[`settings.${name}`]);
+        if (now !== value) settings[name] = now;
+      }
+      if (Object.keys(settings).length === 0) return "Nothing changed.";
+      const changed = await api.authed("PATCH", path, { settings });
+      Object.assign(current, changed);
+      entries.forEach((entry) => { entry[1] = changed.settings[entry[0]]; });
+      return "Settings saved.";
+    }));
+}
+
+/// Deletion asks for the project's id typed out.
+function deleteCard(path, current) {
+  return el("section", { class: "card danger", "aria-labelledby": "delete-title" },
+    el("h2", { id: "delete-title" }, "Delete this project"),
+    el("p", {}, "Its users, sessions and keys stop working at once. This cannot be undone."),
+    typedConfirmation("Delete project", `Type ${current.id} to confirm`, current.id, "id", async () => {
+      await api.authed("DELETE", path);
+      location.hash = "#projects";
+    }));
+}
+
+/// A form that does `act` only once `expected` is typed out exactly.
+function typedConfirmation(title, label, expected, what, act) {
+  return form(title, [field(label, "confirm", { autocomplete: "off", required: true })], title, async ({ confirm }) => {
+    if (confirm.trim() !== expected) {
+      const error = new Error(`The ${what} typed does not match.`);
+      error.fields = { confirm: `type ${expected} exactly` };
+      throw error;
+    }
+    await act();
+  });
+}
+
+// ---- Users ----
+
+async function users(projectId, cursor = null, email = "") {
+  const base = `${ADMIN}/projects/${encodeURIComponent(projectId)}/users`;
+  const [list, status] = card(`Users of ${projectId}`, "users-title");
+  const search = form("Find a user", [
+    field("Email", "email", { type: "email", value: email, autocomplete: "off" }),
+  ], "Search", ({ email: wanted }) => users(projectId, null, wanted.trim()));
+  const projectPicker = await projectChooser(projectId, (id) => { location.hash = `#users/${encodeURIComponent(id)}`; });
+  show(main, el("h1", {}, "Users"), projectPicker, el("section", { class: "card" }, search), list);
+  const query = email ? `?email=${encodeURIComponent(email)}` : `?limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+  await fill(list, status, () => api.authed("GET", base + query), ({ users: page, next_cursor: next }) => [
+    page.length === 0 ? el("p", {}, email ? `No user of ${projectId} has the address ${email}.` : "No users yet.") : null,
+    page.length ? table("Users", [
+      ["Email", (u) => u.email],
+      ["Name", (u) => u.name],
+      ["Role", (u) => u.role],
+      ["State", (u) => (u.disabled ? el("span", { class: "badge warn" }, "disabled") : "active")],
+      ["Created", (u) => when(u.created_at)],
+      ["", (u) => el("button", { type: "button", "data-user": u.id,
+        on: { click: () => manage(list, status, `${base}/${encodeURIComponent(u.id)}`, u, projectId) } }, "Manage")],
+    ], page) : null,
+    el("div", { class: "actions" },
+      cursor || email ? el("button", { type: "button", on: { click: () => users(projectId) } }, "First page") : null,
+      next ? el("button", { type: "button", on: { click: () => users(projectId, next) } }, "Next page") : null),
+  ]);
+}
+
+/// A select of every project; `go(id)` on a change.
+async function projectChooser(selected, go) {
+  const { projects: all } = await api.authed("GET", `${ADMIN}/projects`);
+  return el("div", { class: "field" }, el("label", { for: "project-choice" }, "Project"),
+    el("select", { id: "project-choice", on: { change: (event) => go(event.target.value) } },
+      all.map((p) => el("option", { value: p.id, selected: p.id === selected }, `${p.name} (${p.id})`))));
+}
+
+/// One user's panel under the list: role, disabling, deletion.
+function manage(list, status, path, user, projectId) {
+  list.querySelector(".manage")?.remove();
+  const roles = projectId === "default" ? ["user", "admin", "superadmin"] : ["user", "admin"];
+  const done = async (text) => {
+    await users(projectId);
+    say(main.querySelector("section[aria-labelledby='users-title'] > .status"), text, "ok");
+  };
+  const panel = el("div", { class: "manage", role: "region", "aria-label": `Manage ${user.email}` },
+    el("h3", {}, user.email),
+    el("p", {}, `Id ${user.id} · role ${user.role} · ${user.disabled ? "disabled" : "active"} · ` +
+      `two-factor ${user.two_factor_enabled ? "on" : "off"}`),
+    form("Change role", [
+      el("div", { class: "field" }, el("label", { for: "new-role" }, "Role"),
+        el("select", { id: "new-role", name: "role" }, roles.map((r) => el("option", { value: r, selected: r === user.role }, r)))),
+    ], "Change role", async ({ role }) => done(`${user.email} is now ${(await api.authed("PATCH", path, { role })).role}.`)),
+    el("div", { class: "actions" }, el("button", { type: "button", on: { click: async (event) => {
+      event.currentTarget.disabled = true;
+      try {
+        const changed = await api.authed("PATCH", path, { disabled: !user.disabled });
+        await done(`${user.email} is ${changed.disabled ? "disabled: every session ended" : "enabled"}.`);
+      } catch (error) {
+        say(status, error.message, "error");
+      }
+    } } }, user.disabled ? "Enable user" : "Disable user")),
+    typedConfirmation("Delete user", `Type ${user.email} to delete the account`, user.email, "address", async () => {
+      await api.authed("DELETE", path);
+      await done(`${user.email} was deleted.`);
+    }));
+  list.append(panel);
+  panel.querySelector("select").focus();
+}
+
+// ---- Audit log ----
+
+const KINDS = ["user_registered", "login_succeeded", "login_failed", "two_factor_enabled", "two_factor_disabled",
+  "two_factor_failed", "backup_codes_regenerated", "password_changed", "password_reset", "initial_password_set",
+  "email_verified", "unverified_credentials_ended", "code_failed", "session_revoked", "api_key_created",
+  "api_key_revoked", "refresh_token_reused", "project_created", "project_changed", "project_deleted",
+  "user_changed_by_admin", "user_deleted_by_admin"];
+
+async function audit(filter = {}) {
+  const chosen = { project: decodeURIComponent(location.hash.split("/")[1] || "") || "default", ...filter };
+  const [list, status] = card("Events, newest first", "audit-title");
+  const filters = form("Filter the audit log", [
+    el("div", { class: "field" }, el("label", { for: "audit-project" }, "Project"),
+      el("select", { id: "audit-project", name: "project" },
+        (await api.authed("GET", `${ADMIN}/projects`)).projects.map((p) =>
+          el("option", { value: p.id, selected: p.id === chosen.project }, p.id)))),
+    field("User id", "user", { value: chosen.user || "", autocomplete: "off" }),
+    el("div", { class: "field" }, el("label", { for: "audit-kind" }, "Kind"),
+      el("select", { id: "audit-kind", name: "kind" }, el("option", { value: "" }, "any"),
+        KINDS.map((k) => el("option", { value: k, selected: k === chosen.kind }, k)))),
+  ], "Show events", (values) => audit({ project: values.project, user: values.user.trim(), kind: values.kind }));
+  show(main, el("h1", {}, "Audit log"), el("section", { class: "card" }, filters), list);
+  const query = new URLSearchParams({ project: chosen.project, limit: PAGE });
+  if (chosen.user) query.set("user", chosen.user);
+  if (chosen.kind) query.set("kind", chosen.kind);
+  if (chosen.cursor) query.set("cursor", chosen.cursor);
+  await fill(list, status, () => api.authed("GET", `${ADMIN}/audit-log?${query}`), ({ events, next_cursor: next }) => [
+    events.length ? table("Audit events", [
+      ["When", (e) => when(e.at)],
+      ["Kind", (e) => el("code", {}, e.kind)],
+      ["User", (e) => e.user_id || "unknown"],
+      ["IP address", (e) => e.ip || ""],
+      ["Detail", (e) => [e.detail || "", e.count > 1 ? ` (${e.count} times)` : ""].join("")],
+    ], events) : el("p", {}, "No events match."),
+    el("div", { class: "actions" },
+      chosen.cursor ? el("button", { type: "button", on: { click: () => audit({ ...chosen, cursor: null }) } }, "Newest") : null,
+      next ? el("button", { type: "button", on: { click: () => audit({ ...chosen, cursor: next }) } }, "Older events") : null),
+  ]);
 }
 
 start();
