@@ -5,8 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use serde::Serialize;
 
-use crate::account::{Session, SessionId, User};
+use crate::account::{ApiKey, PasskeyRecord, Session, SessionId, User};
 use crate::auth::{LoginOutcome, TokenGrant};
+use crate::clock::Timestamp;
 
 /// API.md's user object: every field present, `null` where empty.
 #[derive(Serialize)]
@@ -140,6 +141,11 @@ pub struct SessionView {
 }
 
 impl SessionView {
+    /// A session as an admin sees it: none is theirs.
+    pub fn listed_by_admin(session: &Session) -> Self {
+        SessionView { current: false, ..SessionView::new(session, session.id) }
+    }
+
     pub fn new(session: &Session, current: SessionId) -> Self {
         SessionView {
             id: session.id.to_string(),
@@ -148,6 +154,52 @@ impl SessionView {
             created_at: session.created_at.to_rfc3339(),
             last_seen_at: session.last_seen_at.to_rfc3339(),
             current: session.id == current,
+        }
+    }
+}
+
+/// A key as listed: never the secret.
+#[derive(Serialize)]
+pub struct KeyView<'a> {
+    pub id: String,
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub scopes: &'a [String],
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+}
+
+impl<'a> From<&'a ApiKey> for KeyView<'a> {
+    fn from(key: &'a ApiKey) -> Self {
+        KeyView {
+            id: key.id.to_string(),
+            name: &key.name,
+            prefix: &key.prefix,
+            scopes: &key.scopes,
+            last_used_at: key.last_used_at.map(Timestamp::to_rfc3339),
+            expires_at: key.expires_at.map(Timestamp::to_rfc3339),
+            created_at: key.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A passkey as its owner sees it (never its key or counter).
+#[derive(Serialize)]
+pub struct PasskeyView<'a> {
+    pub id: String,
+    pub name: &'a str,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+impl<'a> From<&'a PasskeyRecord> for PasskeyView<'a> {
+    fn from(p: &'a PasskeyRecord) -> Self {
+        PasskeyView {
+            id: p.id.to_string(),
+            name: &p.name,
+            created_at: p.created_at.to_rfc3339(),
+            last_used_at: p.last_used_at.map(Timestamp::to_rfc3339),
         }
     }
 }

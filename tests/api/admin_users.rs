@@ -1,5 +1,6 @@
 //! The admin API's users of a project: a paged list with an opaque cursor,
-//! read, change (role, disabled), delete, and who may do which.
+//! read, change (role, disabled), delete, found by address, what it holds
+//! (sessions, API keys, passkeys), and who may do which.
 
 use std::collections::HashMap;
 
@@ -214,4 +215,47 @@ async fn a_user_is_found_by_address_in_its_project_only() {
     let token = user.body["token"].as_str().unwrap();
     let refused = app.get(&format!("{}?email=ada@example.com", users_of("app")), Some(token)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn an_admin_reads_a_users_sessions_keys_and_passkeys() {
+    let app = spawn_app().await;
+    let root = app.signed_up("root@example.com").await.access;
+    let ada = register_in(&app, "default", "ada@example.com").await;
+    let (ada_id, ada_token) = (ada.body["user"]["id"].as_str().unwrap(), ada.body["token"].as_str().unwrap());
+    crate::passkeys::add_passkey(&app, ada_token, crate::authenticator::Alg::Es256).await;
+    let key = app.post_auth("/api/v1/auth/api-keys", ada_token, &json!({"name": "ci", "scopes": ["read"]})).await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let user = format!("{}/{ada_id}", users_of("default"));
+
+    let sessions = app.get(&format!("{user}/sessions"), Some(&root)).await;
+    assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.body);
+    let listed = sessions.body["sessions"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["current"], false, "none is the admin's own");
+    assert!(listed[0]["last_seen_at"].is_string());
+
+    let keys = app.get(&format!("{user}/api-keys"), Some(&root)).await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert_eq!(keys.body["api_keys"][0]["id"], key.body["id"]);
+    assert_eq!(keys.body["api_keys"][0]["scopes"], json!(["read"]));
+    let secret = key.body["api_key"].as_str().unwrap();
+    assert!(!keys.body.to_string().contains(secret), "never the secret");
+
+    let passkeys = app.get(&format!("{user}/passkeys"), Some(&root)).await;
+    assert_eq!(passkeys.status, StatusCode::OK);
+    assert_eq!(passkeys.body["passkeys"][0]["name"], "Laptop");
+
+    // Not an admin: 403. Another project's path, or a user who is not there: 404.
+    let refused = app.get(&format!("{user}/sessions"), Some(ada_token)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let created = app.post_auth("/api/v1/admin/projects", &root, &json!({"id": "app", "name": "App"})).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    for path in [
+        format!("{}/{ada_id}/api-keys", users_of("app")),
+        format!("{}/01900000-0000-7000-8000-000000000001/passkeys", users_of("default")),
+        format!("{}/not-an-id/sessions", users_of("default")),
+    ] {
+        assert_eq!(app.get(&path, Some(&root)).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
 }

@@ -30,7 +30,7 @@ async fn register_options(app: &TestApp, access: &str) -> (String, Value) {
 }
 
 /// A new passkey of `alg` on `access`'s account: the authenticator's credential.
-async fn add_passkey(app: &TestApp, access: &str, alg: Alg) -> Credential {
+pub async fn add_passkey(app: &TestApp, access: &str, alg: Alg) -> Credential {
     let (challenge_id, options) = register_options(app, access).await;
     let (credential, json) = Credential::create(&options, &origin(app), alg);
     let body = json!({"challenge_id": challenge_id, "name": "Laptop", "credential": json});

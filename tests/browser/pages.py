@@ -13,8 +13,8 @@ sign in with the password and a backup code the page showed, sign in with
 the new passkey, remove it. The
 console: an admin signs in (two-factor with a backup code), creates a
 project (an invalid id first, its error next to the field), changes a
-setting (a refused value first), finds a user by address and disables
-them (their token then fails on /verify), reads that action in the audit
+setting (a refused value first), finds a user by address, sees their
+sessions, keys and passkeys, and disables them (their token then fails on /verify), reads that action in the audit
 log, deletes the project after typing its id; a user who is no admin is
 turned away. On every page: nothing is loaded from outside the gateway,
 the console shows no script error or policy violation, and nothing
@@ -330,6 +330,10 @@ def manage_project(driver, gateway, admin_token):
     wait(driver, lambda d: [r.text for r in rows(d, "users-title")] and "carol@mobile.test" in rows(d, "users-title")[0].text
          and len(rows(d, "users-title")) == 1, "the user found by address")
     driver.find_element(By.CSS_SELECTOR, f"button[data-user='{carol['user']['id']}']").click()
+    sessions = "[data-holding='sessions'] tbody tr"
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, sessions)) == 1, "the user's one session in the detail")
+    wait(driver, lambda d: "none" in d.find_element(By.CSS_SELECTOR, "[data-holding='passkeys']").text, "no passkeys")
+    expect(True, "the user's detail lists their session, keys and passkeys")
     driver.find_element(By.XPATH, "//button[normalize-space()='Disable user']").click()
     status_of(driver, "users-title", "carol@mobile.test is disabled: every session ended.")
     status, _ = verify(gateway, carol["token"])

@@ -14,7 +14,7 @@ use crate::account::{AuditEvent, ProjectId, Role, User, UserId};
 use crate::auth::{AuditFilter, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
 use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::validate::{Check, present};
-use crate::http::view::{UserView, message, no_store};
+use crate::http::view::{KeyView, PasskeyView, SessionView, UserView, message, no_store};
 use crate::http::{ApiError, AppState};
 use crate::projects::{self, ProjectSettings, ProjectView, SettingsPatch};
 
@@ -33,7 +33,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(get_user))
                 .route(web::patch().to(update_user))
                 .route(web::delete().to(delete_user)),
-        );
+        )
+        .service(web::resource("/projects/{id}/users/{uid}/sessions").route(web::get().to(user_sessions)))
+        .service(web::resource("/projects/{id}/users/{uid}/api-keys").route(web::get().to(user_api_keys)))
+        .service(web::resource("/projects/{id}/users/{uid}/passkeys").route(web::get().to(user_passkeys)));
 }
 
 /// A page size of `limit` when none is asked for, and the largest one.
@@ -338,9 +341,7 @@ async fn get_user(
     caller: Authenticated,
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = state.auth.acting_admin(caller.0.user_id).await?;
-    let (project, id) = path.ids()?;
-    let user = state.auth.project_user(&admin, &project, id).await?;
+    let user = read_by_admin(&state, &caller, &path).await?;
     Ok(no_store(StatusCode::OK).json(AdminUserBody::from(&user)))
 }
 
@@ -362,6 +363,49 @@ async fn update_user(
     let change = UserChangeByAdmin { role, disabled: body.disabled, must_reset_password: body.must_reset_password };
     let user = state.auth.change_project_user(&admin, &project, id, change, client.0).await?;
     Ok(no_store(StatusCode::OK).json(AdminUserBody::from(&user)))
+}
+
+/// The project's user `path` names, for an admin to read what it holds.
+async fn read_by_admin(state: &AppState, caller: &Authenticated, path: &UserPath) -> Result<User, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let (project, id) = path.ids()?;
+    Ok(state.auth.project_user(&admin, &project, id).await?)
+}
+
+/// A user's live sessions, as the user lists them (none is the admin's own).
+async fn user_sessions(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let user = read_by_admin(&state, &caller, &path).await?;
+    let sessions = state.auth.list_sessions(user.id).await?;
+    let views: Vec<SessionView> = sessions.iter().map(SessionView::listed_by_admin).collect();
+    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "sessions": views })))
+}
+
+/// A user's API keys, as the user lists them (never a secret).
+async fn user_api_keys(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let user = read_by_admin(&state, &caller, &path).await?;
+    let keys = state.auth.list_api_keys(user.id).await?;
+    let views: Vec<KeyView<'_>> = keys.iter().map(KeyView::from).collect();
+    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "api_keys": views })))
+}
+
+/// A user's passkeys, as the user lists them.
+async fn user_passkeys(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let user = read_by_admin(&state, &caller, &path).await?;
+    let passkeys = state.auth.list_passkeys(user.id).await?;
+    let views: Vec<PasskeyView<'_>> = passkeys.iter().map(PasskeyView::from).collect();
+    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "passkeys": views })))
 }
 
 async fn delete_user(

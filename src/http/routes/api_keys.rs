@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::account::{ApiKey, ApiKeyId, Fields};
+use crate::account::{ApiKeyId, Fields};
 use crate::auth::NewApiKey;
 use crate::clock::Timestamp;
 use crate::http::extract::{Authenticated, Client, PathId};
-use crate::http::view::{message, no_store};
+use crate::http::view::{KeyView, message, no_store};
 use crate::http::{ApiError, AppState};
 
 const MAX_NAME_CHARS: usize = 100;
@@ -94,32 +94,6 @@ fn validate(body: CreateBody, now: Timestamp) -> Result<NewApiKey, ApiError> {
         return Err(ApiError::fields(fields));
     }
     Ok(NewApiKey { name, scopes, expires_at })
-}
-
-/// A key as listed: never the secret.
-#[derive(Serialize)]
-struct KeyView<'a> {
-    id: String,
-    name: &'a str,
-    prefix: &'a str,
-    scopes: &'a [String],
-    last_used_at: Option<String>,
-    expires_at: Option<String>,
-    created_at: String,
-}
-
-impl<'a> From<&'a ApiKey> for KeyView<'a> {
-    fn from(key: &'a ApiKey) -> Self {
-        KeyView {
-            id: key.id.to_string(),
-            name: &key.name,
-            prefix: &key.prefix,
-            scopes: &key.scopes,
-            last_used_at: key.last_used_at.map(Timestamp::to_rfc3339),
-            expires_at: key.expires_at.map(Timestamp::to_rfc3339),
-            created_at: key.created_at.to_rfc3339(),
-        }
-    }
 }
 
 pub(crate) async fn create_api_key(

@@ -4,17 +4,16 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rate_limit;
-use crate::account::{PasskeyId, PasskeyRecord, normalize_email};
+use crate::account::{PasskeyId, normalize_email};
 use crate::auth::CeremonyOptions;
-use crate::clock::Timestamp;
 use crate::http::extract::{Authenticated, Client, PathId, RouteProject};
 use crate::http::validate::{Check, optional_body};
-use crate::http::view::{login_response, message, no_store};
+use crate::http::view::{PasskeyView, login_response, message, no_store};
 use crate::http::{ApiError, AppState};
 use crate::projects::clean_text;
 use crate::ratelimit::LimitedRoute;
@@ -28,26 +27,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/passkey/login/options", web::post().to(login_options))
         .route("/passkey/login/verify", web::post().to(login_verify))
         .service(web::resource("/passkey/{id}").route(web::patch().to(rename)).route(web::delete().to(remove)));
-}
-
-/// A passkey as its owner sees it (never its key or counter).
-#[derive(Serialize)]
-struct PasskeyView<'a> {
-    id: String,
-    name: &'a str,
-    created_at: String,
-    last_used_at: Option<String>,
-}
-
-impl<'a> From<&'a PasskeyRecord> for PasskeyView<'a> {
-    fn from(p: &'a PasskeyRecord) -> Self {
-        PasskeyView {
-            id: p.id.to_string(),
-            name: &p.name,
-            created_at: p.created_at.to_rfc3339(),
-            last_used_at: p.last_used_at.map(Timestamp::to_rfc3339),
-        }
-    }
 }
 
 /// `{"publicKey": {...}, "challenge_id": "..."}`: never cached.

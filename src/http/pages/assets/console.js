@@ -260,6 +260,32 @@ function manage(list, status, path, user, projectId) {
     }));
   list.append(panel);
   panel.querySelector("select").focus();
+  holdings(panel, path);
+}
+
+/// What the user holds, read-only: sessions, API keys, passkeys.
+async function holdings(panel, path) {
+  const lists = [
+    ["sessions", "Sessions", [
+      ["Device", (x) => x.user_agent || "unknown"], ["IP address", (x) => x.ip || "unknown"],
+      ["Signed in", (x) => when(x.created_at)], ["Last seen", (x) => when(x.last_seen_at)]]],
+    ["api-keys", "API keys", [
+      ["Name", (x) => x.name], ["Key", (x) => el("code", {}, `${x.prefix}…`)], ["Scopes", (x) => x.scopes.join(" ")],
+      ["Last used", (x) => when(x.last_used_at)], ["Expires", (x) => (x.expires_at ? when(x.expires_at) : "never")]]],
+    ["passkeys", "Passkeys", [
+      ["Name", (x) => x.name], ["Added", (x) => when(x.created_at)], ["Last used", (x) => when(x.last_used_at)]]],
+  ];
+  for (const [route, title, columns] of lists) {
+    const box = el("div", { class: "holding", "data-holding": route });
+    panel.append(box);
+    try {
+      const answer = await api.authed("GET", `${path}/${route}`);
+      const rows = answer[route.replace("-", "_")];
+      show(box, rows.length ? table(`${title} (${rows.length})`, columns, rows) : el("p", {}, `${title}: none.`));
+    } catch (error) {
+      show(box, el("p", { class: "status", "data-kind": "error" }, `${title}: ${error.message}`));
+    }
+  }
 }
 
 // ---- Audit log ----
