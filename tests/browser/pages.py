@@ -341,7 +341,7 @@ def manage_project(driver, gateway, admin_token):
 
     driver.find_element(By.LINK_TEXT, "Audit log").click()
     filters = form_named(driver, "Filter the audit log")
-    Select(driver.find_element(By.ID, "audit-kind")).select_by_visible_text("user_changed_by_admin")
+    Select(input_labelled(filters, "Kind")).select_by_visible_text("user_changed_by_admin")
     submit(filters)
     wait(driver, lambda d: any("user_changed_by_admin" in r.text for r in rows(d, "audit-title")), "the admin's action")
     expect(True, "the console shows the admin's action in the audit log")

@@ -3,7 +3,7 @@
 // `?project=<id>` signs in to another project's account.
 
 import * as api from "./{{api.js}}";
-import { el, field, form, show, table, when, say } from "./{{ui.js}}";
+import { choice, drawCard, el, field, form, show, table, when, say } from "./{{ui.js}}";
 import { signIn } from "./{{signin.js}}";
 import qrcode from "./{{qrcode.mjs}}";
 
@@ -73,7 +73,7 @@ function passwordCard() {
 }
 
 function listSessions(card) {
-  return section(card, "Sessions", "sessions-title", () => api.own("GET", "/sessions"), ({ sessions }) => [
+  return drawCard(card, "Sessions", "sessions-title", () => api.own("GET", "/sessions"), ({ sessions }) => [
     table("Where you are signed in", [
       ["Device", (s) => s.user_agent || "unknown"],
       ["IP address", (s) => s.ip || "unknown"],
@@ -89,20 +89,6 @@ function listSessions(card) {
   ]);
 }
 
-/// Draws a card: its heading, what `draw` makes of what `load` fetched,
-/// and a status line, which it returns (a change's outcome goes there).
-async function section(card, title, id, load, draw) {
-  const status = el("p", { class: "status", role: "status", "aria-live": "polite" });
-  const heading = el("h2", { id }, title);
-  try {
-    show(card, heading, draw(await load()), status);
-  } catch (error) {
-    show(card, heading, status);
-    say(status, error.message, "error");
-  }
-  return status;
-}
-
 /// The card drawn again by `render`, with `outcome` on its status line.
 async function redraw(card, render, outcome, kind = "ok") {
   const status = await render(card);
@@ -110,7 +96,7 @@ async function redraw(card, render, outcome, kind = "ok") {
 }
 
 function listPasskeys(card) {
-  return section(card, "Passkeys", "passkeys-title", () => api.own("GET", "/passkey/list"), ({ passkeys }) => [
+  return drawCard(card, "Passkeys", "passkeys-title", () => api.own("GET", "/passkey/list"), ({ passkeys }) => [
     table("Your passkeys", [
       ["Name", (p) => p.name],
       ["Added", (p) => when(p.created_at)],
@@ -150,7 +136,7 @@ function renamePasskey(card, passkey) {
 }
 
 function showTwoFactor(card) {
-  return section(card, "Two-factor sign-in", "twofa-title", () => api.own("GET", "/2fa/status"), (state) => {
+  return drawCard(card, "Two-factor sign-in", "twofa-title", () => api.own("GET", "/2fa/status"), (state) => {
     if (!state.enabled) {
       return [
         el("p", {}, "Two-factor is off. With it on, signing in also asks for a code from an authenticator app."),
@@ -216,10 +202,10 @@ function backupCodes(codes) {
     el("ul", { class: "codes", id: "backup-codes" }, codes.map((code) => el("li", {}, el("code", {}, code)))));
 }
 
-const EXPIRIES = [["Never", ""], ["30 days", "30d"], ["90 days", "90d"], ["1 year", "365d"]];
+const EXPIRIES = [["", "Never"], ["30d", "30 days"], ["90d", "90 days"], ["365d", "1 year"]];
 
 function listKeys(card) {
-  return section(card, "API keys", "keys-title", () => api.own("GET", "/api-keys"), ({ api_keys: keys }) => [
+  return drawCard(card, "API keys", "keys-title", () => api.own("GET", "/api-keys"), ({ api_keys: keys }) => [
     table("Your API keys", [
       ["Name", (k) => k.name],
       ["Key", (k) => el("code", {}, `${k.prefix}…`)],
@@ -232,10 +218,7 @@ function listKeys(card) {
     form("New API key", [
       field("Key name", "name", { required: true, maxlength: 100 }),
       field("Scopes (separated by spaces)", "scopes", { placeholder: "read write" }),
-      el("div", { class: "field" },
-        el("label", { for: "key-expiry" }, "Expires after"),
-        el("select", { id: "key-expiry", name: "expires_in" },
-          EXPIRIES.map(([label, value]) => el("option", { value }, label)))),
+      choice("Expires after", "expires_in", EXPIRIES, ""),
     ], "Create key", async ({ name, scopes, expires_in: expiresIn }) => {
       const body = { name: name.trim(), scopes: scopes.split(/[\s,]+/).filter(Boolean) };
       if (expiresIn) body.expires_in = expiresIn;

@@ -4,7 +4,7 @@
 // #users/<project>, #audit.
 
 import * as api from "./{{api.js}}";
-import { el, field, form, show, table, when, say } from "./{{ui.js}}";
+import { choice, drawCard, el, field, form, show, table, when, say } from "./{{ui.js}}";
 import { signIn } from "./{{signin.js}}";
 
 const main = document.getElementById("main");
@@ -43,35 +43,30 @@ const SECTIONS = [["#projects", "Projects"], ["#users/default", "Users"], ["#aud
 /// The section the fragment names, drawn afresh.
 function route() {
   const [name, arg] = decodeURIComponent(location.hash.slice(1)).split("/");
-  const current = { project: "#projects", users: "#users/default", audit: "#audit" }[name] || "#projects";
+  const current = { users: "#users", audit: "#audit" }[name] || "#projects";
   show(nav, SECTIONS.map(([href, label]) =>
-    el("a", { href, "aria-current": href.split("/")[0] === current.split("/")[0] ? "page" : null }, label)));
+    el("a", { href, "aria-current": href.split("/")[0] === current ? "page" : null }, label)));
   const draw = { project: () => project(arg), users: () => users(arg || "default"), audit: audit }[name] || projects;
   draw();
   main.focus();
 }
 
-/// A card with a heading and a status line, and the status line.
-function card(title, id) {
-  const status = el("p", { class: "status", role: "status", "aria-live": "polite" });
-  return [el("section", { class: "card", "aria-labelledby": id }, el("h2", { id }, title)), status];
+/// A card section, `drawCard` draws into it.
+function card(id) {
+  return el("section", { class: "card", "aria-labelledby": id });
 }
 
-async function fill(section, status, load, draw) {
-  try {
-    section.append(...[draw(await load())].flat().filter((child) => child), status);
-  } catch (error) {
-    section.append(status);
-    say(status, error.message, "error");
-  }
+/// Every project, as the admin API lists them.
+async function allProjects() {
+  return (await api.authed("GET", `${ADMIN}/projects`)).projects;
 }
 
 // ---- Projects ----
 
 async function projects() {
-  const [list, status] = card("All projects", "projects-title");
+  const list = card("projects-title");
   show(main, el("h1", {}, "Projects"), list, createCard());
-  await fill(list, status, () => api.authed("GET", `${ADMIN}/projects`), ({ projects: all }) => table("Projects", [
+  await drawCard(list, "All projects", "projects-title", allProjects, (all) => table("Projects", [
     ["Id", (p) => el("a", { href: `#project/${encodeURIComponent(p.id)}` }, el("code", {}, p.id))],
     ["Name", (p) => p.name],
     ["Environment", (p) => p.environment],
@@ -88,13 +83,12 @@ function createCard() {
       field("Id (optional: made from the name)", "id", { pattern: "[a-z0-9_-]{1,64}" }),
       field("Environment", "environment", { value: "production" }),
       field("Description", "description", { multiline: true, maxlength: 1000 }),
-    ], "Create project", async (values, node) => {
+    ], "Create project", async (values) => {
       const body = { name: values.name.trim() };
       for (const name of ["id", "environment", "description"]) {
         if (values[name].trim()) body[name] = values[name].trim();
       }
       const made = await api.authed("POST", `${ADMIN}/projects`, body);
-      node.reset();
       await projects();
       say(main.querySelector("section[aria-labelledby='create-title'] .status"), `Project ${made.id} created.`, "ok");
     }));
@@ -197,14 +191,16 @@ function typedConfirmation(title, label, expected, what, act) {
 
 async function users(projectId, cursor = null, email = "") {
   const base = `${ADMIN}/projects/${encodeURIComponent(projectId)}/users`;
-  const [list, status] = card(`Users of ${projectId}`, "users-title");
+  const list = card("users-title");
   const search = form("Find a user", [
     field("Email", "email", { type: "email", value: email, autocomplete: "off" }),
   ], "Search", ({ email: wanted }) => users(projectId, null, wanted.trim()));
-  const projectPicker = await projectChooser(projectId, (id) => { location.hash = `#users/${encodeURIComponent(id)}`; });
+  const projectPicker = choice("Project", "project", (await allProjects()).map((p) => [p.id, `${p.name} (${p.id})`]),
+    projectId, { on: { change: (event) => { location.hash = `#users/${encodeURIComponent(event.target.value)}`; } } });
   show(main, el("h1", {}, "Users"), projectPicker, el("section", { class: "card" }, search), list);
   const query = email ? `?email=${encodeURIComponent(email)}` : `?limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-  await fill(list, status, () => api.authed("GET", base + query), ({ users: page, next_cursor: next }) => [
+  const load = () => api.authed("GET", base + query);
+  return drawCard(list, `Users of ${projectId}`, "users-title", load, ({ users: page, next_cursor: next }, status) => [
     page.length === 0 ? el("p", {}, email ? `No user of ${projectId} has the address ${email}.` : "No users yet.") : null,
     page.length ? table("Users", [
       ["Email", (u) => u.email],
@@ -221,29 +217,17 @@ async function users(projectId, cursor = null, email = "") {
   ]);
 }
 
-/// A select of every project; `go(id)` on a change.
-async function projectChooser(selected, go) {
-  const { projects: all } = await api.authed("GET", `${ADMIN}/projects`);
-  return el("div", { class: "field" }, el("label", { for: "project-choice" }, "Project"),
-    el("select", { id: "project-choice", on: { change: (event) => go(event.target.value) } },
-      all.map((p) => el("option", { value: p.id, selected: p.id === selected }, `${p.name} (${p.id})`))));
-}
-
 /// One user's panel under the list: role, disabling, deletion.
 function manage(list, status, path, user, projectId) {
   list.querySelector(".manage")?.remove();
   const roles = projectId === "default" ? ["user", "admin", "superadmin"] : ["user", "admin"];
-  const done = async (text) => {
-    await users(projectId);
-    say(main.querySelector("section[aria-labelledby='users-title'] > .status"), text, "ok");
-  };
+  const done = async (text) => say(await users(projectId), text, "ok");
   const panel = el("div", { class: "manage", role: "region", "aria-label": `Manage ${user.email}` },
     el("h3", {}, user.email),
     el("p", {}, `Id ${user.id} · role ${user.role} · ${user.disabled ? "disabled" : "active"} · ` +
       `two-factor ${user.two_factor_enabled ? "on" : "off"}`),
     form("Change role", [
-      el("div", { class: "field" }, el("label", { for: "new-role" }, "Role"),
-        el("select", { id: "new-role", name: "role" }, roles.map((r) => el("option", { value: r, selected: r === user.role }, r)))),
+      choice("Role", "role", roles.map((r) => [r, r]), user.role),
     ], "Change role", async ({ role }) => done(`${user.email} is now ${(await api.authed("PATCH", path, { role })).role}.`)),
     el("div", { class: "actions" }, el("button", { type: "button", on: { click: async (event) => {
       event.currentTarget.disabled = true;
@@ -298,23 +282,19 @@ const KINDS = ["user_registered", "login_succeeded", "login_failed", "two_factor
 
 async function audit(filter = {}) {
   const chosen = { project: decodeURIComponent(location.hash.split("/")[1] || "") || "default", ...filter };
-  const [list, status] = card("Events, newest first", "audit-title");
+  const list = card("audit-title");
   const filters = form("Filter the audit log", [
-    el("div", { class: "field" }, el("label", { for: "audit-project" }, "Project"),
-      el("select", { id: "audit-project", name: "project" },
-        (await api.authed("GET", `${ADMIN}/projects`)).projects.map((p) =>
-          el("option", { value: p.id, selected: p.id === chosen.project }, p.id)))),
+    choice("Project", "project", (await allProjects()).map((p) => [p.id, p.id]), chosen.project),
     field("User id", "user", { value: chosen.user || "", autocomplete: "off" }),
-    el("div", { class: "field" }, el("label", { for: "audit-kind" }, "Kind"),
-      el("select", { id: "audit-kind", name: "kind" }, el("option", { value: "" }, "any"),
-        KINDS.map((k) => el("option", { value: k, selected: k === chosen.kind }, k)))),
+    choice("Kind", "kind", [["", "any"], ...KINDS.map((k) => [k, k])], chosen.kind || ""),
   ], "Show events", (values) => audit({ project: values.project, user: values.user.trim(), kind: values.kind }));
   show(main, el("h1", {}, "Audit log"), el("section", { class: "card" }, filters), list);
   const query = new URLSearchParams({ project: chosen.project, limit: PAGE });
   if (chosen.user) query.set("user", chosen.user);
   if (chosen.kind) query.set("kind", chosen.kind);
   if (chosen.cursor) query.set("cursor", chosen.cursor);
-  await fill(list, status, () => api.authed("GET", `${ADMIN}/audit-log?${query}`), ({ events, next_cursor: next }) => [
+  const load = () => api.authed("GET", `${ADMIN}/audit-log?${query}`);
+  await drawCard(list, "Events, newest first", "audit-title", load, ({ events, next_cursor: next }) => [
     events.length ? table("Audit events", [
       ["When", (e) => when(e.at)],
       ["Kind", (e) => el("code", {}, e.kind)],

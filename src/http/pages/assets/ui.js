@@ -35,6 +35,15 @@ export function field(label, name, attrs = {}) {
   return el("div", { class: "field" }, el("label", { for: id }, label), input, error);
 }
 
+/// A labelled select of `options` (`[value, text]` pairs), `selected`
+/// chosen; `attrs` go on the select.
+export function choice(label, name, options, selected, attrs = {}) {
+  const id = `f${++ids}-${name}`;
+  return el("div", { class: "field" }, el("label", { for: id }, label),
+    el("select", { id, name, ...attrs },
+      options.map(([value, text]) => el("option", { value, selected: value === selected }, text))));
+}
+
 /// A form with its fields, a submit button and a status line. `submit`
 /// gets the values by field name; an error it throws is shown: the
 /// API's `fields` next to their fields, anything else on the status line.
@@ -96,6 +105,21 @@ export function when(value) {
 /// Replaces `node`'s children.
 export function show(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+/// Draws `card`: its heading, what `draw(data, status)` makes of what
+/// `load` fetched, and a status line, which it returns (a change's outcome
+/// goes there); a failed load is told on the status line.
+export async function drawCard(card, title, id, load, draw) {
+  const status = el("p", { class: "status", role: "status", "aria-live": "polite" });
+  const heading = el("h2", { id }, title);
+  try {
+    show(card, heading, draw(await load(), status), status);
+  } catch (error) {
+    show(card, heading, status);
+    say(status, error.message, "error");
+  }
+  return status;
 }
 
 /// A table of `rows` with `columns` of [heading, cell(row)].
