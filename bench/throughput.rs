@@ -8,8 +8,9 @@
 //! holds), and `/introspect` latency while a second load floods
 //! `/auth/login` past the hashing pool (with the latency of the 503s the
 //! flood's excess gets), and the bare route beside the same flood on the
-//! same cores, the floor those latencies are read against. Each row carries its ratio to the bare route of the
-//! same shape (POST with a body for `/introspect`, GET for `/verify`).
+//! same cores, the floor those latencies are read against. Each row
+//! carries its ratio to the bare route of the same shape (POST with a body
+//! for `/introspect`, GET for `/verify`).
 //!
 //! Run: `cargo bench --bench throughput` (`BENCH_SECONDS`, default 10).
 

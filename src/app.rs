@@ -221,7 +221,6 @@ impl Application {
         }));
         let limits = Arc::new(RateLimits::new(&settings.limits));
 
-        let pages = Arc::new(http::pages::Pages::build()?);
         let state = web::Data::new(AppState {
             auth: Arc::clone(&auth),
             gate,
@@ -242,7 +241,7 @@ impl Application {
             client_body_timeout: http_settings.client_body_timeout,
             request_ids: http::middleware::RequestIds::new(),
             http_metrics: http::middleware::HttpMetrics::default(),
-            pages: Arc::clone(&pages),
+            pages: Arc::new(http::pages::Pages::build()?),
         });
         let server = HttpServer::new(move || {
             App::new()

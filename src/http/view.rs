@@ -141,19 +141,16 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// A session as an admin sees it: none is theirs.
-    pub fn listed_by_admin(session: &Session) -> Self {
-        SessionView { current: false, ..SessionView::new(session, session.id) }
-    }
-
-    pub fn new(session: &Session, current: SessionId) -> Self {
+    /// `current`: the caller's own session, if the caller has one among
+    /// these (an admin reading another user's has none).
+    pub fn new(session: &Session, current: Option<SessionId>) -> Self {
         SessionView {
             id: session.id.to_string(),
             user_agent: session.user_agent.clone(),
             ip: session.ip.clone(),
             created_at: session.created_at.to_rfc3339(),
             last_seen_at: session.last_seen_at.to_rfc3339(),
-            current: session.id == current,
+            current: current == Some(session.id),
         }
     }
 }

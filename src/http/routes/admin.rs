@@ -380,7 +380,7 @@ async fn user_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let user = read_by_admin(&state, &caller, &path).await?;
     let sessions = state.auth.list_sessions(user.id).await?;
-    let views: Vec<SessionView> = sessions.iter().map(SessionView::listed_by_admin).collect();
+    let views: Vec<SessionView> = sessions.iter().map(|s| SessionView::new(s, None)).collect();
     Ok(no_store(StatusCode::OK).json(serde_json::json!({ "sessions": views })))
 }
 

@@ -16,7 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn list_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let sessions = state.auth.list_sessions(caller.0.user_id).await?;
-    let views: Vec<_> = sessions.iter().map(|s| SessionView::new(s, caller.0.session_id)).collect();
+    let views: Vec<_> = sessions.iter().map(|s| SessionView::new(s, Some(caller.0.session_id))).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": views })))
 }
 
