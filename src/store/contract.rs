@@ -544,6 +544,58 @@ pub async fn identities_are_linked_once_found_listed_and_unlinked(store: Arc<dyn
     assert!(store.create_identity(identity(bob, "google", "1234", 4000)).await.unwrap(), "free again");
 }
 
+pub async fn accounts_are_counted_per_project(store: Arc<dyn Store>) {
+    let (project, other) = (ProjectId::default_project(), ProjectId("other".into()));
+    assert_eq!(store.count_users(&project).await.unwrap(), 0);
+    let mut made = Vec::new();
+    for i in 0..3 {
+        made.push(store.create_user(user(&format!("c{i}@x.io"), None)).await.unwrap());
+    }
+    store.create_user(User { project: other.clone(), ..user("c0@x.io", None) }).await.unwrap();
+    // A refused create counts nothing.
+    assert!(store.create_user(user("c1@x.io", None)).await.is_err());
+    assert_eq!(store.count_users(&project).await.unwrap(), 3);
+    assert_eq!(store.count_users(&other).await.unwrap(), 1);
+    assert_eq!(store.count_users(&ProjectId("none".into())).await.unwrap(), 0);
+    assert!(store.delete_user(made[0].id).await.unwrap());
+    // A second delete of the same account counts nothing.
+    assert!(!store.delete_user(made[0].id).await.unwrap());
+    assert_eq!(store.count_users(&project).await.unwrap(), 2);
+    assert_eq!(store.count_users(&other).await.unwrap(), 1);
+}
+
+pub async fn login_tallies_are_summed_over_nodes_and_minutes(store: Arc<dyn Store>) {
+    use super::{LoginCounts, LoginTally};
+    let (project, other) = (ProjectId::default_project(), ProjectId("other".into()));
+    // The last minute of an hour, so the window spans two.
+    let minute = T0.0.div_euclid(60_000).div_euclid(60) * 60 + 59;
+    let tally = |project: &ProjectId, minute: i64, node: &str, succeeded: u64, failed: u64| LoginTally {
+        project: project.clone(),
+        minute,
+        node: node.to_owned(),
+        counts: LoginCounts { succeeded, failed },
+    };
+    store.put_login_tally(tally(&project, minute, "a", 1, 1)).await.unwrap();
+    // A node's later totals of the same minute replace its earlier ones.
+    store.put_login_tally(tally(&project, minute, "a", 2, 3)).await.unwrap();
+    store.put_login_tally(tally(&project, minute, "b", 5, 0)).await.unwrap();
+    store.put_login_tally(tally(&project, minute + 1, "a", 7, 1)).await.unwrap();
+    store.put_login_tally(tally(&project, minute - 30, "b", 100, 100)).await.unwrap();
+    store.put_login_tally(tally(&other, minute, "a", 1000, 1000)).await.unwrap();
+    let sum = |from, to| {
+        let (store, project) = (Arc::clone(&store), project.clone());
+        async move { store.sum_login_tallies(&project, from, to).await.unwrap() }
+    };
+    assert_eq!(sum(minute, minute + 1).await, LoginCounts { succeeded: 14, failed: 4 });
+    assert_eq!(sum(minute - 30, minute).await, LoginCounts { succeeded: 107, failed: 103 });
+    assert_eq!(sum(minute + 1, minute + 59).await, LoginCounts { succeeded: 7, failed: 1 });
+    assert_eq!(sum(minute + 2, minute + 60).await, LoginCounts::default());
+    assert_eq!(
+        store.sum_login_tallies(&ProjectId("none".into()), minute - 60, minute + 60).await.unwrap(),
+        LoginCounts::default()
+    );
+}
+
 /// Instantiates every contract case as a test, each on a store from `$make`.
 #[macro_export]
 macro_rules! contract_tests {
@@ -569,6 +621,8 @@ macro_rules! contract_tests {
             passkeys_are_unique_by_credential_listed_changed_and_deleted,
             a_ceremony_state_is_taken_once_and_not_after_it_expires,
             identities_are_linked_once_found_listed_and_unlinked,
+            accounts_are_counted_per_project,
+            login_tallies_are_summed_over_nodes_and_minutes,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+mod counts;
 pub mod stats;
 mod sweep;
 mod writer;
@@ -35,7 +36,10 @@ use tokio::sync::{mpsc, oneshot};
 pub use writer::EmbeddedOptions;
 use writer::{Handle, Job, WriteJob};
 
-use super::{AuditQuery, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode, unavailable};
+use super::{
+    AuditQuery, LoginCounts, LoginTally, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode,
+    unavailable,
+};
 use crate::account::{
     ApiKey, ApiKeyId, AuditEvent, CodePurpose, Identity, OneTimeCode, PasskeyId, PasskeyRecord, ProjectId,
     RefreshRecord, Rotation, Session, SessionId, User, UserId,
@@ -186,6 +190,8 @@ pub struct EmbeddedStore {
     /// Sessions stored (live, or expired and not swept yet): counted at open,
     /// then kept as sessions are created, deleted and swept.
     sessions: AtomicI64,
+    /// Accounts per project and login tallies (see `counts`).
+    counts: counts::Counts,
 }
 
 impl EmbeddedStore {
@@ -232,6 +238,15 @@ impl EmbeddedStore {
         txn.commit().map_err(unavailable)?;
         let stored = db.begin_read().map_err(unavailable)?.open_table(SESSIONS).map_err(unavailable)?.len();
         let sessions = AtomicI64::new(i64::try_from(stored.map_err(unavailable)?).unwrap_or(i64::MAX));
+        let counts = {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let index = txn.open_table(USERS_BY_PROJECT).map_err(unavailable)?;
+            let counts = counts::Counts::default();
+            for entry in index.iter().map_err(unavailable)? {
+                counts.count_index_key(entry.map_err(unavailable)?.0.value());
+            }
+            counts
+        };
         let db = Arc::new(Handle::new(db, file, options));
         let (writes, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer_db = Arc::clone(&db);
@@ -239,7 +254,7 @@ impl EmbeddedStore {
             .name("store-writer".into())
             .spawn(move || writer::run(&writer_db, queue))
             .map_err(unavailable)?;
-        Ok(EmbeddedStore { db, writes, sessions })
+        Ok(EmbeddedStore { db, writes, sessions, counts })
     }
 
     fn sessions_gone(&self, count: usize) {
@@ -365,42 +380,45 @@ impl Store for EmbeddedStore {
     }
 
     async fn create_user(&self, mut user: User) -> StoreResult<User> {
-        self.write(move |txn| {
-            let email_key = unique_key(&user.project, &user.email);
-            check_free(txn, USERS_BY_EMAIL, &email_key, user.id, UniqueField::Email)?;
-            let username_key = user.username.as_ref().map(|u| unique_key(&user.project, u));
-            if let Some(key) = &username_key {
-                check_free(txn, USERS_BY_USERNAME, key, user.id, UniqueField::Username)?;
-            }
-            let mut setup = txn.open_table(SETUP).map_err(unavailable)?;
-            if user.project.as_str() == ProjectId::DEFAULT
-                && setup.get(ProjectId::DEFAULT).map_err(unavailable)?.is_none()
-            {
-                setup.insert(ProjectId::DEFAULT, user.id.as_u128()).map_err(unavailable)?;
-                user.role = crate::account::Role::Superadmin;
-            }
-            let bytes = encode(&user)?;
-            txn.open_table(USERS)
-                .map_err(unavailable)?
-                .insert(user.id.as_u128(), bytes.as_slice())
-                .map_err(unavailable)?;
-            txn.open_table(USERS_BY_PROJECT)
-                .map_err(unavailable)?
-                .insert(project_user_key(&user.project, user.id).as_slice(), ())
-                .map_err(unavailable)?;
-            txn.open_table(USERS_BY_EMAIL)
-                .map_err(unavailable)?
-                .insert(email_key.as_str(), user.id.as_u128())
-                .map_err(unavailable)?;
-            if let Some(key) = username_key {
-                txn.open_table(USERS_BY_USERNAME)
+        let user = self
+            .write(move |txn| {
+                let email_key = unique_key(&user.project, &user.email);
+                check_free(txn, USERS_BY_EMAIL, &email_key, user.id, UniqueField::Email)?;
+                let username_key = user.username.as_ref().map(|u| unique_key(&user.project, u));
+                if let Some(key) = &username_key {
+                    check_free(txn, USERS_BY_USERNAME, key, user.id, UniqueField::Username)?;
+                }
+                let mut setup = txn.open_table(SETUP).map_err(unavailable)?;
+                if user.project.as_str() == ProjectId::DEFAULT
+                    && setup.get(ProjectId::DEFAULT).map_err(unavailable)?.is_none()
+                {
+                    setup.insert(ProjectId::DEFAULT, user.id.as_u128()).map_err(unavailable)?;
+                    user.role = crate::account::Role::Superadmin;
+                }
+                let bytes = encode(&user)?;
+                txn.open_table(USERS)
                     .map_err(unavailable)?
-                    .insert(key.as_str(), user.id.as_u128())
+                    .insert(user.id.as_u128(), bytes.as_slice())
                     .map_err(unavailable)?;
-            }
-            Ok(user)
-        })
-        .await
+                txn.open_table(USERS_BY_PROJECT)
+                    .map_err(unavailable)?
+                    .insert(project_user_key(&user.project, user.id).as_slice(), ())
+                    .map_err(unavailable)?;
+                txn.open_table(USERS_BY_EMAIL)
+                    .map_err(unavailable)?
+                    .insert(email_key.as_str(), user.id.as_u128())
+                    .map_err(unavailable)?;
+                if let Some(key) = username_key {
+                    txn.open_table(USERS_BY_USERNAME)
+                        .map_err(unavailable)?
+                        .insert(key.as_str(), user.id.as_u128())
+                        .map_err(unavailable)?;
+                }
+                Ok(user)
+            })
+            .await?;
+        self.counts.account_created(&user.project);
+        Ok(user)
     }
 
     async fn find_user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -479,34 +497,39 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        self.write(move |txn| {
-            let Some(user) = txn
-                .open_table(USERS)
-                .map_err(unavailable)?
-                .remove(id.as_u128())
-                .map_err(unavailable)?
-                .map(|g| decode::<User>(g.value()))
-            else {
-                return Ok(false);
-            };
-            let user = user?;
-            txn.open_table(USERS_BY_EMAIL)
-                .map_err(unavailable)?
-                .remove(unique_key(&user.project, &user.email).as_str())
-                .map_err(unavailable)?;
-            if let Some(name) = &user.username {
-                txn.open_table(USERS_BY_USERNAME)
+        let deleted = self
+            .write(move |txn| {
+                let Some(user) = txn
+                    .open_table(USERS)
                     .map_err(unavailable)?
-                    .remove(unique_key(&user.project, name).as_str())
+                    .remove(id.as_u128())
+                    .map_err(unavailable)?
+                    .map(|g| decode::<User>(g.value()))
+                else {
+                    return Ok(None);
+                };
+                let user = user?;
+                txn.open_table(USERS_BY_EMAIL)
+                    .map_err(unavailable)?
+                    .remove(unique_key(&user.project, &user.email).as_str())
                     .map_err(unavailable)?;
-            }
-            txn.open_table(USERS_BY_PROJECT)
-                .map_err(unavailable)?
-                .remove(project_user_key(&user.project, id).as_slice())
-                .map_err(unavailable)?;
-            Ok(true)
-        })
-        .await
+                if let Some(name) = &user.username {
+                    txn.open_table(USERS_BY_USERNAME)
+                        .map_err(unavailable)?
+                        .remove(unique_key(&user.project, name).as_str())
+                        .map_err(unavailable)?;
+                }
+                txn.open_table(USERS_BY_PROJECT)
+                    .map_err(unavailable)?
+                    .remove(project_user_key(&user.project, id).as_slice())
+                    .map_err(unavailable)?;
+                Ok(Some(user.project))
+            })
+            .await?;
+        if let Some(project) = &deleted {
+            self.counts.account_deleted(project);
+        }
+        Ok(deleted.is_some())
     }
 
     async fn create_session(&self, session: Session, refresh: RefreshRecord) -> StoreResult<()> {
@@ -1071,6 +1094,19 @@ impl Store for EmbeddedStore {
         Ok(u64::try_from(self.sessions.load(Ordering::Relaxed)).unwrap_or(0))
     }
 
+    async fn count_users(&self, project: &ProjectId) -> StoreResult<u64> {
+        Ok(self.counts.accounts(project))
+    }
+
+    async fn put_login_tally(&self, tally: LoginTally) -> StoreResult<()> {
+        self.counts.put_tally(tally);
+        Ok(())
+    }
+
+    async fn sum_login_tallies(&self, project: &ProjectId, from: i64, to: i64) -> StoreResult<LoginCounts> {
+        Ok(self.counts.sum_tallies(project, from, to))
+    }
+
     /// In bounded batches, the writer free between them (see `sweep`).
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.sweep(now).await
@@ -1085,7 +1121,7 @@ impl Store for EmbeddedStore {
 
 impl EmbeddedStore {
     /// Rows in the users table; for tests and diagnostics.
-    pub fn count_users(&self) -> StoreResult<u64> {
+    pub fn count_user_rows(&self) -> StoreResult<u64> {
         self.read(|txn| txn.open_table(USERS).map_err(unavailable)?.len().map_err(unavailable))
     }
 }
@@ -1139,6 +1175,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let created = {
             let store = EmbeddedStore::open(dir.path()).unwrap();
+            let other = crate::account::User {
+                project: crate::account::ProjectId("other".into()),
+                ..crate::store::contract::user("b@x.io", None)
+            };
+            store.create_user(other).await.unwrap();
             store.create_user(crate::store::contract::user("a@x.io", None)).await.unwrap()
         };
         // The writer thread lets go of the file once its queue closes.
@@ -1154,6 +1195,9 @@ mod tests {
         }
         let store = reopened.expect("store reopens");
         assert_eq!(store.find_user(created.id).await.unwrap().unwrap(), created);
-        assert_eq!(store.count_users().unwrap(), 1);
+        assert_eq!(store.count_user_rows().unwrap(), 2);
+        // The account counts are made again from the file.
+        assert_eq!(Store::count_users(&store, &crate::account::ProjectId::default_project()).await.unwrap(), 1);
+        assert_eq!(Store::count_users(&store, &crate::account::ProjectId("other".into())).await.unwrap(), 1);
     }
 }

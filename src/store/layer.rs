@@ -71,6 +71,9 @@ macro_rules! forward_store {
             list_projects() -> Vec<$crate::projects::Project>;
             replace_project(project: $crate::projects::Project, read_version: u64) -> ();
             count_active_sessions(now: $crate::clock::Timestamp) -> u64;
+            count_users(project: &$crate::account::ProjectId) -> u64;
+            put_login_tally(tally: $crate::store::LoginTally) -> ();
+            sum_login_tallies(project: &$crate::account::ProjectId, from: i64, to: i64) -> $crate::store::LoginCounts;
             sweep_expired(now: $crate::clock::Timestamp) -> usize;
             flush() -> ();
         }

@@ -137,6 +137,35 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+/// Sign-ins of one project, counted (the admin overview's figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginCounts {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl LoginCounts {
+    pub fn add(&mut self, other: LoginCounts) {
+        self.succeeded = self.succeeded.saturating_add(other.succeeded);
+        self.failed = self.failed.saturating_add(other.failed);
+    }
+}
+
+/// One node's sign-ins of one project in one minute, so far: each node
+/// writes its own totals (a rewrite replaces them), and readers sum the
+/// nodes. Kept two hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginTally {
+    pub project: ProjectId,
+    /// Minutes since the Unix epoch.
+    pub minute: i64,
+    pub node: String,
+    pub counts: LoginCounts,
+}
+
+/// How long a login tally is kept: the overview reads the last hour.
+pub const LOGIN_TALLY_KEPT_MINUTES: i64 = 120;
+
 /// The outcome of trying to exchange a refresh token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RotateOutcome {
@@ -337,6 +366,18 @@ pub trait Store: Send + Sync + 'static {
     /// How many sessions are live: exact where counting is cheap (embedded),
     /// the database's own estimate where it would scan a cluster (CQL).
     async fn count_active_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// How many accounts `project` has: kept with every create and delete
+    /// (in the same transaction on the embedded store; a counter on CQL,
+    /// which a timed-out write can leave off by one).
+    async fn count_users(&self, project: &ProjectId) -> StoreResult<u64>;
+
+    /// Writes one node's login tally (replacing that node's earlier one of
+    /// the same project and minute); forgotten after `LOGIN_TALLY_KEPT_MINUTES`.
+    async fn put_login_tally(&self, tally: LoginTally) -> StoreResult<()>;
+
+    /// Every node's tallies of `project` in the minutes `from..=to`, summed.
+    async fn sum_login_tallies(&self, project: &ProjectId, from: i64, to: i64) -> StoreResult<LoginCounts>;
 
     /// Removes expired sessions and refresh tokens; returns how many rows went.
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<usize>;

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_speculative_retry.cql",
         text: include_str!("../../../migrations/0008_speculative_retry.cql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_overview_counts.cql",
+        text: include_str!("../../../migrations/0009_overview_counts.cql"),
+    },
 ];
 
 impl Migration {
@@ -103,6 +108,11 @@ async fn run(session: &Session, statement: &str) -> Result<(), CqlError> {
 
 /// Creates the keyspace if needed and applies every pending migration.
 pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, CqlError> {
+    apply_through(session, target, u32::MAX).await
+}
+
+/// [`apply`], up to migration `last` (tests: a keyspace as an older release left it).
+async fn apply_through(session: &Session, target: &CqlTarget, last: u32) -> Result<Applied, CqlError> {
     let keyspace = &target.keyspace;
     run(
         session,
@@ -123,7 +133,7 @@ pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, Cql
     agree(session).await?;
     session.use_keyspace(keyspace, false).await.map_err(failed("USE keyspace"))?;
     let mut outcome = Applied::default();
-    for migration in MIGRATIONS {
+    for migration in MIGRATIONS.iter().filter(|m| m.version <= last) {
         let recorded = session
             .query_unpaged(
                 format!("SELECT checksum FROM {keyspace}.schema_migrations WHERE version = ?"),
@@ -155,6 +165,9 @@ pub async fn apply(session: &Session, target: &CqlTarget) -> Result<Applied, Cql
         }
         if migration.version == USERS_BY_PROJECT {
             index_users_by_project(session, keyspace).await?;
+        }
+        if migration.version == ACCOUNT_COUNTS {
+            count_accounts(session, keyspace).await?;
         }
         session
             .query_unpaged(
@@ -193,6 +206,45 @@ async fn index_users_by_project(session: &Session, keyspace: &str) -> Result<(),
         indexed += 1;
     }
     tracing::info!(indexed, "existing users listed in users_by_project");
+    Ok(())
+}
+
+/// The migration that made `account_counts`.
+const ACCOUNT_COUNTS: u32 = 9;
+
+/// Sets each project's account counter to the users made before it
+/// existed: once, as migration 9 is applied (before it is recorded). The
+/// counter is moved by the difference between the users counted and its
+/// value, so an interrupted run done again lands on the same count.
+async fn count_accounts(session: &Session, keyspace: &str) -> Result<(), CqlError> {
+    use futures_util::TryStreamExt;
+    let select = format!("SELECT project_id FROM {keyspace}.users");
+    let pager = session.query_iter(select.as_str(), &[]).await.map_err(failed(&select))?;
+    let mut rows = pager.rows_stream::<(Option<String>,)>().map_err(failed(&select))?;
+    let mut counted: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    while let Some((project,)) = rows.try_next().await.map_err(failed(&select))? {
+        let project = project.unwrap_or_else(|| crate::account::ProjectId::DEFAULT.to_owned());
+        *counted.entry(project).or_default() += 1;
+    }
+    let read = format!("SELECT accounts FROM {keyspace}.account_counts WHERE project_id = ?");
+    let add = format!("UPDATE {keyspace}.account_counts SET accounts = accounts + ? WHERE project_id = ?");
+    for (project, users) in &counted {
+        let now = session
+            .query_unpaged(read.as_str(), (project,))
+            .await
+            .map_err(failed(&read))?
+            .into_rows_result()
+            .map_err(failed(&read))?
+            .maybe_first_row::<(Option<scylla::value::Counter>,)>()
+            .map_err(failed(&read))?
+            .and_then(|(count,)| count)
+            .map_or(0, |count| count.0);
+        if users - now != 0 {
+            let by = scylla::value::Counter(users - now);
+            session.query_unpaged(add.as_str(), (by, project)).await.map_err(failed(&add))?;
+        }
+    }
+    tracing::info!(projects = counted.len(), "existing accounts counted in account_counts");
     Ok(())
 }
 
@@ -258,22 +310,62 @@ mod tests {
         }
     }
 
-    /// Against a real database when `CQL_TEST_NODES` names one (the test
-    /// command starts Cassandra once the CQL store lands); otherwise skipped.
-    #[tokio::test]
-    async fn applying_twice_is_harmless() {
+    /// A keyspace of its own on the database `CQL_TEST_NODES` names (the
+    /// test command starts Cassandra); `None` (the test is skipped) without one.
+    fn test_target(name: &str) -> Option<CqlTarget> {
         let Ok(nodes) = std::env::var("CQL_TEST_NODES") else {
             eprintln!("skipped: CQL_TEST_NODES not set");
-            return;
+            return None;
         };
-        let target = CqlTarget {
+        Some(CqlTarget {
             hosts: nodes.split(',').map(str::to_owned).collect(),
-            keyspace: format!("migrate_test_{}", std::process::id()),
+            keyspace: format!("{name}_{}", std::process::id()),
             replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
             keyspace_options: String::new(),
             consistency: Default::default(),
             serial_consistency: Default::default(),
+        })
+    }
+
+    async fn drop_keyspace(session: &Session, keyspace: &str) {
+        // Schema changes wait on every node's agreement: longer than a request's 2 s under load.
+        let mut drop = scylla::statement::Statement::new(format!("DROP KEYSPACE {keyspace}"));
+        drop.set_request_timeout(Some(std::time::Duration::from_secs(60)));
+        session.query_unpaged(drop, &[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn accounts_made_before_the_counters_are_counted_once() {
+        let Some(target) = test_target("migrate_counts") else { return };
+        let session = super::super::connect(&target).await.unwrap();
+        apply_through(&session, &target, ACCOUNT_COUNTS - 1).await.unwrap();
+        let insert = format!(
+            "INSERT INTO {}.users (user_id, project_id, record, updated_at) VALUES (?, ?, 0x00, toTimestamp(now()))",
+            target.keyspace
+        );
+        for project in ["default", "default", "default", "mobile", "mobile"] {
+            session.query_unpaged(insert.as_str(), (uuid::Uuid::new_v4(), project)).await.unwrap();
+        }
+        let read = |project: &'static str| {
+            let (session, keyspace) = (&session, target.keyspace.clone());
+            async move {
+                let select = format!("SELECT accounts FROM {keyspace}.account_counts WHERE project_id = ?");
+                let rows = session.query_unpaged(select, (project,)).await.unwrap().into_rows_result().unwrap();
+                rows.maybe_first_row::<(scylla::value::Counter,)>().unwrap().map_or(0, |(count,)| count.0)
+            }
         };
+        assert_eq!(apply(&session, &target).await.unwrap().applied, vec![ACCOUNT_COUNTS]);
+        assert_eq!((read("default").await, read("mobile").await), (3, 2));
+        // Counting again (a run interrupted before the migration was
+        // recorded) lands on the same numbers.
+        count_accounts(&session, &target.keyspace).await.unwrap();
+        assert_eq!((read("default").await, read("mobile").await, read("none").await), (3, 2, 0));
+        drop_keyspace(&session, &target.keyspace).await;
+    }
+
+    #[tokio::test]
+    async fn applying_twice_is_harmless() {
+        let Some(target) = test_target("migrate_test") else { return };
         let session = super::super::connect(&target).await.unwrap();
         let every: Vec<_> = MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(every, (1..=every.len() as u32).collect::<Vec<_>>(), "numbered 1, 2, ... in order");
@@ -293,9 +385,6 @@ mod tests {
             .unwrap();
         let (speculative_retry,): (String,) = rows.single_row().unwrap();
         assert_eq!(speculative_retry.to_lowercase(), "50ms");
-        // Schema changes wait on every node's agreement: longer than a request's 2 s under load.
-        let mut drop = scylla::statement::Statement::new(format!("DROP KEYSPACE {}", target.keyspace));
-        drop.set_request_timeout(Some(std::time::Duration::from_secs(60)));
-        session.query_unpaged(drop, &[]).await.unwrap();
+        drop_keyspace(&session, &target.keyspace).await;
     }
 }

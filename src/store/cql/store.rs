@@ -44,8 +44,8 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::projects::Project;
 use crate::settings::CqlSerialConsistency;
 use crate::store::{
-    AuditQuery, FeedEvent, FeedKind, RotateOutcome, Store, StoreError, StoreResult, UniqueField, decode, encode,
-    unavailable,
+    AuditQuery, FeedEvent, FeedKind, LoginCounts, LoginTally, RotateOutcome, Store, StoreError, StoreResult,
+    UniqueField, decode, encode, unavailable,
 };
 
 /// How old an unfinished registration claim must be before another
@@ -137,6 +137,10 @@ struct Statements {
     select_project: PreparedStatement,
     select_projects: PreparedStatement,
     replace_project: PreparedStatement,
+    add_accounts: PreparedStatement,
+    select_accounts: PreparedStatement,
+    put_login_tally: PreparedStatement,
+    select_login_tallies: PreparedStatement,
 }
 
 pub struct CqlStore {
@@ -153,8 +157,8 @@ async fn prepare(session: &Session, keyspace: &str, cql: &str) -> StoreResult<Pr
     // `cql_serial_consistency`).
     // Plain statements write fixed values, so a retry is harmless; a
     // lightweight transaction retried could report its own first write
-    // as a lost race.
-    prepared.set_is_idempotent(!is_conditional(&text));
+    // as a lost race, and a counter's addition retried could count twice.
+    prepared.set_is_idempotent(!is_conditional(&text) && !is_counter_update(&text));
     Ok(prepared)
 }
 
@@ -164,6 +168,12 @@ const SELECT_TOKEN: &str = "SELECT session_id, user_id, project_id, created_at, 
 /// Whether a statement is a lightweight transaction (`IF ...`).
 fn is_conditional(cql: &str) -> bool {
     cql.contains(" IF ")
+}
+
+/// Whether a statement adds to a counter (`SET n = n + ?`).
+fn is_counter_update(cql: &str) -> bool {
+    let words: Vec<&str> = cql.split_whitespace().collect();
+    words.windows(4).any(|w| w[1] == "=" && w[0] == w[2] && matches!(w[3], "+" | "-"))
 }
 
 impl CqlStore {
@@ -250,6 +260,10 @@ impl CqlStore {
             select_project: prepare(s, ks, "SELECT record FROM {ks}.projects WHERE project_id = ?").await?,
             select_projects: prepare(s, ks, "SELECT record FROM {ks}.projects LIMIT ?").await?,
             replace_project: prepare(s, ks, "UPDATE {ks}.projects SET record = ?, version = ? WHERE project_id = ? IF version = ?").await?,
+            add_accounts: prepare(s, ks, "UPDATE {ks}.account_counts SET accounts = accounts + ? WHERE project_id = ?").await?,
+            select_accounts: prepare(s, ks, "SELECT accounts FROM {ks}.account_counts WHERE project_id = ?").await?,
+            put_login_tally: prepare(s, ks, "INSERT INTO {ks}.login_tallies (project_id, hour, minute, node, succeeded, failed) VALUES (?, ?, ?, ?, ?, ?)").await?,
+            select_login_tallies: prepare(s, ks, "SELECT succeeded, failed FROM {ks}.login_tallies WHERE project_id = ? AND hour = ? AND minute >= ? AND minute <= ?").await?,
         };
         Ok(CqlStore { session: Arc::new(session), statements, clock, keyspace: ks.to_owned() })
     }
@@ -370,13 +384,27 @@ impl CqlStore {
         }))
     }
 
-    async fn release(&self, field: UniqueField, project: &ProjectId, value: &str, user: UserId) {
+    /// Releases `user`'s claim of `value`; whether this call released it.
+    async fn release(&self, field: UniqueField, project: &ProjectId, value: &str, user: UserId) -> bool {
         let release = match field {
             UniqueField::Email => &self.statements.release_email,
             UniqueField::Username => &self.statements.release_username,
         };
-        if let Err(e) = self.lwt(release, (project.as_str(), value, user.0)).await {
-            tracing::warn!(error = %e, "releasing a claim failed; it will be taken over after the grace period");
+        match self.lwt(release, (project.as_str(), value, user.0)).await {
+            Ok(released) => released,
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing a claim failed; it will be taken over after the grace period");
+                false
+            }
+        }
+    }
+
+    /// Moves `project`'s account counter by `by`. A failure is logged, not
+    /// returned: the account change it counts has happened.
+    async fn count_accounts(&self, project: &ProjectId, by: i64) {
+        let by = scylla::value::Counter(by);
+        if let Err(e) = self.exec(&self.statements.add_accounts, (by, project.as_str())).await {
+            tracing::warn!(error = %e, project = %project, "counting an account failed; the overview's count is off by one");
         }
     }
 
@@ -501,6 +529,7 @@ impl Store for CqlStore {
             }
             return Err(e);
         }
+        self.count_accounts(&user.project, 1).await;
         Ok(user)
     }
 
@@ -575,7 +604,10 @@ impl Store for CqlStore {
         let Some(user) = self.find_user(id).await? else { return Ok(false) };
         self.exec(&self.statements.delete_user, (id.0,)).await?;
         self.exec(&self.statements.delete_project_user, (user.project.as_str(), user_bucket(id), id.0)).await?;
-        self.release(UniqueField::Email, &user.project, &user.email, id).await;
+        // Of two racing deletes, the one that released the address counts.
+        if self.release(UniqueField::Email, &user.project, &user.email, id).await {
+            self.count_accounts(&user.project, -1).await;
+        }
         if let Some(name) = &user.username {
             self.release(UniqueField::Username, &user.project, name, id).await;
         }
@@ -1004,6 +1036,38 @@ impl Store for CqlStore {
         Ok(total)
     }
 
+    async fn count_users(&self, project: &ProjectId) -> StoreResult<u64> {
+        let count = self
+            .first::<(Option<scylla::value::Counter>,)>(&self.statements.select_accounts, (project.as_str(),))
+            .await?;
+        Ok(count.and_then(|(c,)| c).map_or(0, |c| u64::try_from(c.0).unwrap_or(0)))
+    }
+
+    async fn put_login_tally(&self, tally: LoginTally) -> StoreResult<()> {
+        let LoginTally { project, minute, node, counts } = tally;
+        let (succeeded, failed) =
+            (i64::try_from(counts.succeeded).unwrap_or(i64::MAX), i64::try_from(counts.failed).unwrap_or(i64::MAX));
+        let values = (project.as_str(), minute.div_euclid(60), minute, node, succeeded, failed);
+        self.exec(&self.statements.put_login_tally, values).await.map(|_| ())
+    }
+
+    async fn sum_login_tallies(&self, project: &ProjectId, from: i64, to: i64) -> StoreResult<LoginCounts> {
+        let mut sum = LoginCounts::default();
+        for hour in from.div_euclid(60)..=to.div_euclid(60) {
+            let rows = self
+                .exec(&self.statements.select_login_tallies, (project.as_str(), hour, from, to))
+                .await?
+                .into_rows_result()
+                .map_err(unavailable)?;
+            for row in rows.rows::<(Option<i64>, Option<i64>)>().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+                let (succeeded, failed) = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let count = |n: Option<i64>| u64::try_from(n.unwrap_or(0)).unwrap_or(0);
+                sum.add(LoginCounts { succeeded: count(succeeded), failed: count(failed) });
+            }
+        }
+        Ok(sum)
+    }
+
     async fn append_feed(&self, event: FeedEvent) -> StoreResult<()> {
         let values =
             (feed_bucket(event.at), ts(event.at), event.id, event.kind.as_str(), event.subject, event.node.as_str());
@@ -1075,13 +1139,17 @@ mod tests {
     static NEXT: AtomicU32 = AtomicU32::new(0);
 
     #[test]
-    fn only_lightweight_transactions_are_left_non_idempotent() {
+    fn only_lightweight_transactions_and_counter_additions_are_left_non_idempotent() {
         assert!(is_conditional("INSERT INTO t (a) VALUES (?) IF NOT EXISTS"));
         assert!(is_conditional("UPDATE t USING TTL ? SET a = ? WHERE k = ? IF a = null AND b = ?"));
         assert!(is_conditional("DELETE FROM t WHERE k = ? IF EXISTS"));
         assert!(!is_conditional("INSERT INTO t (a) VALUES (?) USING TTL ?"));
         assert!(!is_conditional("SELECT record FROM t WHERE k = ?"));
         assert!(!is_conditional("DELETE FROM t WHERE k = ?"));
+        assert!(is_counter_update("UPDATE t SET n = n + ? WHERE k = ?"));
+        assert!(is_counter_update("UPDATE t SET a = ?, n = n - ? WHERE k = ?"));
+        assert!(!is_counter_update("UPDATE t SET n = ? WHERE k = ?"));
+        assert!(!is_counter_update("UPDATE t SET record = ?, version = ? WHERE k = ? IF version = ?"));
     }
 
     /// Drops its keyspace when the test ends.
