@@ -52,6 +52,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 const PURGE_BATCH: usize = 500;
 /// How often `portcullis_sessions_active` is refreshed from the store.
 const SESSION_COUNT_EVERY: Duration = Duration::from_secs(15);
+/// How often a node writes its login tallies (the overview reads every node's).
+const LOGIN_TALLY_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Application {
     port: u16,
@@ -308,6 +310,13 @@ impl Application {
                 }
             }
         });
+        background.every(LOGIN_TALLY_EVERY, {
+            let auth = Arc::clone(&auth);
+            move || {
+                let auth = Arc::clone(&auth);
+                async move { auth.flush_login_tallies().await }
+            }
+        });
         background.every(SESSION_COUNT_EVERY, {
             let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
             move || count_sessions(Arc::clone(&store), clock.now())
@@ -378,7 +387,16 @@ impl Application {
     /// Serves until a signal or `handle().stop()`, then shuts down in order.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
-            server, shards, store, key_usage, feed, background, shutdown_timeout, metrics_server, ..
+            server,
+            shards,
+            store,
+            key_usage,
+            feed,
+            auth,
+            background,
+            shutdown_timeout,
+            metrics_server,
+            ..
         } = self;
         let metrics_handle = metrics_server.map(|(server, _)| {
             let handle = server.handle();
@@ -396,6 +414,7 @@ impl Application {
         if let Err(e) = key_usage.flush(&store).await {
             tracing::warn!(error = %e, "API-key last use not written at shutdown");
         }
+        auth.flush_login_tallies().await;
         feed.publish_pending().await;
         store.flush().await.context("flushing the store")?;
         tracing::info!("portcullis stopped");

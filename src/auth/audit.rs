@@ -113,6 +113,9 @@ impl AuthService {
         detail: Option<&str>,
     ) {
         let at = self.clock.now();
+        if let Some(succeeded) = super::tally::login_outcome(kind, detail) {
+            self.tallies.note(project, at, succeeded);
+        }
         let event = AuditEvent {
             id: Uuid::now_v7(),
             at,

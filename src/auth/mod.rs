@@ -37,8 +37,9 @@ mod outcome;
 mod passkeys;
 mod second_factor;
 mod sessions;
+mod tally;
 
-pub use admin::{Admin, AuditFilter, AuditPage, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
+pub use admin::{Admin, AuditFilter, AuditPage, NewProject, Overview, ProjectChange, UserChangeByAdmin, UserPage};
 pub use api_keys::{CreatedApiKey, NewApiKey};
 pub use login::{LoginIdentifier, LoginRequest, Registration};
 pub use outcome::{LOGIN_OUTCOMES, LoginOutcome, Registered, TokenGrant};
@@ -286,6 +287,8 @@ pub struct AuthService {
     oidc: crate::oidc::Verifier,
     /// Repeated failures being counted into one audit event per minute.
     repeats: audit::Repeats,
+    /// This node's sign-ins per project and minute, for the overview.
+    tallies: tally::LoginTallies,
 }
 
 impl AuthService {
@@ -321,6 +324,15 @@ impl AuthService {
             relying_party,
             oidc,
             repeats,
+            tallies: tally::LoginTallies::default(),
+        }
+    }
+
+    /// Writes this node's login tallies (see `tally`); a failed write is
+    /// logged and kept for the next.
+    pub async fn flush_login_tallies(&self) {
+        if let Err(e) = self.tallies.flush(&self.store, self.clock.now()).await {
+            tracing::warn!(error = %e, "writing login tallies failed; will retry");
         }
     }
 

@@ -7,6 +7,7 @@ mod harness;
 mod keyspaces;
 
 mod admin;
+mod admin_overview;
 mod admin_users;
 mod api_keys;
 mod audit_log;

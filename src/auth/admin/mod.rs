@@ -1,6 +1,7 @@
 //! The admin API's flows: `projects` (list, create, read, change, delete),
 //! `users` (a project's users: list, read, change, delete) and
-//! `audit_log` (the audit log, filtered and paged).
+//! `audit_log` (the audit log, filtered and paged) and `overview` (the
+//! figures an operator glances at).
 //!
 //! Every call takes an [`Admin`], which only `acting_admin` makes: the
 //! caller's role read from the store on each request (a token's `role`
@@ -9,10 +10,12 @@
 //! events in the `default` project's log, naming the admin and what changed.
 
 mod audit_log;
+mod overview;
 mod projects;
 mod users;
 
 pub use audit_log::{AuditFilter, AuditPage};
+pub use overview::Overview;
 pub use projects::{NewProject, ProjectChange};
 pub use users::{UserChangeByAdmin, UserPage};
 

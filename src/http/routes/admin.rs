@@ -3,7 +3,7 @@
 //! change, delete). Session tokens of an admin or superadmin of the
 //! `default` project (the flow checks the role as stored now, before the
 //! body); an API key is refused with 403. `/admin/audit-log`: the audit
-//! log, filtered and paged.
+//! log, filtered and paged. `/admin/overview`: a project's figures.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::account::{AuditEvent, ProjectId, Role, User, UserId};
-use crate::auth::{AuditFilter, NewProject, ProjectChange, UserChangeByAdmin, UserPage};
+use crate::auth::{AuditFilter, NewProject, Overview, ProjectChange, UserChangeByAdmin, UserPage};
 use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::validate::{Check, present};
 use crate::http::view::{KeyView, PasskeyView, SessionView, UserView, message, no_store};
@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/projects/{id}/users").route(web::get().to(list_users)))
         .service(web::resource("/audit-log").route(web::get().to(audit_log)))
+        .service(web::resource("/overview").route(web::get().to(overview)))
         .service(
             web::resource("/projects/{id}/users/{uid}")
                 .route(web::get().to(get_user))
@@ -460,15 +461,21 @@ impl<'a> From<&'a AuditEvent> for AuditEventBody<'a> {
     }
 }
 
+/// A `project` query parameter: the `default` project when absent or empty.
+fn project_param(check: &mut Check, value: Option<&str>) -> ProjectId {
+    let project = value.filter(|p| !p.is_empty()).unwrap_or(ProjectId::DEFAULT);
+    if !projects::valid_id(project) {
+        check.problem("project", "is not a project id");
+    }
+    ProjectId(project.to_owned())
+}
+
 /// The longest `kind` filter considered.
 const MAX_KIND_LEN: usize = 64;
 
 fn audit_filter(params: &AuditQueryParams) -> Result<AuditFilter, ApiError> {
     let mut check = Check::default();
-    let project = params.project.as_deref().filter(|p| !p.is_empty()).unwrap_or(ProjectId::DEFAULT);
-    if !projects::valid_id(project) {
-        check.problem("project", "is not a project id");
-    }
+    let project = project_param(&mut check, params.project.as_deref());
     let user = match params.user.as_deref().filter(|u| !u.is_empty()) {
         Some(text) => {
             let parsed = UserId::parse(text);
@@ -488,13 +495,8 @@ fn audit_filter(params: &AuditQueryParams) -> Result<AuditFilter, ApiError> {
     }
     let limit = check.rule("limit", params.page.limit());
     let cursor = check.rule("cursor", params.page.cursor()).flatten();
-    let filter = AuditFilter {
-        project: ProjectId(project.to_owned()),
-        user,
-        kind,
-        cursor: cursor.map(str::to_owned),
-        limit: limit.unwrap_or(DEFAULT_PAGE),
-    };
+    let filter =
+        AuditFilter { project, user, kind, cursor: cursor.map(str::to_owned), limit: limit.unwrap_or(DEFAULT_PAGE) };
     check.finish(Some(filter))
 }
 
@@ -507,4 +509,47 @@ async fn audit_log(
     let page = state.auth.audit_log(&admin, audit_filter(&query)?).await?;
     let events: Vec<AuditEventBody<'_>> = page.events.iter().map(AuditEventBody::from).collect();
     Ok(no_store(StatusCode::OK).json(serde_json::json!({ "events": events, "next_cursor": page.next_cursor })))
+}
+
+#[derive(Deserialize)]
+struct OverviewQuery {
+    project: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OverviewBody<'a> {
+    project: &'a str,
+    at: String,
+    accounts: u64,
+    logins_last_hour: u64,
+    failed_logins_last_hour: u64,
+    active_sessions: u64,
+    active_sessions_estimated: bool,
+}
+
+impl<'a> From<&'a Overview> for OverviewBody<'a> {
+    fn from(o: &'a Overview) -> Self {
+        OverviewBody {
+            project: o.project.as_str(),
+            at: o.at.to_rfc3339(),
+            accounts: o.accounts,
+            logins_last_hour: o.logins.succeeded,
+            failed_logins_last_hour: o.logins.failed,
+            active_sessions: o.active_sessions,
+            active_sessions_estimated: o.sessions_estimated,
+        }
+    }
+}
+
+async fn overview(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    query: web::Query<OverviewQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.auth.acting_admin(caller.0.user_id).await?;
+    let mut check = Check::default();
+    let project = project_param(&mut check, query.project.as_deref());
+    let project = check.finish(Some(project))?;
+    let overview = state.auth.overview(&admin, &project).await?;
+    Ok(no_store(StatusCode::OK).json(OverviewBody::from(&overview)))
 }
