@@ -142,11 +142,15 @@ def page_checks(driver, origin, page):
         expect(overflow <= 0, f"{page} fits {width} px without sideways scrolling", overflow)
 
 
-def screenshot(driver, path):
-    """The page from its top, at desk width."""
+def screenshot(driver, path, whole=False):
+    """The page from its top, at desk width: the first screen, or the whole page (up to 4,000 px)."""
     driver.set_window_size(1440, 900)
+    if whole:
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1440, min(height + 140, 4000))
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))
+    driver.set_window_size(1440, 900)
 
 
 def account_journey(driver, origin, gateway, out_dir):
@@ -185,7 +189,6 @@ def account_journey(driver, origin, gateway, out_dir):
     backup = two_factor(driver, gateway, fresh["token"])
     passkeys_and_keys(driver, gateway, fresh["token"])
     page_checks(driver, origin, "the account page")
-    screenshot(driver, out_dir / "account.png")
 
     driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
     form_named(driver, "Sign in with a password")
@@ -198,6 +201,9 @@ def account_journey(driver, origin, gateway, out_dir):
     submit(challenge)
     heading(driver, "Hello, Ada Lovelace")
     expect(True, "with two-factor on, signing in asks for a code, and a backup code shown on the page passes")
+    wait(driver, lambda d: rows(d, "sessions-title") and d.find_elements(By.CSS_SELECTOR, "button[data-remove]"),
+         "the account page drawn whole")
+    screenshot(driver, out_dir / "account.png", whole=True)
     driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
 
     wait(driver, lambda d: d.find_element(By.XPATH, "//button[normalize-space()='Passkey']"), "the sign-in panel").click()
@@ -268,11 +274,16 @@ def passkeys_and_keys(driver, gateway, token):
 
 
 def console_journey(driver, origin, gateway, admin_token, backup, out_dir):
+    status, _ = call("POST", f"{gateway}/api/v1/auth/login", {"email": ADMIN, "password": "not the password"})
+    expect(status == 401, "a wrong password is refused (the overview counts it)", status)
     driver.get(origin + "/console/")
     sign_in(driver, ADMIN, PASSWORD)
     challenge = form_named(driver, "Two-factor code")
     fill(challenge, {"Code": backup})
     submit(challenge)
+    overview_shows_the_apis_figures(driver, gateway, admin_token)
+    screenshot(driver, out_dir / "console.png")
+    driver.find_element(By.LINK_TEXT, "Projects").click()
     heading(driver, "Projects")
     wait(driver, lambda d: any(c.text == "default" for c in d.find_elements(By.CSS_SELECTOR, "table code")),
          "the default project in the list")
@@ -295,7 +306,6 @@ def console_journey(driver, origin, gateway, admin_token, backup, out_dir):
 
     manage_project(driver, gateway, admin_token)
     page_checks(driver, origin, "the console")
-    screenshot(driver, out_dir / "console.png")
     driver.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
 
     status, _ = call("POST", f"{gateway}/api/v1/auth/register",
@@ -305,6 +315,25 @@ def console_journey(driver, origin, gateway, admin_token, backup, out_dir):
     heading(driver, "Not an administrator")
     expect(not driver.find_elements(By.CSS_SELECTOR, "form[aria-label='New project']"),
            "a user who is no admin gets no console")
+
+
+def overview_shows_the_apis_figures(driver, gateway, admin_token):
+    """The console opens on the overview: the default project's figures as
+    the API gives them (a failed sign-in was made first, so none is zero)."""
+    heading(driver, "Overview")
+    status, figures = call("GET", f"{gateway}/api/v1/admin/overview?project=default", token=admin_token)
+    expect(status == 200 and figures["failed_logins_last_hour"] >= 1 and figures["logins_last_hour"] >= 1,
+           "the API counts the sign-ins and the failed one", figures)
+    shown = {"Accounts": "accounts", "Sign-ins": "logins_last_hour", "Failed sign-ins": "failed_logins_last_hour",
+             "Active sessions": "active_sessions"}
+
+    def on_page(d):
+        return {name: d.find_element(By.CSS_SELECTOR, f"[data-figure='{name}'] .number").text for name in shown}
+    # Nothing signs in between the page's read and the test's.
+    page = wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-figure] .number")) == 4 and on_page(d),
+                "the overview's four figures")
+    for name, key in shown.items():
+        expect(page[name] == str(figures[key]), f"the overview shows {name} as the API counts them", (page, figures))
 
 
 def manage_project(driver, gateway, admin_token):

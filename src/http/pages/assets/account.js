@@ -105,7 +105,7 @@ function listPasskeys(card) {
         el("button", { type: "button", "data-rename": p.id, on: { click: () => renamePasskey(card, p) } }, "Rename"),
         el("button", { type: "button", "data-remove": p.id, on: { click: () => change(card, listPasskeys,
           "DELETE", `/passkey/${encodeURIComponent(p.id)}`, undefined, `Passkey ${p.name} removed.`) } }, "Remove"))],
-    ], passkeys),
+    ], passkeys, "No passkeys yet."),
     form("Add a passkey", [
       field("Passkey name", "name", { maxlength: 100, placeholder: "This laptop" }),
     ], "Add a passkey", async ({ name }) => {
@@ -214,7 +214,7 @@ function listKeys(card) {
       ["Expires", (k) => (k.expires_at ? when(k.expires_at) : "never")],
       ["", (k) => el("button", { type: "button", "data-key": k.id, on: { click: () => change(card, listKeys,
         "DELETE", `/api-keys/${encodeURIComponent(k.id)}`, undefined, `API key ${k.name} revoked.`) } }, "Revoke")],
-    ], keys),
+    ], keys, "No API keys yet."),
     form("New API key", [
       field("Key name", "name", { required: true, maxlength: 100 }),
       field("Scopes (separated by spaces)", "scopes", { placeholder: "read write" }),

@@ -1,7 +1,7 @@
 // The admin console: for admins and superadmins of the default project,
 // through the admin API (`/api/v1/admin/...`) as any client calls it.
-// Sections by the address's fragment: #projects, #project/<id>,
-// #users/<project>, #audit.
+// Sections by the address's fragment: #overview/<project> (the first),
+// #projects, #project/<id>, #users/<project>, #audit.
 
 import * as api from "./{{api.js}}";
 import { choice, drawCard, el, field, form, show, table, when, say } from "./{{ui.js}}";
@@ -38,15 +38,18 @@ async function opened() {
   route();
 }
 
-const SECTIONS = [["#projects", "Projects"], ["#users/default", "Users"], ["#audit", "Audit log"]];
+const SECTIONS = [["#overview/default", "Overview"], ["#projects", "Projects"], ["#users/default", "Users"],
+  ["#audit", "Audit log"]];
 
 /// The section the fragment names, drawn afresh.
 function route() {
   const [name, arg] = decodeURIComponent(location.hash.slice(1)).split("/");
-  const current = { users: "#users", audit: "#audit" }[name] || "#projects";
+  const current = { projects: "#projects", project: "#projects", users: "#users", audit: "#audit" }[name] || "#overview";
   show(nav, SECTIONS.map(([href, label]) =>
     el("a", { href, "aria-current": href.split("/")[0] === current ? "page" : null }, label)));
-  const draw = { project: () => project(arg), users: () => users(arg || "default"), audit: audit }[name] || projects;
+  const draw = {
+    projects, project: () => project(arg), users: () => users(arg || "default"), audit: audit,
+  }[name] || (() => overview(arg || "default"));
   draw();
   main.focus();
 }
@@ -59,6 +62,36 @@ function card(id) {
 /// Every project, as the admin API lists them.
 async function allProjects() {
   return (await api.authed("GET", `${ADMIN}/projects`)).projects;
+}
+
+/// A picker of every project; choosing one opens `section` of it.
+async function projectPicker(section, chosen) {
+  return choice("Project", "project", (await allProjects()).map((p) => [p.id, `${p.name} (${p.id})`]), chosen,
+    { on: { change: (event) => { location.hash = `#${section}/${encodeURIComponent(event.target.value)}`; } } });
+}
+
+// ---- Overview ----
+
+async function overview(projectId) {
+  const figures = card("overview-title");
+  show(main, el("h1", {}, "Overview"), await projectPicker("overview", projectId), figures);
+  const load = () => api.authed("GET", `${ADMIN}/overview?project=${encodeURIComponent(projectId)}`);
+  await drawCard(figures, `${projectId} at a glance`, "overview-title", load, (o) => [
+    el("dl", { class: "figures" },
+      figure("Accounts", o.accounts, `in ${o.project}`, `#users/${encodeURIComponent(o.project)}`),
+      figure("Sign-ins", o.logins_last_hour, "in the last hour"),
+      figure("Failed sign-ins", o.failed_logins_last_hour, "in the last hour", "#audit/" + encodeURIComponent(o.project)),
+      figure("Active sessions", o.active_sessions, o.active_sessions_estimated ? "every project (an estimate)" : "every project")),
+    el("p", { class: "muted" }, `As of ${when(o.at)}.`),
+    el("div", { class: "actions" }, el("button", { type: "button", on: { click: () => overview(projectId) } }, "Refresh")),
+  ]);
+}
+
+/// One figure of the overview: its name, number, what it counts, and where to look closer.
+function figure(name, value, scope, href) {
+  const number = el("span", { class: "number" }, Number(value).toLocaleString());
+  return el("div", { class: "figure", "data-figure": name },
+    el("dt", {}, name), el("dd", {}, href ? el("a", { href }, number) : number, el("span", { class: "scope" }, scope)));
 }
 
 // ---- Projects ----
@@ -195,9 +228,8 @@ async function users(projectId, cursor = null, email = "") {
   const search = form("Find a user", [
     field("Email", "email", { type: "email", value: email, autocomplete: "off" }),
   ], "Search", ({ email: wanted }) => users(projectId, null, wanted.trim()));
-  const projectPicker = choice("Project", "project", (await allProjects()).map((p) => [p.id, `${p.name} (${p.id})`]),
-    projectId, { on: { change: (event) => { location.hash = `#users/${encodeURIComponent(event.target.value)}`; } } });
-  show(main, el("h1", {}, "Users"), projectPicker, el("section", { class: "card" }, search), list);
+  show(main, el("h1", {}, "Users"), await projectPicker("users", projectId), el("section", { class: "card" }, search),
+    list);
   const query = email ? `?email=${encodeURIComponent(email)}` : `?limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
   const load = () => api.authed("GET", base + query);
   return drawCard(list, `Users of ${projectId}`, "users-title", load, ({ users: page, next_cursor: next }, status) => [

@@ -122,8 +122,10 @@ export async function drawCard(card, title, id, load, draw) {
   return status;
 }
 
-/// A table of `rows` with `columns` of [heading, cell(row)].
-export function table(caption, columns, rows) {
+/// A table of `rows` with `columns` of [heading, cell(row)]; with no
+/// rows, the `empty` text instead (when given).
+export function table(caption, columns, rows, empty) {
+  if (!rows.length && empty) return el("p", { class: "muted" }, empty);
   return el("table", {},
     el("caption", {}, caption),
     el("thead", {}, el("tr", {}, columns.map(([heading]) => el("th", { scope: "col" }, heading)))),
