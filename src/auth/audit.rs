@@ -62,6 +62,20 @@ pub mod kind {
     pub fn repeats(kind: &str) -> bool {
         matches!(kind, TWO_FACTOR_FAILED | CODE_FAILED | LOGIN_FAILED)
     }
+
+    /// Whether an event is a sign-in (`Some(true)`), a failed one
+    /// (`Some(false)`: a wrong password or passkey, an unknown account, or a
+    /// wrong second factor or emailed code at sign-in), or neither: what the
+    /// login tallies count.
+    pub fn login_outcome(kind: &str, detail: Option<&str>) -> Option<bool> {
+        match kind {
+            LOGIN_SUCCEEDED => Some(true),
+            LOGIN_FAILED => Some(false),
+            TWO_FACTOR_FAILED if detail == Some("login") => Some(false),
+            CODE_FAILED if detail == Some(crate::account::CodePurpose::Login.as_str()) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 /// The repeats table holds at most this many (project, account, kind) keys.
@@ -113,7 +127,7 @@ impl AuthService {
         detail: Option<&str>,
     ) {
         let at = self.clock.now();
-        if let Some(succeeded) = super::tally::login_outcome(kind, detail) {
+        if let Some(succeeded) = kind::login_outcome(kind, detail) {
             self.tallies.note(project, at, succeeded);
         }
         let event = AuditEvent {
@@ -133,5 +147,21 @@ impl AuthService {
         if let Err(e) = self.store.append_audit(event).await {
             tracing::error!(target: "security", event = "audit_write_failed", kind, error = %e, "audit event not stored");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_events_are_told_apart() {
+        assert_eq!(kind::login_outcome(kind::LOGIN_SUCCEEDED, Some("passkey")), Some(true));
+        assert_eq!(kind::login_outcome(kind::LOGIN_FAILED, Some("password")), Some(false));
+        assert_eq!(kind::login_outcome(kind::TWO_FACTOR_FAILED, Some("login")), Some(false));
+        assert_eq!(kind::login_outcome(kind::TWO_FACTOR_FAILED, Some("enable")), None);
+        assert_eq!(kind::login_outcome(kind::CODE_FAILED, Some("login")), Some(false));
+        assert_eq!(kind::login_outcome(kind::CODE_FAILED, Some("reset")), None);
+        assert_eq!(kind::login_outcome(kind::PASSWORD_CHANGED, None), None);
     }
 }

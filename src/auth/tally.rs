@@ -4,32 +4,16 @@
 //! overview can tell the last hour's logins of every node without a write
 //! per login.
 //!
-//! A login is what the audit log calls `login_succeeded`; a failure is a
-//! `login_failed` (a wrong password or passkey, an unknown account), or a
-//! wrong second factor or emailed code at sign-in.
+//! Which audit events count, and how, is `audit::kind::login_outcome`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::account::{CodePurpose, ProjectId};
+use crate::account::ProjectId;
 use crate::clock::Timestamp;
 use crate::store::{LOGIN_TALLY_KEPT_MINUTES, LoginCounts, LoginTally, Store, StoreResult};
 
-use super::audit::kind;
-
 const MINUTE_MS: i64 = 60_000;
-
-/// Whether an audit event is a sign-in (`Some(true)`), a failed one
-/// (`Some(false)`), or neither.
-pub(super) fn login_outcome(kind: &str, detail: Option<&str>) -> Option<bool> {
-    match kind {
-        kind::LOGIN_SUCCEEDED => Some(true),
-        kind::LOGIN_FAILED => Some(false),
-        kind::TWO_FACTOR_FAILED if detail == Some("login") => Some(false),
-        kind::CODE_FAILED if detail == Some(CodePurpose::Login.as_str()) => Some(false),
-        _ => None,
-    }
-}
 
 /// This node's counts of one project's minute.
 #[derive(Clone, Copy)]
@@ -109,17 +93,6 @@ mod tests {
     use crate::store::fault::FaultyStore;
 
     const NOW: Timestamp = Timestamp(1_800_000_000_000);
-
-    #[test]
-    fn sign_in_events_are_told_apart() {
-        assert_eq!(login_outcome(kind::LOGIN_SUCCEEDED, Some("passkey")), Some(true));
-        assert_eq!(login_outcome(kind::LOGIN_FAILED, Some("password")), Some(false));
-        assert_eq!(login_outcome(kind::TWO_FACTOR_FAILED, Some("login")), Some(false));
-        assert_eq!(login_outcome(kind::TWO_FACTOR_FAILED, Some("enable")), None);
-        assert_eq!(login_outcome(kind::CODE_FAILED, Some("login")), Some(false));
-        assert_eq!(login_outcome(kind::CODE_FAILED, Some("reset")), None);
-        assert_eq!(login_outcome(kind::PASSWORD_CHANGED, None), None);
-    }
 
     #[tokio::test]
     async fn counts_reach_the_store_once_written_and_again_after_a_failed_write() {
