@@ -27,11 +27,18 @@ pub struct LoginTallies {
     /// This node's name in the tallies (random, per process).
     node: String,
     open: Mutex<HashMap<(ProjectId, i64), Open>>,
+    /// One flush at a time: two at once could land an older total of a
+    /// minute after a newer one.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Default for LoginTallies {
     fn default() -> Self {
-        LoginTallies { node: crate::token::b64url(&crate::token::random_bytes::<9>()), open: Mutex::default() }
+        LoginTallies {
+            node: crate::token::b64url(&crate::token::random_bytes::<9>()),
+            open: Mutex::default(),
+            flushing: tokio::sync::Mutex::default(),
+        }
     }
 }
 
@@ -54,15 +61,18 @@ impl LoginTallies {
     }
 
     /// Writes every minute counted since the last flush (its totals so
-    /// far), and forgets the minutes that are written and past. A minute
-    /// whose write failed is written again next time, until it is older
-    /// than the store keeps tallies.
+    /// far), and forgets the written minutes before the last one (a sign-in
+    /// timed just before a minute ended may be noted just after: its
+    /// minute's totals are still there to add to). A minute whose write
+    /// failed is written again next time, until it is older than the store
+    /// keeps tallies.
     pub async fn flush(&self, store: &Arc<dyn Store>, now: Timestamp) -> StoreResult<usize> {
+        let _one_at_a_time = self.flushing.lock().await;
         let current = now.0.div_euclid(MINUTE_MS);
         let due: Vec<((ProjectId, i64), LoginCounts)> = {
             let mut open = self.open();
             open.retain(|(_, minute), entry| {
-                *minute > current - LOGIN_TALLY_KEPT_MINUTES && (entry.dirty || *minute >= current)
+                *minute > current - LOGIN_TALLY_KEPT_MINUTES && (entry.dirty || *minute >= current - 1)
             });
             open.iter_mut()
                 .filter(|(_, entry)| entry.dirty)
@@ -115,10 +125,53 @@ mod tests {
         assert_eq!(sum().await, LoginCounts { succeeded: 2, failed: 1 });
         assert_eq!(tallies.flush(&store, NOW).await.unwrap(), 0, "nothing new");
 
-        // The current minute goes on counting from its totals; the past one is forgotten.
+        // A minute goes on counting from its totals, the last one too (a
+        // sign-in noted just after its minute ended).
         tallies.note(&project, NOW, true);
-        assert_eq!(tallies.flush(&store, NOW).await.unwrap(), 1);
-        assert_eq!(sum().await, LoginCounts { succeeded: 3, failed: 1 });
-        assert_eq!(tallies.open().len(), 1);
+        tallies.note(&project, Timestamp(NOW.0 - MINUTE_MS), false);
+        assert_eq!(tallies.flush(&store, NOW).await.unwrap(), 2);
+        assert_eq!(sum().await, LoginCounts { succeeded: 3, failed: 2 });
+        // Written minutes before the last are forgotten; the store keeps them.
+        let later = Timestamp(NOW.0 + 2 * MINUTE_MS);
+        assert_eq!(tallies.flush(&store, later).await.unwrap(), 0);
+        assert_eq!(tallies.open().len(), 0);
+        assert_eq!(sum().await, LoginCounts { succeeded: 3, failed: 2 });
+
+        // A minute whose write keeps failing is dropped once the store would no longer keep it.
+        tallies.note(&project, later, true);
+        faulty.fail_op("put_login_tally", true);
+        assert!(tallies.flush(&store, later).await.is_err());
+        let gone = Timestamp(later.0 + LOGIN_TALLY_KEPT_MINUTES * MINUTE_MS);
+        assert_eq!(tallies.flush(&store, gone).await.unwrap(), 0);
+        assert_eq!(tallies.open().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_flush_waits_for_the_one_under_way_so_the_newest_totals_land_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let faulty = FaultyStore::new(Arc::clone(&embedded));
+        let store: Arc<dyn Store> = faulty.clone();
+        let (project, tallies) = (ProjectId::default_project(), Arc::new(LoginTallies::default()));
+        let minute = NOW.0 / MINUTE_MS;
+
+        tallies.note(&project, NOW, true);
+        faulty.hold_next("put_login_tally");
+        let first = tokio::spawn({
+            let (tallies, store) = (Arc::clone(&tallies), Arc::clone(&store));
+            async move { tallies.flush(&store, NOW).await }
+        });
+        tokio::task::yield_now().await;
+        tallies.note(&project, NOW, true);
+        let second = tokio::spawn({
+            let (tallies, store) = (Arc::clone(&tallies), Arc::clone(&store));
+            async move { tallies.flush(&store, NOW).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        faulty.release_held();
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        let stored = embedded.sum_login_tallies(&project, minute, minute).await.unwrap();
+        assert_eq!(stored, LoginCounts { succeeded: 2, failed: 0 }, "the older total of 1 did not land last");
     }
 }
