@@ -104,11 +104,17 @@ mod tests {
 
     const NOW: Timestamp = Timestamp(1_800_000_000_000);
 
-    #[tokio::test]
-    async fn counts_reach_the_store_once_written_and_again_after_a_failed_write() {
+    /// An embedded store, and a faulty wrapper of it to flush through.
+    fn stores() -> (tempfile::TempDir, Arc<dyn Store>, Arc<FaultyStore>) {
         let dir = tempfile::tempdir().unwrap();
         let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
         let faulty = FaultyStore::new(Arc::clone(&embedded));
+        (dir, embedded, faulty)
+    }
+
+    #[tokio::test]
+    async fn counts_reach_the_store_once_written_and_again_after_a_failed_write() {
+        let (_dir, embedded, faulty) = stores();
         let store: Arc<dyn Store> = faulty.clone();
         let (project, tallies) = (ProjectId::default_project(), LoginTallies::default());
         let minute = NOW.0 / MINUTE_MS;
@@ -148,9 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_waits_for_the_one_under_way_so_the_newest_totals_land_last() {
-        let dir = tempfile::tempdir().unwrap();
-        let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-        let faulty = FaultyStore::new(Arc::clone(&embedded));
+        let (_dir, embedded, faulty) = stores();
         let store: Arc<dyn Store> = faulty.clone();
         let (project, tallies) = (ProjectId::default_project(), Arc::new(LoginTallies::default()));
         let minute = NOW.0 / MINUTE_MS;
