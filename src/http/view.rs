@@ -130,20 +130,40 @@ pub fn message(code: &str) -> HttpResponse {
     HttpResponse::Ok().json(message_body(code, serde_json::Value::Null))
 }
 
+// A user's sessions, API keys and passkeys, listed alike to the user and
+// to an admin (`/admin/projects/{id}/users/{uid}/...`).
+
+/// `{"sessions": [...]}`; `current`: the caller's own session, if the
+/// caller has one among these (an admin reading another user's has none).
+pub fn sessions_body(sessions: &[Session], current: Option<SessionId>) -> serde_json::Value {
+    let views: Vec<SessionView> = sessions.iter().map(|s| SessionView::new(s, current)).collect();
+    serde_json::json!({ "sessions": views })
+}
+
+/// `{"api_keys": [...]}`: never a secret.
+pub fn api_keys_body(keys: &[ApiKey]) -> serde_json::Value {
+    let views: Vec<KeyView<'_>> = keys.iter().map(KeyView::from).collect();
+    serde_json::json!({ "api_keys": views })
+}
+
+/// `{"passkeys": [...]}`.
+pub fn passkeys_body(passkeys: &[PasskeyRecord]) -> serde_json::Value {
+    let views: Vec<PasskeyView<'_>> = passkeys.iter().map(PasskeyView::from).collect();
+    serde_json::json!({ "passkeys": views })
+}
+
 #[derive(Serialize)]
-pub struct SessionView {
-    pub id: String,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub created_at: String,
-    pub last_seen_at: String,
-    pub current: bool,
+struct SessionView {
+    id: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: String,
+    last_seen_at: String,
+    current: bool,
 }
 
 impl SessionView {
-    /// `current`: the caller's own session, if the caller has one among
-    /// these (an admin reading another user's has none).
-    pub fn new(session: &Session, current: Option<SessionId>) -> Self {
+    fn new(session: &Session, current: Option<SessionId>) -> Self {
         SessionView {
             id: session.id.to_string(),
             user_agent: session.user_agent.clone(),
@@ -157,14 +177,14 @@ impl SessionView {
 
 /// A key as listed: never the secret.
 #[derive(Serialize)]
-pub struct KeyView<'a> {
-    pub id: String,
-    pub name: &'a str,
-    pub prefix: &'a str,
-    pub scopes: &'a [String],
-    pub last_used_at: Option<String>,
-    pub expires_at: Option<String>,
-    pub created_at: String,
+struct KeyView<'a> {
+    id: String,
+    name: &'a str,
+    prefix: &'a str,
+    scopes: &'a [String],
+    last_used_at: Option<String>,
+    expires_at: Option<String>,
+    created_at: String,
 }
 
 impl<'a> From<&'a ApiKey> for KeyView<'a> {
@@ -184,10 +204,10 @@ impl<'a> From<&'a ApiKey> for KeyView<'a> {
 /// A passkey as its owner sees it (never its key or counter).
 #[derive(Serialize)]
 pub struct PasskeyView<'a> {
-    pub id: String,
-    pub name: &'a str,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
+    id: String,
+    name: &'a str,
+    created_at: String,
+    last_used_at: Option<String>,
 }
 
 impl<'a> From<&'a PasskeyRecord> for PasskeyView<'a> {

@@ -14,7 +14,7 @@ use crate::account::{AuditEvent, ProjectId, Role, User, UserId};
 use crate::auth::{AuditFilter, NewProject, Overview, ProjectChange, UserChangeByAdmin, UserPage};
 use crate::http::extract::{Authenticated, Client, PathId};
 use crate::http::validate::{Check, present};
-use crate::http::view::{KeyView, PasskeyView, SessionView, UserView, message, no_store};
+use crate::http::view::{UserView, api_keys_body, message, no_store, passkeys_body, sessions_body};
 use crate::http::{ApiError, AppState};
 use crate::projects::{self, ProjectSettings, ProjectView, SettingsPatch};
 
@@ -381,8 +381,7 @@ async fn user_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let user = read_by_admin(&state, &caller, &path).await?;
     let sessions = state.auth.list_sessions(user.id).await?;
-    let views: Vec<SessionView> = sessions.iter().map(|s| SessionView::new(s, None)).collect();
-    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "sessions": views })))
+    Ok(no_store(StatusCode::OK).json(sessions_body(&sessions, None)))
 }
 
 /// A user's API keys, as the user lists them (never a secret).
@@ -393,8 +392,7 @@ async fn user_api_keys(
 ) -> Result<HttpResponse, ApiError> {
     let user = read_by_admin(&state, &caller, &path).await?;
     let keys = state.auth.list_api_keys(user.id).await?;
-    let views: Vec<KeyView<'_>> = keys.iter().map(KeyView::from).collect();
-    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "api_keys": views })))
+    Ok(no_store(StatusCode::OK).json(api_keys_body(&keys)))
 }
 
 /// A user's passkeys, as the user lists them.
@@ -405,8 +403,7 @@ async fn user_passkeys(
 ) -> Result<HttpResponse, ApiError> {
     let user = read_by_admin(&state, &caller, &path).await?;
     let passkeys = state.auth.list_passkeys(user.id).await?;
-    let views: Vec<PasskeyView<'_>> = passkeys.iter().map(PasskeyView::from).collect();
-    Ok(no_store(StatusCode::OK).json(serde_json::json!({ "passkeys": views })))
+    Ok(no_store(StatusCode::OK).json(passkeys_body(&passkeys)))
 }
 
 async fn delete_user(

@@ -11,7 +11,7 @@ use crate::account::{ApiKeyId, Fields};
 use crate::auth::NewApiKey;
 use crate::clock::Timestamp;
 use crate::http::extract::{Authenticated, Client, PathId};
-use crate::http::view::{KeyView, message, no_store};
+use crate::http::view::{api_keys_body, message, no_store};
 use crate::http::{ApiError, AppState};
 
 const MAX_NAME_CHARS: usize = 100;
@@ -118,8 +118,7 @@ pub(crate) async fn create_api_key(
 
 pub(crate) async fn list_api_keys(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let keys = state.auth.list_api_keys(caller.0.user_id).await?;
-    let views: Vec<KeyView<'_>> = keys.iter().map(KeyView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "api_keys": views })))
+    Ok(HttpResponse::Ok().json(api_keys_body(&keys)))
 }
 
 pub(crate) async fn revoke_api_key(

@@ -13,7 +13,7 @@ use crate::account::{PasskeyId, normalize_email};
 use crate::auth::CeremonyOptions;
 use crate::http::extract::{Authenticated, Client, PathId, RouteProject};
 use crate::http::validate::{Check, optional_body};
-use crate::http::view::{PasskeyView, login_response, message, no_store};
+use crate::http::view::{PasskeyView, login_response, message, no_store, passkeys_body};
 use crate::http::{ApiError, AppState};
 use crate::projects::clean_text;
 use crate::ratelimit::LimitedRoute;
@@ -63,8 +63,7 @@ fn credential<T: DeserializeOwned>(check: &mut Check, value: Option<Value>) -> O
 
 async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let passkeys = state.auth.list_passkeys(caller.0.user_id).await?;
-    let views: Vec<PasskeyView<'_>> = passkeys.iter().map(PasskeyView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "passkeys": views })))
+    Ok(HttpResponse::Ok().json(passkeys_body(&passkeys)))
 }
 
 async fn register_options(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::account::SessionId;
 use crate::http::extract::{Authenticated, Client, PathId};
-use crate::http::view::{SessionView, message, message_body};
+use crate::http::view::{message, message_body, sessions_body};
 use crate::http::{ApiError, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -16,8 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn list_sessions(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let sessions = state.auth.list_sessions(caller.0.user_id).await?;
-    let views: Vec<_> = sessions.iter().map(|s| SessionView::new(s, Some(caller.0.session_id))).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": views })))
+    Ok(HttpResponse::Ok().json(sessions_body(&sessions, Some(caller.0.session_id))))
 }
 
 async fn revoke_session(
