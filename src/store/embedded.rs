@@ -1094,6 +1094,10 @@ impl Store for EmbeddedStore {
         Ok(u64::try_from(self.sessions.load(Ordering::Relaxed)).unwrap_or(0))
     }
 
+    fn counts_sessions_exactly(&self) -> bool {
+        true
+    }
+
     async fn count_users(&self, project: &ProjectId) -> StoreResult<u64> {
         Ok(self.counts.accounts(project))
     }

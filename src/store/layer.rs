@@ -94,6 +94,9 @@ macro_rules! forward_methods {
             fn backend(&self) -> &'static str {
                 self.inner.backend()
             }
+            fn counts_sessions_exactly(&self) -> bool {
+                self.inner.counts_sessions_exactly()
+            }
             $(
                 async fn $name(&self, $($arg: $t),*) -> $crate::store::StoreResult<$out> {
                     self.around(stringify!($name), self.inner.$name($($arg),*)).await

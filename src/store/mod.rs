@@ -367,6 +367,9 @@ pub trait Store: Send + Sync + 'static {
     /// the database's own estimate where it would scan a cluster (CQL).
     async fn count_active_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 
+    /// Whether `count_active_sessions` counts (`true`) or estimates.
+    fn counts_sessions_exactly(&self) -> bool;
+
     /// How many accounts `project` has: kept with every create and delete
     /// (in the same transaction on the embedded store; a counter on CQL,
     /// which a timed-out write can leave off by one).

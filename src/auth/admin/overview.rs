@@ -38,7 +38,7 @@ impl AuthService {
             accounts: self.store.count_users(project).await?,
             logins: self.store.sum_login_tallies(project, minute - (WINDOW_MINUTES - 1), minute).await?,
             active_sessions: self.store.count_active_sessions(at).await?,
-            sessions_estimated: self.store.backend() != "embedded",
+            sessions_estimated: !self.store.counts_sessions_exactly(),
         })
     }
 }

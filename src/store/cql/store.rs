@@ -1036,6 +1036,10 @@ impl Store for CqlStore {
         Ok(total)
     }
 
+    fn counts_sessions_exactly(&self) -> bool {
+        false
+    }
+
     async fn count_users(&self, project: &ProjectId) -> StoreResult<u64> {
         let count = self
             .first::<(Option<scylla::value::Counter>,)>(&self.statements.select_accounts, (project.as_str(),))
