@@ -3,7 +3,7 @@
 // `?project=<id>` signs in to another project's account.
 
 import * as api from "./{{api.js}}";
-import { choice, drawCard, el, field, form, show, table, when, say } from "./{{ui.js}}";
+import { COLUMNS, card, choice, drawCard, el, field, form, show, table, say } from "./{{ui.js}}";
 import { signIn } from "./{{signin.js}}";
 import qrcode from "./{{qrcode.mjs}}";
 
@@ -21,10 +21,8 @@ function start() {
 function open(user) {
   show(who, el("span", {}, user.email), " ",
     el("button", { type: "button", on: { click: () => api.logout() } }, "Sign out"));
-  const twoFactor = el("section", { class: "card", "aria-labelledby": "twofa-title" });
-  const sessions = el("section", { class: "card", "aria-labelledby": "sessions-title" });
-  const passkeys = el("section", { class: "card", "aria-labelledby": "passkeys-title" });
-  const keys = el("section", { class: "card", "aria-labelledby": "keys-title" });
+  const [twoFactor, sessions, passkeys, keys] = ["twofa-title", "sessions-title", "passkeys-title", "keys-title"]
+    .map((id) => card(id));
   show(main,
     el("h1", {}, `Hello, ${user.name || user.email}`),
     profileCard(user),
@@ -41,8 +39,7 @@ function open(user) {
 }
 
 function profileCard(user) {
-  const card = el("section", { class: "card", "aria-labelledby": "profile-title" },
-    el("h2", { id: "profile-title" }, "Profile"),
+  return card("profile-title", "Profile",
     el("p", {}, "Email: ", el("strong", {}, user.email)),
     form("Profile", [
       field("Name", "name", { value: user.name || "", autocomplete: "name", maxlength: 200 }),
@@ -56,12 +53,10 @@ function profileCard(user) {
       Object.assign(user, await api.own("PUT", "/me", changes));
       return "Profile saved.";
     }));
-  return card;
 }
 
 function passwordCard() {
-  return el("section", { class: "card", "aria-labelledby": "password-title" },
-    el("h2", { id: "password-title" }, "Password"),
+  return card("password-title", "Password",
     form("Change password", [
       field("Current password", "current_password", { type: "password", autocomplete: "current-password" }),
       field("New password", "new_password", { type: "password", autocomplete: "new-password", minlength: 8 }),
@@ -75,10 +70,7 @@ function passwordCard() {
 function listSessions(card) {
   return drawCard(card, "Sessions", "sessions-title", () => api.own("GET", "/sessions"), ({ sessions }) => [
     table("Where you are signed in", [
-      ["Device", (s) => s.user_agent || "unknown"],
-      ["IP address", (s) => s.ip || "unknown"],
-      ["Signed in", (s) => when(s.created_at)],
-      ["Last seen", (s) => when(s.last_seen_at)],
+      ...COLUMNS.sessions,
       ["", (s) => (s.current ? el("span", { class: "badge" }, "This session")
         : el("button", { type: "button", "data-session": s.id, on: { click: () => change(card, listSessions,
           "DELETE", `/sessions/${encodeURIComponent(s.id)}`, undefined, "Session revoked.") } }, "Revoke"))],
@@ -98,9 +90,7 @@ async function redraw(card, render, outcome, kind = "ok") {
 function listPasskeys(card) {
   return drawCard(card, "Passkeys", "passkeys-title", () => api.own("GET", "/passkey/list"), ({ passkeys }) => [
     table("Your passkeys", [
-      ["Name", (p) => p.name],
-      ["Added", (p) => when(p.created_at)],
-      ["Last used", (p) => when(p.last_used_at)],
+      ...COLUMNS.passkeys,
       ["", (p) => el("div", { class: "actions" },
         el("button", { type: "button", "data-rename": p.id, on: { click: () => renamePasskey(card, p) } }, "Rename"),
         el("button", { type: "button", "data-remove": p.id, on: { click: () => change(card, listPasskeys,
@@ -207,11 +197,7 @@ const EXPIRIES = [["", "Never"], ["30d", "30 days"], ["90d", "90 days"], ["365d"
 function listKeys(card) {
   return drawCard(card, "API keys", "keys-title", () => api.own("GET", "/api-keys"), ({ api_keys: keys }) => [
     table("Your API keys", [
-      ["Name", (k) => k.name],
-      ["Key", (k) => el("code", {}, `${k.prefix}…`)],
-      ["Scopes", (k) => k.scopes.join(" ") || "none"],
-      ["Last used", (k) => when(k.last_used_at)],
-      ["Expires", (k) => (k.expires_at ? when(k.expires_at) : "never")],
+      ...COLUMNS.apiKeys,
       ["", (k) => el("button", { type: "button", "data-key": k.id, on: { click: () => change(card, listKeys,
         "DELETE", `/api-keys/${encodeURIComponent(k.id)}`, undefined, `API key ${k.name} revoked.`) } }, "Revoke")],
     ], keys, "No API keys yet."),

@@ -4,7 +4,7 @@
 // #projects, #project/<id>, #users/<project>, #audit.
 
 import * as api from "./{{api.js}}";
-import { choice, drawCard, el, field, form, show, table, when, say } from "./{{ui.js}}";
+import { COLUMNS, card, choice, drawCard, el, field, form, show, table, when, say } from "./{{ui.js}}";
 import { signIn } from "./{{signin.js}}";
 
 const main = document.getElementById("main");
@@ -52,11 +52,6 @@ function route() {
   }[name] || (() => overview(arg || "default"));
   draw();
   main.focus();
-}
-
-/// A card section, `drawCard` draws into it.
-function card(id) {
-  return el("section", { class: "card", "aria-labelledby": id });
 }
 
 /// Every project, as the admin API lists them.
@@ -109,8 +104,7 @@ async function projects() {
 }
 
 function createCard() {
-  return el("section", { class: "card", "aria-labelledby": "create-title" },
-    el("h2", { id: "create-title" }, "New project"),
+  return card("create-title", "New project",
     form("New project", [
       field("Name", "name", { required: true, maxlength: 100 }),
       field("Id (optional: made from the name)", "id", { pattern: "[a-z0-9_-]{1,64}" }),
@@ -155,8 +149,7 @@ function checkbox(label, name, checked) {
 function detailsCard(path, current) {
   const description = field("Description", "description", { multiline: true, maxlength: 1000 });
   description.querySelector("textarea").value = current.description || "";
-  return el("section", { class: "card", "aria-labelledby": "details-title" },
-    el("h2", { id: "details-title" }, "Details"),
+  return card("details-title", "Details",
     form("Project details", [
       field("Name", "name", { value: current.name, required: true, maxlength: 100 }),
       field("Environment", "environment", { value: current.environment }),
@@ -180,8 +173,7 @@ function settingsCard(path, current) {
   const fields = entries.map(([name, value]) => (typeof value === "boolean"
     ? checkbox(name.replaceAll("_", " "), `settings.${name}`, value)
     : field(name.replaceAll("_", " "), `settings.${name}`, { type: "number", value, required: true })));
-  return el("section", { class: "card", "aria-labelledby": "settings-title" },
-    el("h2", { id: "settings-title" }, "Settings"),
+  return card("settings-title", "Settings",
     form("Project settings", fields, "Save settings", async (values, node) => {
       const settings = {};
       for (const [name, value] of entries) {
@@ -199,13 +191,14 @@ function settingsCard(path, current) {
 
 /// Deletion asks for the project's id typed out.
 function deleteCard(path, current) {
-  return el("section", { class: "card danger", "aria-labelledby": "delete-title" },
-    el("h2", { id: "delete-title" }, "Delete this project"),
+  const danger = card("delete-title", "Delete this project",
     el("p", {}, "Its users, sessions and keys stop working at once. This cannot be undone."),
     typedConfirmation("Delete project", `Type ${current.id} to confirm`, current.id, "id", async () => {
       await api.authed("DELETE", path);
       location.hash = "#projects";
     }));
+  danger.classList.add("danger");
+  return danger;
 }
 
 /// A form that does `act` only once `expected` is typed out exactly.
@@ -282,14 +275,9 @@ function manage(list, status, path, user, projectId) {
 /// What the user holds, read-only: sessions, API keys, passkeys.
 async function holdings(panel, path) {
   const lists = [
-    ["sessions", "Sessions", [
-      ["Device", (x) => x.user_agent || "unknown"], ["IP address", (x) => x.ip || "unknown"],
-      ["Signed in", (x) => when(x.created_at)], ["Last seen", (x) => when(x.last_seen_at)]]],
-    ["api-keys", "API keys", [
-      ["Name", (x) => x.name], ["Key", (x) => el("code", {}, `${x.prefix}…`)], ["Scopes", (x) => x.scopes.join(" ")],
-      ["Last used", (x) => when(x.last_used_at)], ["Expires", (x) => (x.expires_at ? when(x.expires_at) : "never")]]],
-    ["passkeys", "Passkeys", [
-      ["Name", (x) => x.name], ["Added", (x) => when(x.created_at)], ["Last used", (x) => when(x.last_used_at)]]],
+    ["sessions", "Sessions", COLUMNS.sessions],
+    ["api-keys", "API keys", COLUMNS.apiKeys],
+    ["passkeys", "Passkeys", COLUMNS.passkeys],
   ];
   for (const [route, title, columns] of lists) {
     const box = el("div", { class: "holding", "data-holding": route });

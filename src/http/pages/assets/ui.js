@@ -107,6 +107,12 @@ export function show(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+/// A card labelled by its heading `id`: with a `title`, the heading and
+/// `children` now; without one, empty for `drawCard` to fill.
+export function card(id, title, ...children) {
+  return el("section", { class: "card", "aria-labelledby": id }, title ? el("h2", { id }, title) : null, children);
+}
+
 /// Draws `card`: its heading, what `draw(data, status)` makes of what
 /// `load` fetched, and a status line, which it returns (a change's outcome
 /// goes there); a failed load is told on the status line.
@@ -121,6 +127,29 @@ export async function drawCard(card, title, id, load, draw) {
   }
   return status;
 }
+
+/// The columns of a user's sessions, API keys and passkeys: the same on
+/// the account page and in the console's user detail (the same lists).
+export const COLUMNS = {
+  sessions: [
+    ["Device", (s) => s.user_agent || "unknown"],
+    ["IP address", (s) => s.ip || "unknown"],
+    ["Signed in", (s) => when(s.created_at)],
+    ["Last seen", (s) => when(s.last_seen_at)],
+  ],
+  apiKeys: [
+    ["Name", (k) => k.name],
+    ["Key", (k) => el("code", {}, `${k.prefix}…`)],
+    ["Scopes", (k) => k.scopes.join(" ") || "none"],
+    ["Last used", (k) => when(k.last_used_at)],
+    ["Expires", (k) => (k.expires_at ? when(k.expires_at) : "never")],
+  ],
+  passkeys: [
+    ["Name", (p) => p.name],
+    ["Added", (p) => when(p.created_at)],
+    ["Last used", (p) => when(p.last_used_at)],
+  ],
+};
 
 /// A table of `rows` with `columns` of [heading, cell(row)]; with no
 /// rows, the `empty` text instead (when given).
