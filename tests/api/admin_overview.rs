@@ -18,14 +18,9 @@ async fn overview(app: &TestApp, admin: &str, project: &str) -> Value {
     answer.body
 }
 
-async fn login_in(app: &TestApp, project: &str, email: &str, password: &str) -> StatusCode {
-    let path = format!("/api/v1/projects/{project}/auth/login");
-    app.post(&path, &json!({"email": email, "password": password})).await.status
-}
-
-async fn register_in(app: &TestApp, project: &str, email: &str) -> Value {
-    let path = format!("/api/v1/projects/{project}/auth/register");
-    let answer = app.post(&path, &json!({"email": email, "password": PASSWORD, "name": "User"})).await;
+/// A new account of `project` (asserting 201).
+async fn registered_in(app: &TestApp, project: &str, email: &str) -> Value {
+    let answer = app.register_in(project, email, PASSWORD).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     answer.body
 }
@@ -45,12 +40,12 @@ async fn the_overview_counts_accounts_sign_ins_of_the_last_hour_and_sessions() {
 
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.push(register_in(&app, "shop", &format!("u{i}@example.com")).await["user"]["id"].clone());
+        ids.push(registered_in(&app, "shop", &format!("u{i}@example.com")).await["user"]["id"].clone());
     }
-    assert_eq!(login_in(&app, "shop", "u0@example.com", PASSWORD).await, StatusCode::OK);
-    assert_eq!(login_in(&app, "shop", "u1@example.com", PASSWORD).await, StatusCode::OK);
-    assert_eq!(login_in(&app, "shop", "u2@example.com", "wrong password").await, StatusCode::UNAUTHORIZED);
-    assert_eq!(login_in(&app, "shop", "nobody@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login_in("shop", "u0@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(app.login_in("shop", "u1@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(app.login_in("shop", "u2@example.com", "wrong password").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login_in("shop", "nobody@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
     let before = overview(&app, &root, "shop").await;
     assert_eq!(
         (&before["accounts"], &before["logins_last_hour"], &before["failed_logins_last_hour"]),
@@ -63,7 +58,7 @@ async fn the_overview_counts_accounts_sign_ins_of_the_last_hour_and_sessions() {
 
     // Sessions are every project's: one more sign-in is one more, where counted.
     let sessions = before["active_sessions"].as_u64().unwrap();
-    assert_eq!(login_in(&app, "shop", "u0@example.com", PASSWORD).await, StatusCode::OK);
+    assert_eq!(app.login_in("shop", "u0@example.com", PASSWORD).await.status, StatusCode::OK);
     let after = overview(&app, &root, "shop").await;
     if after["active_sessions_estimated"] == false {
         assert!(sessions >= 6, "three registrations, two sign-ins and the admin's: {sessions}");
@@ -112,15 +107,15 @@ async fn every_nodes_sign_ins_are_summed() {
     let root = a.signed_up("root@example.com").await.access;
     let created = a.post_auth("/api/v1/admin/projects", &root, &json!({"id": "shop", "name": "Shop"})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    register_in(&a, "shop", "u@example.com").await;
+    registered_in(&a, "shop", "u@example.com").await;
     // B learns of the project through the feed.
     let started = Instant::now();
-    while login_in(&b, "shop", "u@example.com", PASSWORD).await != StatusCode::OK {
+    while b.login_in("shop", "u@example.com", PASSWORD).await.status != StatusCode::OK {
         assert!(started.elapsed() < Duration::from_secs(30), "B never served the new project");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(login_in(&a, "shop", "u@example.com", PASSWORD).await, StatusCode::OK);
-    assert_eq!(login_in(&a, "shop", "u@example.com", "wrong password").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.login_in("shop", "u@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(a.login_in("shop", "u@example.com", "wrong password").await.status, StatusCode::UNAUTHORIZED);
     // A writes its tallies on its own within 10 s; B reads both nodes'.
     let started = Instant::now();
     loop {

@@ -17,11 +17,6 @@ async fn patch_user(app: &TestApp, admin: &str, project: &str, id: &str, body: V
     app.send_json(Method::PATCH, &format!("{}/{id}", users_of(project)), Some(admin), &body).await
 }
 
-async fn register_in(app: &TestApp, project: &str, email: &str) -> Answer {
-    let path = format!("/api/v1/projects/{project}/auth/register");
-    app.post(&path, &json!({"email": email, "password": PASSWORD, "name": "User"})).await
-}
-
 #[actix_web::test]
 async fn a_projects_users_are_paged_read_changed_and_deleted() {
     let app = spawn_app().await;
@@ -30,7 +25,7 @@ async fn a_projects_users_are_paged_read_changed_and_deleted() {
     assert_eq!(created.status, StatusCode::CREATED);
     let mut before = Vec::new();
     for i in 0..120 {
-        let registered = register_in(&app, "app", &format!("u{i}@example.com")).await;
+        let registered = app.register_in("app", &format!("u{i}@example.com"), PASSWORD).await;
         assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.body);
         before.push(registered.body["user"]["id"].as_str().unwrap().to_owned());
     }
@@ -54,7 +49,7 @@ async fn a_projects_users_are_paged_read_changed_and_deleted() {
         }
         pages += 1;
         for _ in 0..3 {
-            let registered = register_in(&app, "app", &format!("late{added}@example.com")).await;
+            let registered = app.register_in("app", &format!("late{added}@example.com"), PASSWORD).await;
             assert_eq!(registered.status, StatusCode::CREATED);
             added += 1;
         }
@@ -90,7 +85,7 @@ async fn a_projects_users_are_paged_read_changed_and_deleted() {
     app.get(&users_of("nope"), Some(&root)).await.assert_error(404, "not_found");
 
     // One user: read, disabled (its sessions end at once), deleted.
-    let ada = Tokens::from(&register_in(&app, "app", "ada@example.com").await);
+    let ada = Tokens::from(&app.register_in("app", "ada@example.com", PASSWORD).await);
     let one = format!("{}/{}", users_of("app"), ada.user_id);
     let read = app.get(&one, Some(&root)).await;
     assert_eq!((read.status, read.body["email"].as_str()), (StatusCode::OK, Some("ada@example.com")));
@@ -114,7 +109,11 @@ async fn a_projects_users_are_paged_read_changed_and_deleted() {
     app.get(&one, Some(&root)).await.assert_error(404, "not_found");
     app.verify(&again.access).await.assert_error(401, "invalid_token");
     app.post("/api/v1/projects/app/auth/login", &login).await.assert_error(401, "invalid_credentials");
-    assert_eq!(register_in(&app, "app", "ada@example.com").await.status, StatusCode::CREATED, "the address is free");
+    assert_eq!(
+        app.register_in("app", "ada@example.com", PASSWORD).await.status,
+        StatusCode::CREATED,
+        "the address is free"
+    );
 
     let events = app.auth.store().list_audit(&portcullis::account::ProjectId::default_project(), 500).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "user_changed_by_admin"
@@ -186,9 +185,9 @@ async fn a_user_is_found_by_address_in_its_project_only() {
         let created = app.post_auth("/api/v1/admin/projects", &root, &json!({"id": id, "name": id})).await;
         assert_eq!(created.status, StatusCode::CREATED);
     }
-    let ada = register_in(&app, "app", "ada@example.com").await;
-    register_in(&app, "app", "bob@example.com").await;
-    register_in(&app, "other", "cy@example.com").await;
+    let ada = app.register_in("app", "ada@example.com", PASSWORD).await;
+    app.register_in("app", "bob@example.com", PASSWORD).await;
+    app.register_in("other", "cy@example.com", PASSWORD).await;
 
     // Compared as sign-in compares: trimmed and lowercased.
     let found = app.get(&format!("{}?email=%20Ada@Example.COM", users_of("app")), Some(&root)).await;
@@ -211,7 +210,7 @@ async fn a_user_is_found_by_address_in_its_project_only() {
     assert!(with_cursor.body["fields"]["cursor"].is_string(), "{}", with_cursor.body);
 
     // Only admins search.
-    let user = register_in(&app, "default", "plain@example.com").await;
+    let user = app.register_in("default", "plain@example.com", PASSWORD).await;
     let token = user.body["token"].as_str().unwrap();
     let refused = app.get(&format!("{}?email=ada@example.com", users_of("app")), Some(token)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
@@ -221,7 +220,7 @@ async fn a_user_is_found_by_address_in_its_project_only() {
 async fn an_admin_reads_a_users_sessions_keys_and_passkeys() {
     let app = spawn_app().await;
     let root = app.signed_up("root@example.com").await.access;
-    let ada = register_in(&app, "default", "ada@example.com").await;
+    let ada = app.register_in("default", "ada@example.com", PASSWORD).await;
     let (ada_id, ada_token) = (ada.body["user"]["id"].as_str().unwrap(), ada.body["token"].as_str().unwrap());
     crate::passkeys::add_passkey(&app, ada_token, crate::authenticator::Alg::Es256).await;
     let key = app.post_auth("/api/v1/auth/api-keys", ada_token, &json!({"name": "ci", "scopes": ["read"]})).await;

@@ -231,6 +231,18 @@ impl TestApp {
         Tokens::from(&answer)
     }
 
+    /// `POST /api/v1/projects/{project}/auth/register`.
+    pub async fn register_in(&self, project: &str, email: &str, password: &str) -> Answer {
+        let path = format!("/api/v1/projects/{project}/auth/register");
+        self.post(&path, &json!({"email": email, "password": password, "name": "In Project"})).await
+    }
+
+    /// `POST /api/v1/projects/{project}/auth/login`.
+    pub async fn login_in(&self, project: &str, email: &str, password: &str) -> Answer {
+        self.post(&format!("/api/v1/projects/{project}/auth/login"), &json!({"email": email, "password": password}))
+            .await
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> Answer {
         self.post("/api/v1/auth/login", &json!({"email": email, "password": password})).await
     }

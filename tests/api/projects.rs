@@ -28,14 +28,6 @@ async fn set(app: &TestApp, admin: &str, id: &str, body: Value) {
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
 }
 
-async fn register_in(app: &TestApp, project: &str, email: &str, password: &str) -> Answer {
-    app.post(&at(project, "/register"), &json!({"email": email, "password": password, "name": "In Project"})).await
-}
-
-async fn login_in(app: &TestApp, project: &str, email: &str) -> Answer {
-    app.post(&at(project, "/login"), &json!({"email": email, "password": PASSWORD})).await
-}
-
 async fn refresh_at(app: &TestApp, project: &str, token: &str) -> Answer {
     let path = if project == "default" { "/api/v1/auth/refresh".to_owned() } else { at(project, "/refresh") };
     app.post(&path, &json!({"refresh_token": token})).await
@@ -59,17 +51,17 @@ async fn each_project_has_its_own_accounts_and_its_credentials_work_only_there()
 
     // The same address is two accounts in two projects; the first in a project is a plain user.
     let in_default = app.signed_up("ada@example.com").await;
-    let registered = register_in(&app, "mobile", "ada@example.com", PASSWORD).await;
+    let registered = app.register_in("mobile", "ada@example.com", PASSWORD).await;
     assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.body);
     assert_eq!(registered.body["user"]["role"], "user");
     let in_mobile = Tokens::from(&registered);
     assert_ne!(in_mobile.user_id, in_default.user_id);
     assert_eq!(claims(&in_mobile.access)["aud"], "mobile");
     assert_eq!(claims(&in_default.access)["aud"], "default");
-    register_in(&app, "mobile", "ada@example.com", PASSWORD).await.assert_error(409, "email_taken");
+    app.register_in("mobile", "ada@example.com", PASSWORD).await.assert_error(409, "email_taken");
     let setup = app.get(&at("mobile", "/setup-status"), None).await;
     assert_eq!(setup.body["setup_complete"], true);
-    let login = login_in(&app, "mobile", "ada@example.com").await;
+    let login = app.login_in("mobile", "ada@example.com", PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
     assert_eq!(login.body["user"]["id"], in_mobile.user_id.as_str());
 
@@ -123,13 +115,13 @@ async fn each_project_has_its_own_accounts_and_its_credentials_work_only_there()
     assert_eq!(app.introspect(&mobile_key, &in_default.access).await.body, json!({"active": false}));
 
     // Unknown projects, and ids that cannot be one, are 404.
-    login_in(&app, "nope", "ada@example.com").await.assert_error(404, "not_found");
+    app.login_in("nope", "ada@example.com", PASSWORD).await.assert_error(404, "not_found");
     app.get(&at("nope", "/me"), Some(&in_mobile.access)).await.assert_error(404, "not_found");
-    login_in(&app, "Bad%20Id", "ada@example.com").await.assert_error(404, "not_found");
+    app.login_in("Bad%20Id", "ada@example.com", PASSWORD).await.assert_error(404, "not_found");
 
     // Disabled: its routes are 404 and its credentials verify nowhere; enabled again, they do.
     set(&app, &root.access, "mobile", json!({"enabled": false})).await;
-    login_in(&app, "mobile", "ada@example.com").await.assert_error(404, "not_found");
+    app.login_in("mobile", "ada@example.com", PASSWORD).await.assert_error(404, "not_found");
     app.verify(&in_mobile.access).await.assert_error(401, "invalid_token");
     app.verify(&key).await.assert_error(401, "invalid_token");
     assert_eq!(app.verify(&in_default.access).await.status, StatusCode::OK, "other projects go on");
@@ -149,7 +141,7 @@ async fn each_project_has_its_own_accounts_and_its_credentials_work_only_there()
     assert_eq!(app.me(&in_default.access).await.status, StatusCode::OK);
     app.verify(&key).await.assert_error(401, "invalid_token");
     app.verify(&in_mobile.access).await.assert_error(401, "invalid_token");
-    login_in(&app, "mobile", "ada@example.com").await.assert_error(404, "not_found");
+    app.login_in("mobile", "ada@example.com", PASSWORD).await.assert_error(404, "not_found");
 }
 
 #[actix_web::test]
@@ -159,7 +151,7 @@ async fn a_projects_settings_drive_its_flows() {
 
     // access_ttl and refresh_ttl: tokens live as the project says.
     new_project(&app, &root, "short", json!({"access_ttl": 60, "refresh_ttl": 300})).await;
-    let short = register_in(&app, "short", "s@example.com", PASSWORD).await;
+    let short = app.register_in("short", "s@example.com", PASSWORD).await;
     assert_eq!(short.body["expires_in"], 60, "{}", short.body);
     let token = short.body["token"].as_str().unwrap().to_owned();
     let claimed = claims(&token);
@@ -174,7 +166,7 @@ async fn a_projects_settings_drive_its_flows() {
 
     // refresh_reuse_grace 0: a rotated token presented again is reuse at once.
     new_project(&app, &root, "strict", json!({"refresh_reuse_grace": 0})).await;
-    let strict = Tokens::from(&register_in(&app, "strict", "r@example.com", PASSWORD).await);
+    let strict = Tokens::from(&app.register_in("strict", "r@example.com", PASSWORD).await);
     let rotated = app.post(&at("strict", "/refresh"), &json!({"refresh_token": strict.refresh})).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
     let again = app.post(&at("strict", "/refresh"), &json!({"refresh_token": strict.refresh})).await;
@@ -182,26 +174,26 @@ async fn a_projects_settings_drive_its_flows() {
 
     // allow_registration: false refuses register; password_min_length is the project's.
     new_project(&app, &root, "closed", json!({"allow_registration": false})).await;
-    register_in(&app, "closed", "c@example.com", PASSWORD).await.assert_error(403, "forbidden");
+    app.register_in("closed", "c@example.com", PASSWORD).await.assert_error(403, "forbidden");
     new_project(&app, &root, "long", json!({"password_min_length": 20})).await;
-    let refused = register_in(&app, "long", "l@example.com", "only-fifteen-ch").await;
+    let refused = app.register_in("long", "l@example.com", "only-fifteen-ch").await;
     refused.assert_error(400, "validation_error");
     assert!(refused.body["fields"]["password"].is_string(), "{}", refused.body);
-    let accepted = register_in(&app, "long", "l@example.com", "twenty characters ok").await;
+    let accepted = app.register_in("long", "l@example.com", "twenty characters ok").await;
     assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.body);
-    assert_eq!(register_in(&app, "short", "l@example.com", "only-fifteen-ch").await.status, StatusCode::CREATED);
+    assert_eq!(app.register_in("short", "l@example.com", "only-fifteen-ch").await.status, StatusCode::CREATED);
 
     // require_email_verification: register waits for the code; login is refused until then.
     new_project(&app, &root, "verified", json!({"require_email_verification": true})).await;
-    let waiting = register_in(&app, "verified", "v@example.com", PASSWORD).await;
+    let waiting = app.register_in("verified", "v@example.com", PASSWORD).await;
     assert_eq!(waiting.status, StatusCode::ACCEPTED, "{}", waiting.body);
     assert_eq!(waiting.body["message_code"], "verification_required");
-    login_in(&app, "verified", "v@example.com").await.assert_error(403, "email_not_verified");
+    app.login_in("verified", "v@example.com", PASSWORD).await.assert_error(403, "email_not_verified");
     let code = nth_code(&app.outbox, "v@example.com", 1).await;
     let proven = app.post(&at("verified", "/register/verify"), &json!({"email": "v@example.com", "code": code})).await;
     assert_eq!(proven.status, StatusCode::OK, "{}", proven.body);
     assert_eq!(claims(proven.body["token"].as_str().unwrap())["aud"], "verified");
-    assert_eq!(login_in(&app, "verified", "v@example.com").await.status, StatusCode::OK);
+    assert_eq!(app.login_in("verified", "v@example.com", PASSWORD).await.status, StatusCode::OK);
     // The default project does not require it.
     assert_eq!(app.register("v@example.com").await.status, StatusCode::CREATED);
 
@@ -227,8 +219,8 @@ async fn logins_are_counted_per_project_with_a_bounded_label() {
     app.clock.advance(Duration::from_secs(1));
     new_project(&app, &root, "label_second", json!({})).await;
     for project in ["label_first", "label_second"] {
-        assert_eq!(register_in(&app, project, "m@example.com", PASSWORD).await.status, StatusCode::CREATED);
-        assert_eq!(login_in(&app, project, "m@example.com").await.status, StatusCode::OK);
+        assert_eq!(app.register_in(project, "m@example.com", PASSWORD).await.status, StatusCode::CREATED);
+        assert_eq!(app.login_in(project, "m@example.com", PASSWORD).await.status, StatusCode::OK);
     }
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let logins: Vec<&str> = metrics.lines().filter(|l| l.starts_with("portcullis_logins_total{")).collect();
@@ -245,22 +237,22 @@ async fn a_projects_rate_limit_and_lockout_are_its_own() {
     let root = app.signed_up("root@example.com").await.access;
     new_project(&app, &root, "tight", json!({"rate_limit_per_minute": 60, "rate_limit_burst": 2})).await;
     for i in 0..2 {
-        let answer = register_in(&app, "tight", &format!("t{i}@example.com"), PASSWORD).await;
+        let answer = app.register_in("tight", &format!("t{i}@example.com"), PASSWORD).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     }
-    let refused = register_in(&app, "tight", "t2@example.com", PASSWORD).await;
+    let refused = app.register_in("tight", "t2@example.com", PASSWORD).await;
     refused.assert_error(429, "rate_limited");
     assert!(refused.header("retry-after").is_some());
     // The node's budget (the default project's) is its own.
     assert_eq!(app.register("d@example.com").await.status, StatusCode::CREATED);
 
     new_project(&app, &root, "strict", json!({"lockout_threshold": 2, "lockout_seconds": 30})).await;
-    assert_eq!(register_in(&app, "strict", "s@example.com", PASSWORD).await.status, StatusCode::CREATED);
+    assert_eq!(app.register_in("strict", "s@example.com", PASSWORD).await.status, StatusCode::CREATED);
     let wrong = json!({"email": "s@example.com", "password": "not the password"});
     for _ in 0..2 {
         app.post(&at("strict", "/login"), &wrong).await.assert_error(401, "invalid_credentials");
     }
-    let locked = login_in(&app, "strict", "s@example.com").await;
+    let locked = app.login_in("strict", "s@example.com", PASSWORD).await;
     locked.assert_error(429, "rate_limited");
     let wait: u64 = locked.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=30).contains(&wait), "Retry-After {wait}");
