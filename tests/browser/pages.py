@@ -11,15 +11,17 @@ authenticator and renamed, an API key created (shown once, working on
 /verify) and revoked (then refused), sign out (the session is revoked),
 sign in with the password and a backup code the page showed, sign in with
 the new passkey, remove it. The
-console: an admin signs in (two-factor with a backup code), creates a
+console: an admin signs in (two-factor with a backup code), sees the
+overview show the API's figures (a refused sign-in made first), creates a
 project (an invalid id first, its error next to the field), changes a
 setting (a refused value first), finds a user by address, sees their
 sessions, keys and passkeys, and disables them (their token then fails on /verify), reads that action in the audit
 log, deletes the project after typing its id; a user who is no admin is
 turned away. On every page: nothing is loaded from outside the gateway,
 the console shows no script error or policy violation, and nothing
-overflows at 375 px or 1440 px. Screenshots of the account page and the console go to the output
-directory, and one of the failure if a check fails.
+overflows at 375 px or 1440 px. Screenshots of the whole account page and
+the console's overview (README's) go to the output directory, and one of
+the failure if a check fails.
 
 Usage: tests/browser/pages.py GATEWAY_BINARY [OUTPUT_DIR]
 """
